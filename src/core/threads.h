@@ -1,0 +1,9 @@
+// Thread setup: --threads N, else OMP_NUM_THREADS, else every core.
+#pragma once
+
+namespace rankrl {
+
+// Applies the thread count to libtorch (intra-op) and returns it. `requested` <= 0 means "default".
+int setup_threads(int requested);
+
+}  // namespace rankrl
