@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,8 @@ enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
 
 const char* dtype_name(DType d);
 size_t dtype_size(DType d);
+// The DType for a safetensors dtype string ("F32", "BF16", ...); nullopt when unknown.
+std::optional<DType> dtype_from_name(std::string_view name);
 
 struct TensorInfo {
   std::string name;
@@ -53,6 +56,7 @@ class SafetensorsFile {
  private:
   std::shared_ptr<MappedFile> map_;
   SafetensorsHeader header_;
+  std::map<std::string, size_t> index_;  // name -> position in header_.tensors
 };
 
 // A tensor to write: raw little-endian bytes in `dtype` with `shape`.
