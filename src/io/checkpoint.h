@@ -8,6 +8,8 @@
 // converted. llama2.c tensors are given Hugging Face Llama names
 // (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, ...; w1/w2/w3 =
 // gate/down/up) and config.rope_interleaved = true, because their q/k use the adjacent-pair RoPE.
+// Zero-copy views point into a read-only memory map: never modify loaded weights in place (clone
+// first); writing through a view crashes with SIGSEGV.
 #pragma once
 #include <ATen/Tensor.h>
 
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "io/hf_config.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 
@@ -37,17 +40,35 @@ struct Checkpoint {
 // match the config, and that no weight is NaN/Inf. Throws Error naming the file at fault.
 Checkpoint load_checkpoint(const std::string& path);
 
-// Parses a Hugging Face config.json text (`path` is only used in errors).
-ModelConfig parse_hf_config(const std::string& json_text, const std::string& path);
-
-// Serialises `config` as a Hugging Face config.json (LlamaForCausalLM or GPT2LMHeadModel).
-std::string hf_config_json(const ModelConfig& config);
+// parse_hf_config() and hf_config_json() are declared in io/hf_config.h (torch-free).
 
 // Writes a directory with config.json and model.safetensors (float32, atomic writes). Linear
 // weights are written as given ([out, in]); for GPT-2 the Conv1D weights are transposed back.
+// Creates `dir` if needed. Writes exactly the required weights (an lm_head.weight given for a tied
+// model is skipped; any other unknown name is an error). A rope_interleaved (llama2.c) model gets
+// its q/k rows permuted to the rotate-half layout, so the result is a standard HF Llama checkpoint.
 void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights);
 
-// The weight names the architecture requires, in canonical order (embeddings, per layer, final).
+// A weight the architecture needs and its shape as returned by load_checkpoint ([out, in]).
+struct WeightSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// Every weight the architecture requires, in canonical order (embeddings, per layer, final):
+// Llama names model.embed_tokens.weight, model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj,
+// post_attention_layernorm, mlp.{gate,up,down}_proj}.weight (+ q/k/v biases for Qwen2),
+// model.norm.weight, lm_head.weight unless tied; GPT-2 names transformer.{wte,wpe}.weight,
+// transformer.h.N.{ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj}.{weight,bias},
+// transformer.ln_f.{weight,bias}.
+std::vector<WeightSpec> weight_specs(const ModelConfig& config);
 std::vector<std::string> required_weight_names(const ModelConfig& config);
+
+// True for GPT-2 Conv1D weights (stored [in, out] on disk, returned transposed).
+bool is_conv1d_weight(const ModelConfig& config, const std::string& name);
+
+// Throws Error(path, ...) unless every required weight is present with its expected shape and
+// holds only finite values.
+void validate_weights(const ModelConfig& config, const WeightMap& weights, const std::string& path);
 
 }  // namespace rankrl

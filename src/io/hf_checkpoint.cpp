@@ -1,0 +1,217 @@
+// Hugging Face checkpoint directories: config.json + model.safetensors (or shards listed in
+// model.safetensors.index.json). Loading and saving.
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/checkpoint_detail.h"
+
+namespace rankrl {
+
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string join(const std::string& dir, const std::string& name) {
+  return (fs::path(dir) / name).string();
+}
+}  // namespace
+
+namespace detail {
+
+namespace {
+
+// Where each tensor lives: the opened shard files and a name -> (file, entry) table.
+struct TensorSource {
+  std::vector<SafetensorsFile> files;
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> tensors;
+  std::string path;  // the file to blame for a missing tensor (weights file or index)
+};
+
+// Shard names must stay inside the directory: an index is input, not a licence to read anywhere.
+void check_shard_name(const std::string& shard, const std::string& index_path) {
+  const fs::path p(shard);
+  bool ok = !shard.empty() && p.is_relative();
+  for (const auto& part : p) ok = ok && part != "..";
+  check(ok, index_path, "weight_map names shard '" + shard + "' outside the checkpoint directory");
+}
+
+std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
+  json j;
+  try {
+    j = json::parse(read_file(index_path));
+  } catch (const json::exception& e) {
+    throw Error(index_path, std::string("not valid JSON: ") + e.what());
+  }
+  check(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), index_path,
+        "missing object 'weight_map'");
+  std::map<std::string, std::string> map;
+  for (const auto& [name, shard] : j["weight_map"].items()) {
+    check(shard.is_string(), index_path, "weight_map entry for '" + name + "' is not a string");
+    check_shard_name(shard.get<std::string>(), index_path);
+    map[name] = shard.get<std::string>();
+  }
+  check(!map.empty(), index_path, "weight_map is empty");
+  return map;
+}
+
+void add_file_tensors(TensorSource& src, const SafetensorsFile& f) {
+  for (const auto& t : f.header().tensors) src.tensors[t.name] = {&f, &t};
+}
+
+TensorSource open_sharded(const std::string& dir, const std::string& index_path) {
+  const auto weight_map = read_weight_map(index_path);
+  std::set<std::string> shards;
+  for (const auto& [name, shard] : weight_map) shards.insert(shard);
+  TensorSource src;
+  src.path = index_path;
+  src.files.reserve(shards.size());  // entries point into `files`: no reallocation
+  std::map<std::string, const SafetensorsFile*> by_shard;
+  for (const auto& shard : shards) {
+    const std::string p = join(dir, shard);
+    check(file_exists(p), index_path, "shard '" + shard + "' does not exist (" + p + ")");
+    src.files.push_back(SafetensorsFile::open(p));
+    by_shard[shard] = &src.files.back();
+  }
+  for (const auto& [name, shard] : weight_map) {
+    const SafetensorsFile* f = by_shard[shard];
+    const TensorInfo* t = f->find(name);
+    check(t != nullptr, f->path(), "the index lists tensor '" + name + "' in this shard, but it is absent");
+    src.tensors[name] = {f, t};
+  }
+  return src;
+}
+
+TensorSource open_weights(const std::string& dir) {
+  const std::string single = join(dir, "model.safetensors");
+  const std::string index = join(dir, "model.safetensors.index.json");
+  if (file_exists(single)) {
+    TensorSource src;
+    src.path = single;
+    src.files.push_back(SafetensorsFile::open(single));
+    add_file_tensors(src, src.files.back());
+    return src;
+  }
+  check(file_exists(index), dir, "no model.safetensors or model.safetensors.index.json");
+  return open_sharded(dir, index);
+}
+
+// GPT-2 checkpoints saved from GPT2Model (not GPT2LMHeadModel) lack the "transformer." prefix.
+std::string canonical_name(const ModelConfig& c, const std::string& name) {
+  if (c.arch != Arch::GPT2) return name;
+  for (const char* bare : {"h.", "wte.", "wpe.", "ln_f."})
+    if (name.rfind(bare, 0) == 0) return "transformer." + name;
+  return name;
+}
+
+// The tensor as float32: a zero-copy view for aligned F32, a converted copy for F16/BF16.
+at::Tensor to_f32(const SafetensorsFile& f, const TensorInfo& t) {
+  const uint8_t* bytes = f.data(t);
+  const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0;
+  if (t.dtype == DType::F32 && aligned) return mapped_f32(f.mapping(), bytes, t.shape);
+  at::ScalarType type;
+  switch (t.dtype) {
+    case DType::F32: type = at::kFloat; break;
+    case DType::F16: type = at::kHalf; break;
+    case DType::BF16: type = at::kBFloat16; break;
+    default:
+      throw Error(f.path(), "tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) +
+                                "; weights must be F32, F16 or BF16");
+  }
+  at::Tensor raw = at::empty(t.shape, at::TensorOptions().dtype(type));
+  std::memcpy(raw.data_ptr(), bytes, t.end - t.begin);
+  return raw.to(at::kFloat);
+}
+
+}  // namespace
+
+Checkpoint load_hf_directory(const std::string& dir) {
+  Checkpoint ck;
+  const std::string config_path = join(dir, "config.json");
+  check(file_exists(config_path), dir, "no config.json in this directory");
+  ck.config = parse_hf_config(read_file(config_path), config_path);
+  ck.path = dir;
+  ck.format = "safetensors";
+  const TensorSource src = open_weights(dir);
+  for (const auto& f : src.files) ck.files.push_back(f.path());
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> by_name;
+  for (const auto& [name, entry] : src.tensors) by_name[canonical_name(ck.config, name)] = entry;
+  for (const auto& spec : weight_specs(ck.config)) {
+    auto it = by_name.find(spec.name);
+    check(it != by_name.end(), src.path, "missing tensor '" + spec.name + "' (required by the config)");
+    const auto& [file, info] = it->second;
+    at::Tensor t = to_f32(*file, *info);
+    if (is_conv1d_weight(ck.config, spec.name)) t = t.t();
+    check_weight(ck.config, spec, t, file->path());
+    ck.weights[spec.name] = t;
+    ck.stored_dtypes[spec.name] = info->dtype;
+    ck.stored_bytes += info->end - info->begin;
+  }
+  return ck;
+}
+
+}  // namespace detail
+
+namespace {
+
+// llama2.c rotates adjacent pairs (2i, 2i+1) of each head; HF Llama rotates (i, i + head_dim/2).
+// Reordering each head's output rows [0, 2, 4, ..., 1, 3, 5, ...] turns one layout into the other.
+at::Tensor interleaved_to_rotate_half(const at::Tensor& w, int64_t heads, int64_t head_dim) {
+  auto sizes = w.sizes().vec();
+  std::vector<int64_t> split{heads, head_dim / 2, 2};
+  split.insert(split.end(), sizes.begin() + 1, sizes.end());
+  return w.reshape(split).transpose(1, 2).reshape(sizes);
+}
+
+// The tensor exactly as it goes on disk: float32, contiguous, in the checkpoint's own layout.
+at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::Tensor& w) {
+  at::Tensor t = w.to(at::kFloat);
+  if (is_conv1d_weight(c, name)) t = t.t();
+  if (c.rope_interleaved && name.find(".self_attn.q_proj.") != std::string::npos)
+    t = interleaved_to_rotate_half(t, c.n_heads, c.head_dim);
+  if (c.rope_interleaved && name.find(".self_attn.k_proj.") != std::string::npos)
+    t = interleaved_to_rotate_half(t, c.n_kv_heads, c.head_dim);
+  return t.contiguous();
+}
+
+void check_no_unknown_weights(const ModelConfig& c, const WeightMap& weights,
+                              const std::vector<WeightSpec>& specs, const std::string& dir) {
+  std::set<std::string> known;
+  for (const auto& s : specs) known.insert(s.name);
+  for (const auto& [name, t] : weights) {
+    if (known.count(name) || (c.tie_embeddings && name == "lm_head.weight")) continue;
+    throw Error(dir, "cannot save: weight '" + name + "' is not part of a " +
+                         arch_name(c.arch) + " checkpoint");
+  }
+}
+
+}  // namespace
+
+void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights) {
+  const auto specs = weight_specs(config);
+  validate_weights(config, weights, dir);
+  check_no_unknown_weights(config, weights, specs, dir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  check(!ec, dir, "cannot create directory: " + ec.message());
+
+  std::vector<at::Tensor> keep_alive;
+  std::vector<TensorBytes> tensors;
+  for (const auto& spec : specs) {
+    keep_alive.push_back(disk_layout(config, spec.name, weights.at(spec.name)));
+    const at::Tensor& t = keep_alive.back();
+    tensors.push_back({spec.name, DType::F32, t.sizes().vec(),
+                       std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});
+  }
+  ModelConfig on_disk = config;
+  on_disk.rope_interleaved = false;  // q/k were permuted above
+  write_safetensors(join(dir, "model.safetensors"), tensors, {{"format", "pt"}});
+  write_file_atomic(join(dir, "config.json"), hf_config_json(on_disk));
+}
+
+}  // namespace rankrl
