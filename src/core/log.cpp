@@ -30,11 +30,11 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
+Progress::Progress(std::string label, int64_t total, std::string unit, bool visible)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total) {
   const char* env = std::getenv("RANKRL_PROGRESS");
   bool forced = env && std::string(env) == "1";
-  enabled_ = !g_quiet && (forced || ::isatty(STDERR_FILENO));
+  enabled_ = visible && !g_quiet && (forced || ::isatty(STDERR_FILENO));
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 

@@ -17,7 +17,8 @@ void info(const std::string& line);
 // Draws only when stderr is a terminal or RANKRL_PROGRESS=1, so logs stay clean.
 class Progress {
  public:
-  Progress(std::string label, int64_t total, std::string unit = "it");
+  // `visible` = false keeps the bar hidden whatever the terminal (callers that report elsewhere).
+  Progress(std::string label, int64_t total, std::string unit = "it", bool visible = true);
   ~Progress();
   void advance(int64_t n = 1);
   void set_note(std::string note) { note_ = std::move(note); }

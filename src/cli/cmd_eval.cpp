@@ -1,0 +1,88 @@
+// rankrl eval: perplexity on a text file and/or accuracy on a multiple-choice task file.
+#include <algorithm>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/utf8.h"
+#include "data/tasks.h"
+#include "eval/perplexity.h"
+#include "eval/ranking.h"
+#include "model/model.h"
+
+namespace rankrl::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string model, tokenizer, text, tasks, labels;
+  int64_t ctx = 0, batch = 0, limit = 0;
+};
+
+// Enough windows per batch to keep the matrix multiplies busy without huge logits tensors.
+int64_t default_batch(int64_t ctx, int64_t vocab) {
+  return std::clamp<int64_t>((int64_t(1) << 24) / std::max<int64_t>(1, ctx * vocab), 1, 64);
+}
+
+nlohmann::json run_perplexity(const Model& m, const EvalOptions& o) {
+  std::string text = read_file(o.text);
+  require_utf8(text, o.text);
+  int64_t ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(m.config().max_seq_len > 0 ? m.config().max_seq_len : 1024, 2048);
+  int64_t batch = o.batch > 0 ? o.batch : default_batch(ctx, m.config().vocab_size);
+  PerplexityResult r = perplexity(*m.net, m.tokenizer->encode_with_bos(text), ctx, batch);
+  info("perplexity " + std::to_string(r.ppl) + " (" + std::to_string(r.nll) + " nats/token over " +
+       std::to_string(r.tokens) + " tokens, " + std::to_string(r.seconds) + " s)");
+  return {{"text", o.text}, {"ctx", ctx},           {"batch", batch},
+          {"tokens", r.tokens}, {"text_tokens", r.text_tokens}, {"windows", r.windows},
+          {"nll", r.nll},     {"ppl", r.ppl},       {"seconds", r.seconds},
+          {"tokens_per_second", double(r.text_tokens) / std::max(r.seconds, 1e-9)}};
+}
+
+nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
+  std::vector<TaskItem> items = read_tasks(o.tasks, o.labels, o.limit);
+  RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items);
+  info("acc " + std::to_string(r.acc) + ", acc_norm " + std::to_string(r.acc_norm) + ", margin " +
+       std::to_string(r.margin) + " over " + std::to_string(r.items) + " items");
+  return {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
+          {"acc_norm", r.acc_norm}, {"margin", r.margin}, {"truncated", r.truncated},
+          {"seconds", r.seconds}};
+}
+
+}  // namespace
+
+Command add_eval(CLI::App& app, Common& common) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "eval",
+      "Perplexity of a text file and/or accuracy on a multiple-choice task file.\n"
+      "Perplexity: the whole file is tokenized as one string (BOS first when the tokenizer adds\n"
+      "one) and cut into non-overlapping windows of --ctx tokens; every token but each window's\n"
+      "first is scored; prints scored tokens, mean NLL (nats) and perplexity.\n"
+      "Tasks: each choice is scored by the summed log-likelihood of ' ' + choice after the query\n"
+      "(lm-evaluation-harness convention); acc = argmax, acc_norm = argmax of score / bytes of the\n"
+      "choice, margin = mean log-softmax of the gold choice's score among the choices.");
+  sub->add_option("--model", o->model, "llama2.c .bin or Hugging Face model directory")->required();
+  sub->add_option("--tokenizer", o->tokenizer, "Tokenizer (default: found beside the model)");
+  sub->add_option("--text", o->text, "Plain UTF-8 text file for perplexity");
+  sub->add_option("--ctx", o->ctx, "Window length in tokens (default: the model's maximum, at most 2048)");
+  sub->add_option("--batch", o->batch, "Windows per forward pass (default: by vocabulary size)");
+  sub->add_option("--tasks", o->tasks,
+                  "Task file: JSONL {query, choices, gold} or original PIQA {goal, sol1, sol2}");
+  sub->add_option("--labels", o->labels, "PIQA labels file (default: <tasks stem>-labels.lst)");
+  sub->add_option("--limit", o->limit, "Evaluate only the first N task items");
+  add_common(sub, common);
+  return {sub, [o, &common] {
+            if (o->text.empty() && o->tasks.empty()) throw usage_error("eval needs --text and/or --tasks");
+            if (o->ctx < 0 || o->batch < 0 || o->limit < 0) throw usage_error("--ctx, --batch and --limit must be positive");
+            Model m = load_model(o->model, o->tokenizer);
+            nlohmann::json out = {{"model", o->model}};
+            if (!o->text.empty()) out.update(run_perplexity(m, *o));
+            if (!o->tasks.empty()) out.update(run_tasks(m, *o));
+            print_result(out, common);
+            return 0;
+          }};
+}
+
+}  // namespace rankrl::cli

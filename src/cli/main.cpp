@@ -1,0 +1,78 @@
+// rankrl: compress language models with low-rank factors chosen by reinforcement learning.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/threads.h"
+
+namespace rankrl::cli {
+
+void add_common(CLI::App* sub, Common& common) {
+  sub->add_option("--threads", common.threads,
+                  "Threads for tensor ops (default: OMP_NUM_THREADS, else every core)");
+  sub->add_flag("--json", common.json, "Print exactly one JSON object on stdout");
+  sub->add_flag("-q,--quiet", common.quiet, "No progress or log lines on stderr");
+}
+
+void apply_common(const Common& common) {
+  set_quiet(common.quiet);
+  setup_threads(common.threads);
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+
+namespace {
+void print_flat(const nlohmann::json& j, const std::string& prefix) {
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_object()) print_flat(value, prefix + key + ".");
+    else std::cout << prefix << key << ": " << (value.is_string() ? value.get<std::string>() : value.dump()) << "\n";
+  }
+}
+}  // namespace
+
+void print_result(const nlohmann::json& j, const Common& common) {
+  if (common.json) print_json(j);
+  else print_flat(j, "");
+}
+
+}  // namespace rankrl::cli
+
+int main(int argc, char** argv) {
+  using namespace rankrl;
+  CLI::App app{"rankrl: make language models smaller with low-rank factors chosen by RL"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "rankrl 0.1.0");
+  cli::Common common;
+  std::vector<cli::Command> commands = {
+      cli::add_eval(app, common),     cli::add_generate(app, common),
+      cli::add_inspect(app, common),  cli::add_tokenize(app, common),
+      cli::add_convert(app, common),
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  try {
+    for (const cli::Command& c : commands)
+      if (c.app->parsed()) {
+        cli::apply_common(common);
+        return c.run();
+      }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "rankrl: error: %s\n", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "rankrl: error: tensor operation failed: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rankrl: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

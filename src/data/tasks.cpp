@@ -1,0 +1,123 @@
+#include "data/tasks.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace rankrl {
+
+namespace {
+
+using nlohmann::json;
+
+struct Line {
+  int64_t number;
+  std::string text;
+};
+
+std::vector<Line> non_empty_lines(const std::string& text) {
+  std::vector<Line> out;
+  std::istringstream in(text);
+  std::string s;
+  for (int64_t n = 1; std::getline(in, s); ++n) {
+    if (!s.empty() && s.back() == '\r') s.pop_back();
+    if (s.find_first_not_of(" \t") != std::string::npos) out.push_back({n, s});
+  }
+  return out;
+}
+
+json parse_line(const std::string& path, const Line& line) {
+  try {
+    json j = json::parse(line.text);
+    if (!j.is_object()) throw Error(path, "line " + std::to_string(line.number) + ": not a JSON object");
+    return j;
+  } catch (const json::exception&) {
+    throw Error(path, "line " + std::to_string(line.number) + ": malformed JSON");
+  }
+}
+
+std::string string_field(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string())
+    throw Error(where, std::string("missing or non-string field '") + key + "'");
+  return j[key].get<std::string>();
+}
+
+TaskItem uniform_item(const json& j, const std::string& where) {
+  TaskItem item;
+  item.query = string_field(j, "query", where);
+  if (!j.contains("choices") || !j["choices"].is_array())
+    throw Error(where, "missing or non-array field 'choices'");
+  for (const json& c : j["choices"]) {
+    if (!c.is_string()) throw Error(where, "a choice is not a string");
+    item.choices.push_back(c.get<std::string>());
+  }
+  if (!j.contains("gold") || !j["gold"].is_number_integer())
+    throw Error(where, "missing or non-integer field 'gold'");
+  item.gold = j["gold"].get<int>();
+  return item;
+}
+
+void validate(const TaskItem& item, const std::string& where) {
+  if (item.choices.size() < 2) throw Error(where, "fewer than two choices");
+  for (const std::string& c : item.choices)
+    if (c.empty()) throw Error(where, "empty choice");
+  if (item.gold < 0 || item.gold >= int(item.choices.size()))
+    throw Error(where, "gold index " + std::to_string(item.gold) + " out of range");
+}
+
+std::vector<int> read_labels(const std::string& path) {
+  std::vector<int> labels;
+  for (const Line& line : non_empty_lines(read_file(path))) {
+    std::string s = line.text;
+    s.erase(s.find_last_not_of(" \t") + 1);
+    if (s != "0" && s != "1")
+      throw Error(path, "line " + std::to_string(line.number) + ": label must be 0 or 1");
+    labels.push_back(s == "1");
+  }
+  return labels;
+}
+
+std::string default_labels_path(const std::string& path) {
+  std::string stem = path.size() > 6 && path.ends_with(".jsonl") ? path.substr(0, path.size() - 6) : path;
+  return stem + "-labels.lst";
+}
+
+}  // namespace
+
+std::vector<TaskItem> read_tasks(const std::string& path, const std::string& labels_path,
+                                 int64_t limit) {
+  std::vector<Line> lines = non_empty_lines(read_file(path));
+  if (lines.empty()) throw Error(path, "no task items");
+  bool piqa = parse_line(path, lines[0]).contains("goal");
+  std::vector<int> labels;
+  std::string labels_file = labels_path.empty() ? default_labels_path(path) : labels_path;
+  if (piqa) {
+    if (!file_exists(labels_file))
+      throw Error(path, "original PIQA format needs a labels file (looked for " + labels_file + ")");
+    labels = read_labels(labels_file);
+    if (labels.size() != lines.size())
+      throw Error(labels_file, std::to_string(labels.size()) + " labels for " +
+                                   std::to_string(lines.size()) + " items");
+  }
+  std::vector<TaskItem> items;
+  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(i) < limit); ++i) {
+    std::string where = path + ": line " + std::to_string(lines[i].number);
+    json j = parse_line(path, lines[i]);
+    TaskItem item;
+    if (piqa) {
+      item.query = string_field(j, "goal", where);
+      item.choices = {string_field(j, "sol1", where), string_field(j, "sol2", where)};
+      item.gold = labels[i];
+    } else {
+      item = uniform_item(j, where);
+    }
+    validate(item, where);
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+}  // namespace rankrl

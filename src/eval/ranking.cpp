@@ -1,0 +1,124 @@
+#include "eval/ranking.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace rankrl {
+
+namespace {
+
+struct EncodedItem {
+  std::vector<int32_t> context;
+  std::vector<std::vector<int32_t>> continuations;
+};
+
+EncodedItem encode_item(const Tokenizer& tok, const TaskItem& item) {
+  std::string context = item.query;
+  size_t keep = context.find_last_not_of(" \t\r\n") + 1;  // npos + 1 == 0 for blank contexts
+  std::string moved = context.substr(keep);
+  context.resize(keep);
+  EncodedItem e;
+  e.context = tok.encode_with_bos(context);
+  for (const std::string& choice : item.choices) {
+    std::string continuation = moved.empty() ? " " + choice : moved + choice;
+    std::vector<int32_t> whole = tok.encode_with_bos(context + continuation);
+    std::vector<int32_t> cont;
+    if (whole.size() > e.context.size()) cont.assign(whole.begin() + e.context.size(), whole.end());
+    if (cont.empty()) cont = tok.encode(continuation);  // tokenization merged across the boundary
+    e.continuations.push_back(std::move(cont));
+  }
+  return e;
+}
+
+at::Tensor as_tensor(const std::vector<int32_t>& ids) {
+  return at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).unsqueeze(0);
+}
+
+}  // namespace
+
+ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item) {
+  c10::InferenceMode guard;
+  EncodedItem e = encode_item(tok, item);
+  ItemScores out;
+  int64_t longest = 0;
+  for (const auto& c : e.continuations) longest = std::max<int64_t>(longest, c.size());
+  int64_t max_len = net.config().max_seq_len;
+  if (max_len > 0 && int64_t(e.context.size()) + longest > max_len) {
+    int64_t room = max_len - longest;
+    if (room < 1) throw Error("", "a choice alone is longer than the model's context");
+    e.context.erase(e.context.begin(), e.context.end() - room);
+    out.truncated = true;
+  }
+  // The context once; its last logits predict every continuation's first token.
+  KVCache cache;
+  at::Tensor ctx_logp = at::log_softmax(net.forward(as_tensor(e.context), &cache)[0][-1], -1);
+  int64_t K = e.continuations.size();
+  at::Tensor conts = at::zeros({K, longest}, at::kLong);
+  for (int64_t k = 0; k < K; ++k)
+    for (size_t j = 0; j < e.continuations[k].size(); ++j) conts[k][j] = e.continuations[k][j];
+  KVCache shared = cache.expand(K);
+  // Right padding is harmless: causal attention never lets a real token see a pad.
+  at::Tensor logp = at::log_softmax(net.forward(conts, &shared), -1);
+  auto logp_a = logp.accessor<float, 3>();
+  auto ctx_a = ctx_logp.accessor<float, 1>();
+  for (int64_t k = 0; k < K; ++k) {
+    const auto& c = e.continuations[k];
+    double s = ctx_a[c[0]];
+    for (size_t j = 1; j < c.size(); ++j) s += logp_a[k][j - 1][c[j]];
+    out.scores.push_back(s);
+    out.lengths.push_back(c.size());
+  }
+  return out;
+}
+
+RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<ItemScores> scores) {
+  RankingResult r;
+  r.items = items.size();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& s = scores[i].scores;
+    const auto& choices = items[i].choices;
+    size_t best = 0, best_norm = 0;
+    for (size_t k = 1; k < s.size(); ++k) {
+      if (s[k] > s[best]) best = k;
+      if (s[k] / choices[k].size() > s[best_norm] / choices[best_norm].size()) best_norm = k;
+    }
+    double top = *std::max_element(s.begin(), s.end()), z = 0.0;
+    for (double v : s) z += std::exp(v - top);
+    r.acc += best == size_t(items[i].gold);
+    r.acc_norm += best_norm == size_t(items[i].gold);
+    r.margin += s[items[i].gold] - top - std::log(z);
+    r.truncated += scores[i].truncated;
+  }
+  if (r.items > 0) {
+    r.acc /= r.items;
+    r.acc_norm /= r.items;
+    r.margin /= r.items;
+  }
+  r.per_item = std::move(scores);
+  return r;
+}
+
+RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
+                               const std::vector<TaskItem>& items, bool show_progress) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<ItemScores> scores;
+  Progress progress("ranking", items.size(), "items", show_progress);
+  for (const TaskItem& item : items) {
+    scores.push_back(score_item(net, tok, item));
+    progress.advance();
+  }
+  progress.finish();
+  RankingResult r = summarize_ranking(items, std::move(scores));
+  r.seconds = seconds_since(start);
+  return r;
+}
+
+}  // namespace rankrl

@@ -1,0 +1,42 @@
+// Multiple-choice ranking by log-likelihood (the lm-evaluation-harness convention).
+// For a choice c of an item with query q: context = q, continuation = " " + c (trailing
+// whitespace of the context moves to the continuation). context_ids = [BOS] + encode(context);
+// cont_ids = (BOS + encode(context + continuation))[len(context_ids):]. The model reads
+// context_ids + cont_ids; the choice's score is the summed log-probability of cont_ids.
+// acc: argmax of scores; acc_norm: argmax of score / (bytes of c); margin: log-softmax of the
+// gold score among the item's scores (nats; 0 is a certain right answer). Ties go to the first.
+// The context runs once per item; its keys and values are shared by every choice.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "data/tasks.h"
+
+namespace rankrl {
+
+class Transformer;
+class Tokenizer;
+
+struct ItemScores {
+  std::vector<double> scores;  // summed log-likelihood per choice
+  std::vector<int64_t> lengths;  // continuation tokens per choice
+  bool truncated = false;      // context cut from the left to fit the model
+};
+
+struct RankingResult {
+  int64_t items = 0;
+  double acc = 0.0, acc_norm = 0.0, margin = 0.0;
+  int64_t truncated = 0;
+  double seconds = 0.0;
+  std::vector<ItemScores> per_item;
+};
+
+ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item);
+
+RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
+                               const std::vector<TaskItem>& items, bool show_progress = true);
+
+// acc / acc_norm / margin of precomputed scores.
+RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<ItemScores> scores);
+
+}  // namespace rankrl

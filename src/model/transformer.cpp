@@ -1,0 +1,266 @@
+#include "model/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace rankrl {
+
+namespace {
+
+std::string layer_prefix(const ModelConfig& c, int64_t i) {
+  return (c.arch == Arch::GPT2 ? "transformer.h." : "model.layers.") + std::to_string(i) + ".";
+}
+
+std::string bias_name(const std::string& weight_name) {
+  return weight_name.substr(0, weight_name.size() - std::string("weight").size()) + "bias";
+}
+
+at::Tensor get(const WeightMap& w, const std::string& name) {
+  auto it = w.find(name);
+  if (it == w.end()) throw Error(name, "tensor missing from the checkpoint");
+  return it->second;
+}
+
+at::Tensor get_optional(const WeightMap& w, const std::string& name) {
+  auto it = w.find(name);
+  return it == w.end() ? at::Tensor() : it->second;
+}
+
+// A projection stored either dense (<name>) or factored (<name>.lowrank_A / .lowrank_B).
+Linear make_linear(const WeightMap& w, const std::string& name) {
+  at::Tensor bias = get_optional(w, bias_name(name));
+  if (w.count(name)) return Linear::dense(name, get(w, name), bias);
+  if (w.count(name + ".lowrank_A"))
+    return Linear::low_rank(name, get(w, name + ".lowrank_A"), get(w, name + ".lowrank_B"), bias);
+  throw Error(name, "tensor missing from the checkpoint");
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * w;
+}
+
+}  // namespace
+
+KVCache KVCache::expand(int64_t n) const {
+  KVCache out;
+  for (size_t i = 0; i < k.size(); ++i) {
+    out.k.push_back(k[i].narrow(0, 0, 1).expand({n, -1, -1, -1}).contiguous());
+    out.v.push_back(v[i].narrow(0, 0, 1).expand({n, -1, -1, -1}).contiguous());
+  }
+  return out;
+}
+
+Transformer::Transformer(const ModelConfig& config, const WeightMap& w) : config_(config) {
+  const ModelConfig& c = config_;
+  blocks_.resize(c.n_layers);
+  if (c.arch == Arch::GPT2) {
+    tok_emb_ = get(w, "transformer.wte.weight");
+    pos_emb_ = get(w, "transformer.wpe.weight");
+    final_norm_w_ = get(w, "transformer.ln_f.weight");
+    final_norm_b_ = get(w, "transformer.ln_f.bias");
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      std::string p = layer_prefix(c, i);
+      Block& b = blocks_[i];
+      b.attn_norm_w = get(w, p + "ln_1.weight");
+      b.attn_norm_b = get(w, p + "ln_1.bias");
+      b.ffn_norm_w = get(w, p + "ln_2.weight");
+      b.ffn_norm_b = get(w, p + "ln_2.bias");
+      b.qkv = make_linear(w, p + "attn.c_attn.weight");
+      b.o = make_linear(w, p + "attn.c_proj.weight");
+      b.up = make_linear(w, p + "mlp.c_fc.weight");
+      b.down = make_linear(w, p + "mlp.c_proj.weight");
+    }
+  } else {
+    tok_emb_ = get(w, "model.embed_tokens.weight");
+    final_norm_w_ = get(w, "model.norm.weight");
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      std::string p = layer_prefix(c, i);
+      Block& b = blocks_[i];
+      b.attn_norm_w = get(w, p + "input_layernorm.weight");
+      b.ffn_norm_w = get(w, p + "post_attention_layernorm.weight");
+      b.q = make_linear(w, p + "self_attn.q_proj.weight");
+      b.k = make_linear(w, p + "self_attn.k_proj.weight");
+      b.v = make_linear(w, p + "self_attn.v_proj.weight");
+      b.o = make_linear(w, p + "self_attn.o_proj.weight");
+      b.gate = make_linear(w, p + "mlp.gate_proj.weight");
+      b.up = make_linear(w, p + "mlp.up_proj.weight");
+      b.down = make_linear(w, p + "mlp.down_proj.weight");
+    }
+    // RoPE tables: angle(pos, i) = pos · theta^(-2i / head_dim), i < head_dim / 2.
+    int64_t max_len = c.max_seq_len > 0 ? c.max_seq_len : 4096;
+    auto opts = at::TensorOptions().dtype(at::kDouble);
+    at::Tensor inv_freq =
+        at::pow(c.rope_theta, -at::arange(0, c.head_dim, 2, opts) / double(c.head_dim));
+    at::Tensor angles = at::outer(at::arange(max_len, opts), inv_freq);
+    rope_cos_ = angles.cos().to(at::kFloat);
+    rope_sin_ = angles.sin().to(at::kFloat);
+  }
+  lm_head_name_ = c.tie_embeddings ? "" : "lm_head.weight";
+  lm_head_ = c.tie_embeddings ? tok_emb_ : get(w, "lm_head.weight");
+}
+
+at::Tensor Transformer::run(const Linear& l, const at::Tensor& x) const {
+  if (observer_) observer_(l, x);
+  return l.forward(x);
+}
+
+// x: [B, heads, T, head_dim], positions pos0 .. pos0+T-1.
+at::Tensor Transformer::rope(const at::Tensor& x, int64_t pos0) const {
+  int64_t T = x.size(2), half = config_.head_dim / 2;
+  at::Tensor cos = rope_cos_.narrow(0, pos0, T), sin = rope_sin_.narrow(0, pos0, T);
+  if (config_.rope_interleaved) {  // llama2.c: rotate pairs (2i, 2i+1)
+    at::Tensor xp = x.unflatten(-1, {half, 2});
+    at::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);
+    return at::stack({x0 * cos - x1 * sin, x0 * sin + x1 * cos}, -1).flatten(-2);
+  }
+  // Hugging Face: rotate halves (i, i + head_dim/2)
+  at::Tensor x0 = x.narrow(-1, 0, half), x1 = x.narrow(-1, half, half);
+  return at::cat({x0 * cos - x1 * sin, x1 * cos + x0 * sin}, -1);
+}
+
+// Causal attention with grouped-query heads. q: [B, H, T, hd]; k, v: [B, Hkv, T, hd] (new
+// positions only; earlier ones come from the cache). Returns [B, T, H·hd].
+at::Tensor Transformer::attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCache* cache,
+                                  int64_t layer) const {
+  if (cache) {
+    if (cache->k.size() <= size_t(layer)) {
+      cache->k.resize(config_.n_layers);
+      cache->v.resize(config_.n_layers);
+    }
+    if (cache->k[layer].defined()) {
+      k = at::cat({cache->k[layer], k}, 2);
+      v = at::cat({cache->v[layer], v}, 2);
+    }
+    cache->k[layer] = k;
+    cache->v[layer] = v;
+  }
+  int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+  int64_t Hkv = k.size(1), S = k.size(2), G = H / Hkv;
+  // Group the G query heads that share a KV head as extra rows, so K and V are never copied.
+  at::Tensor qg = q.reshape({B, Hkv, G * T, hd});
+  at::Tensor scores = at::matmul(qg, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(hd)));
+  // Query t sits at absolute position S - T + t and may see keys 0 .. S - T + t.
+  at::Tensor mask = at::ones({T, S}, q.options().dtype(at::kBool)).triu_(S - T + 1);
+  scores = scores.view({B, Hkv, G, T, S}).masked_fill(mask, -INFINITY).view({B, Hkv, G * T, S});
+  at::Tensor out = at::matmul(at::softmax(scores, -1), v);  // [B, Hkv, G·T, hd]
+  return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+}
+
+at::Tensor Transformer::llama_block(const Block& b, const at::Tensor& x, KVCache* cache,
+                                    int64_t layer) const {
+  const ModelConfig& c = config_;
+  int64_t B = x.size(0), T = x.size(1), pos0 = cache ? cache->length() : 0;
+  at::Tensor h = rms_norm(x, b.attn_norm_w, c.norm_eps);
+  at::Tensor q = run(b.q, h).view({B, T, c.n_heads, c.head_dim}).transpose(1, 2);
+  at::Tensor k = run(b.k, h).view({B, T, c.n_kv_heads, c.head_dim}).transpose(1, 2);
+  at::Tensor v = run(b.v, h).view({B, T, c.n_kv_heads, c.head_dim}).transpose(1, 2);
+  at::Tensor a = attention(rope(q, pos0), rope(k, pos0), v, cache, layer);
+  at::Tensor x1 = x + run(b.o, a);
+  h = rms_norm(x1, b.ffn_norm_w, c.norm_eps);
+  return x1 + run(b.down, at::silu(run(b.gate, h)) * run(b.up, h));
+}
+
+at::Tensor Transformer::gpt2_block(const Block& b, const at::Tensor& x, KVCache* cache,
+                                   int64_t layer) const {
+  const ModelConfig& c = config_;
+  int64_t B = x.size(0), T = x.size(1);
+  at::Tensor h = at::layer_norm(x, {c.dim}, b.attn_norm_w, b.attn_norm_b, c.norm_eps);
+  std::vector<at::Tensor> qkv = run(b.qkv, h).split(c.dim, -1);
+  auto heads = [&](const at::Tensor& t) {
+    return t.view({B, T, c.n_heads, c.head_dim}).transpose(1, 2);
+  };
+  at::Tensor a = attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), cache, layer);
+  at::Tensor x1 = x + run(b.o, a);
+  h = at::layer_norm(x1, {c.dim}, b.ffn_norm_w, b.ffn_norm_b, c.norm_eps);
+  return x1 + run(b.down, at::gelu(run(b.up, h), "tanh"));
+}
+
+at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const {
+  const ModelConfig& c = config_;
+  check(tokens.dim() == 2, "", "forward expects token ids of shape [batch, time]");
+  int64_t T = tokens.size(1), pos0 = cache ? cache->length() : 0;
+  if (c.max_seq_len > 0 && pos0 + T > c.max_seq_len)
+    throw Error("", "sequence of " + std::to_string(pos0 + T) +
+                        " tokens exceeds the model's maximum of " + std::to_string(c.max_seq_len));
+  if (tokens.numel() > 0) {
+    int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
+    check(lo >= 0 && hi < c.vocab_size, "",
+          "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary");
+  }
+  at::Tensor x = at::embedding(tok_emb_, tokens);
+  if (c.arch == Arch::GPT2) x = x + pos_emb_.narrow(0, pos0, T);
+  for (int64_t i = 0; i < c.n_layers; ++i)
+    x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i) : llama_block(blocks_[i], x, cache, i);
+  x = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
+                           : rms_norm(x, final_norm_w_, c.norm_eps);
+  return at::linear(x, lm_head_);
+}
+
+std::vector<Linear*> Transformer::linears() {
+  std::vector<Linear*> out;
+  for (Block& b : blocks_)
+    for (Linear* l : {&b.q, &b.k, &b.v, &b.qkv, &b.o, &b.gate, &b.up, &b.down})
+      if (!l->name().empty()) out.push_back(l);
+  return out;
+}
+
+std::vector<const Linear*> Transformer::linears() const {
+  std::vector<const Linear*> out;
+  for (Linear* l : const_cast<Transformer*>(this)->linears()) out.push_back(l);
+  return out;
+}
+
+Linear* Transformer::find_linear(const std::string& name) {
+  for (Linear* l : linears())
+    if (l->name() == name) return l;
+  return nullptr;
+}
+
+WeightMap Transformer::weights() const {
+  const ModelConfig& c = config_;
+  WeightMap w;
+  if (c.arch == Arch::GPT2) {
+    w["transformer.wte.weight"] = tok_emb_;
+    w["transformer.wpe.weight"] = pos_emb_;
+    w["transformer.ln_f.weight"] = final_norm_w_;
+    w["transformer.ln_f.bias"] = final_norm_b_;
+  } else {
+    w["model.embed_tokens.weight"] = tok_emb_;
+    w["model.norm.weight"] = final_norm_w_;
+    if (!c.tie_embeddings) w["lm_head.weight"] = lm_head_;
+  }
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    std::string p = layer_prefix(c, i);
+    const Block& b = blocks_[i];
+    if (c.arch == Arch::GPT2) {
+      w[p + "ln_1.weight"] = b.attn_norm_w;
+      w[p + "ln_1.bias"] = b.attn_norm_b;
+      w[p + "ln_2.weight"] = b.ffn_norm_w;
+      w[p + "ln_2.bias"] = b.ffn_norm_b;
+    } else {
+      w[p + "input_layernorm.weight"] = b.attn_norm_w;
+      w[p + "post_attention_layernorm.weight"] = b.ffn_norm_w;
+    }
+  }
+  for (const Linear* l : linears()) {
+    if (l->is_low_rank()) {
+      w[l->name() + ".lowrank_A"] = l->A();
+      w[l->name() + ".lowrank_B"] = l->B();
+    } else {
+      w[l->name()] = l->weight();
+    }
+    if (l->bias().defined()) w[bias_name(l->name())] = l->bias();
+  }
+  return w;
+}
+
+int64_t Transformer::parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : weights()) n += t.numel();
+  return n;
+}
+
+}  // namespace rankrl

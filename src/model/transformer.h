@@ -1,0 +1,71 @@
+// The decoder-only transformer (Llama family and GPT-2), written with differentiable ATen ops so
+// calibration, Fisher statistics and healing get gradients for free. Read transformer.cpp top to
+// bottom against the papers: pre-norm blocks, causal self-attention with RoPE (Llama) or learned
+// positions (GPT-2), SwiGLU (Llama) or GELU-tanh (GPT-2) MLP.
+#pragma once
+#include <ATen/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace rankrl {
+
+// Keys and values of the positions seen so far, per layer ([B, n_kv_heads, S, head_dim]).
+struct KVCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  // Repeats batch row 0 `n` times (shares a prefix across continuations).
+  KVCache expand(int64_t n) const;
+};
+
+// Called with each Linear and its input just before the Linear runs (calibration hooks).
+using LinearObserver = std::function<void(const Linear&, const at::Tensor& input)>;
+
+struct Block {
+  // Llama: attn_norm, ffn_norm weights (RMSNorm). GPT-2: LayerNorm weights and biases.
+  at::Tensor attn_norm_w, attn_norm_b, ffn_norm_w, ffn_norm_b;
+  // Llama: q, k, v, o, gate, up, down. GPT-2: qkv (fused c_attn), o (c_proj), up (c_fc), down.
+  Linear q, k, v, qkv, o, gate, up, down;
+};
+
+class Transformer {
+ public:
+  Transformer(const ModelConfig& config, const WeightMap& weights);
+
+  // tokens: int64 [B, T]. Returns float32 logits [B, T, vocab]. With `cache`, the tokens continue
+  // the cached positions and the cache is extended.
+  at::Tensor forward(const at::Tensor& tokens, KVCache* cache = nullptr) const;
+
+  const ModelConfig& config() const { return config_; }
+  // Every projection weight, in canonical order (layer by layer; q, k, v, o, gate, up, down).
+  std::vector<Linear*> linears();
+  std::vector<const Linear*> linears() const;
+  Linear* find_linear(const std::string& name);
+
+  void set_observer(LinearObserver observer) { observer_ = std::move(observer); }
+
+  // The current weights under their checkpoint names (low-rank layers as <name>.lowrank_A/_B).
+  WeightMap weights() const;
+  int64_t parameters() const;
+
+ private:
+  at::Tensor llama_block(const Block& b, const at::Tensor& x, KVCache* cache, int64_t layer) const;
+  at::Tensor gpt2_block(const Block& b, const at::Tensor& x, KVCache* cache, int64_t layer) const;
+  at::Tensor attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCache* cache, int64_t layer) const;
+  at::Tensor rope(const at::Tensor& x, int64_t pos0) const;
+  at::Tensor run(const Linear& l, const at::Tensor& x) const;
+
+  ModelConfig config_;
+  at::Tensor tok_emb_, pos_emb_, final_norm_w_, final_norm_b_, lm_head_;
+  std::string lm_head_name_;
+  std::vector<Block> blocks_;
+  at::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim / 2]
+  LinearObserver observer_;
+};
+
+}  // namespace rankrl

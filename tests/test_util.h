@@ -1,0 +1,46 @@
+// Helpers shared by the tests: where the shared data lives, temp dirs, running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace rankrl::test {
+
+// ../shared/data relative to the source tree.
+inline std::string shared_data() { return std::string(RANKRL_SOURCE_DIR) + "/../shared/data"; }
+
+inline std::string data_file(const std::string& rel) { return shared_data() + "/" + rel; }
+
+// Skips the current test (with a clear message) when the shared data is absent.
+#define RANKRL_REQUIRE_DATA(rel)                                                        \
+  do {                                                                                  \
+    if (!std::filesystem::exists(::rankrl::test::data_file(rel)))                      \
+      GTEST_SKIP() << "shared data missing: " << ::rankrl::test::data_file(rel)        \
+                   << " (expected ../shared/data beside the repository)";              \
+  } while (0)
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs build/rankrl with `args` (shell-quoted by the caller where needed), capturing output.
+CliResult run_cli(const std::string& args);
+
+std::string read_text(const std::string& path);
+void write_text(const std::string& path, const std::string& bytes);
+
+}  // namespace rankrl::test
