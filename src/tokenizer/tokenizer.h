@@ -34,4 +34,10 @@ class Tokenizer {
 // tokenizer.json (and optionally tokenizer_config.json). Throws Error naming the file at fault.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
+// Parses tokenizer.json text (and tokenizer_config.json text, or "" when there is none) without
+// touching the file system; `path` names the source in errors. Throws Error on bad input.
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view json,
+                                                std::string_view config_json,
+                                                const std::string& path);
+
 }  // namespace rankrl
