@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace rankrl {
 
@@ -17,6 +18,11 @@ const char* const kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 // Sequences nest only a level or two in real files; the bound keeps hostile input shallow.
 constexpr int kMaxNesting = 8;
+
+// A JSON value shortened for a one-line message.
+std::string brief(const json& j) {
+  return utf8::quoted(j.dump(-1, ' ', false, json::error_handler_t::replace), 60);
+}
 
 std::string item(const std::string& where, size_t i) {
   return where + "[" + std::to_string(i) + "]";
@@ -66,7 +72,7 @@ class BpeJsonParser {
     try {
       return json::parse(text.begin(), text.end());
     } catch (const json::exception& e) {
-      throw Error(path_, std::string("malformed JSON: ") + e.what());
+      throw Error(path_, "malformed JSON: " + utf8::escaped(e.what(), 300));
     }
   }
 
@@ -100,7 +106,7 @@ class BpeJsonParser {
     const bool ok = j.is_number_unsigned() ? j.get<uint64_t>() < INT32_MAX
                                            : j.is_number_integer() && j.get<int64_t>() >= 0 &&
                                                  j.get<int64_t>() < INT32_MAX;
-    if (!ok) fail(where, "expected a token id (integer in [0, 2^31-1)), got " + j.dump());
+    if (!ok) fail(where, "expected a token id (integer in [0, 2^31-1)), got " + brief(j));
     return static_cast<int32_t>(j.get<int64_t>());
   }
   std::string type_of(const json& j, const std::string& where) const {
@@ -108,7 +114,7 @@ class BpeJsonParser {
   }
   int32_t vocab_id(const std::string& token, const std::string& where) const {
     auto it = tok_.vocab_.find(token);
-    if (it == tok_.vocab_.end()) fail(where, "token \"" + token + "\" is not in the vocabulary");
+    if (it == tok_.vocab_.end()) fail(where, "token " + utf8::quoted(token) + " is not in the vocabulary");
     return it->second;
   }
   void check_depth(int depth, const std::string& where) const {
@@ -118,7 +124,7 @@ class BpeJsonParser {
   void parse_model(const json& model) {
     expect_object(model, "model");
     if (const json* type = optional(model, "type"); type && string_of(*type, "model.type") != "BPE")
-      fail("model.type", "unsupported model type \"" + type->get<std::string>() + "\" (only BPE)");
+      fail("model.type", "unsupported model type " + utf8::quoted(type->get<std::string>()) + " (only BPE)");
     parse_vocab(field(model, "vocab", "model"));
     parse_merges(field(model, "merges", "model"));
     if (const json* unk = optional(model, "unk_token"))
@@ -144,7 +150,7 @@ class BpeJsonParser {
     expect_object(vocab, "model.vocab");
     if (vocab.empty()) fail("model.vocab", "is empty");
     for (const auto& [token, id_json] : vocab.items()) {
-      const int32_t id = id_of(id_json, "model.vocab[\"" + token + "\"]");
+      const int32_t id = id_of(id_json, "model.vocab[" + utf8::quoted(token) + "]");
       tok_.vocab_.emplace(token, id);
       tok_.id_to_token_.emplace(id, token);
     }
@@ -167,7 +173,7 @@ class BpeJsonParser {
     const std::string s = m.is_string() ? m.get<std::string>() : "";
     const size_t space = s.find(' ');
     if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-      fail(where, "expected \"left right\" or [\"left\", \"right\"], got " + m.dump());
+      fail(where, "expected \"left right\" or [\"left\", \"right\"], got " + brief(m));
     return {s.substr(0, space), s.substr(space + 1)};
   }
 
@@ -206,7 +212,7 @@ class BpeJsonParser {
       const std::string content = string_of(field(n, "content", where), where + ".content");
       tok_.normalizers_.push_back({Normalizer::Kind::kReplace, content, pattern});
     } else if (type != "NFC") {  // NFC: identity on NFC text, see bpe_tokenizer.h
-      fail(where, "unsupported normalizer type \"" + type + "\"");
+      fail(where, "unsupported normalizer type " + utf8::quoted(type));
     }
   }
 
@@ -224,7 +230,7 @@ class BpeJsonParser {
     } else if (type == "Metaspace") {
       tok_.pre_tokenizers_.push_back(parse_metaspace(p, where));
     } else {
-      fail(where, "unsupported pre_tokenizer type \"" + type + "\"");
+      fail(where, "unsupported pre_tokenizer type " + utf8::quoted(type));
     }
   }
 
@@ -250,7 +256,7 @@ class BpeJsonParser {
         s.behavior = value;
         return s;
       }
-    fail(where + ".behavior", "unknown split behavior \"" + behavior + "\"");
+    fail(where + ".behavior", "unknown split behavior " + utf8::quoted(behavior));
   }
 
   PreTokenizer parse_byte_level(const json& p, const std::string& where) {
@@ -274,7 +280,7 @@ class BpeJsonParser {
       if (s == "always") m.prepend = PreTokenizer::Prepend::kAlways;
       else if (s == "first") m.prepend = PreTokenizer::Prepend::kFirst;
       else if (s == "never") m.prepend = PreTokenizer::Prepend::kNever;
-      else fail(where + ".prepend_scheme", "unknown value \"" + s + "\"");
+      else fail(where + ".prepend_scheme", "unknown value " + utf8::quoted(s));
     } else {
       m.prepend = optional_bool(p, "add_prefix_space", true, where) ? PreTokenizer::Prepend::kAlways
                                                                    : PreTokenizer::Prepend::kNever;
@@ -320,7 +326,7 @@ class BpeJsonParser {
       }
     }
     const int32_t id = tok_.token_id(name);
-    if (id < 0) fail(where, "special token \"" + name + "\" is not in the vocabulary");
+    if (id < 0) fail(where, "special token " + utf8::quoted(name) + " is not in the vocabulary");
     return id;
   }
 
@@ -330,7 +336,7 @@ class BpeJsonParser {
         j.is_object() ? string_of(field(j, "content", where), where + ".content")
                       : string_of(j, where);
     const int32_t id = tok_.token_id(content);
-    if (id < 0) fail(where, "\"" + content + "\" is not in the vocabulary");
+    if (id < 0) fail(where, utf8::quoted(content) + " is not in the vocabulary");
     return id;
   }
 

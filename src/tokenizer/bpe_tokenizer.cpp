@@ -118,7 +118,10 @@ void AddedTokens::add(const std::string& content, int32_t id) {
   if (content.empty()) return;  // would match everywhere
   by_content_.emplace(content, id);
   first_byte_[static_cast<unsigned char>(content[0])] = true;
-  max_len_ = std::max(max_len_, content.size());
+  if (std::find(lengths_.begin(), lengths_.end(), content.size()) == lengths_.end()) {
+    lengths_.push_back(content.size());
+    std::sort(lengths_.rbegin(), lengths_.rend());
+  }
 }
 
 int32_t AddedTokens::find(std::string_view content) const {
@@ -133,8 +136,13 @@ std::vector<AddedTokens::Segment> AddedTokens::split(std::string_view text) cons
     size_t len = 0;
     int32_t id = -1;
     if (first_byte_[static_cast<unsigned char>(text[i])]) {
-      for (len = std::min(max_len_, text.size() - i); len > 0; --len)
-        if ((id = find(text.substr(i, len))) >= 0) break;
+      for (size_t candidate : lengths_) {
+        if (candidate > text.size() - i) continue;
+        if ((id = find(text.substr(i, candidate))) >= 0) {
+          len = candidate;
+          break;
+        }
+      }
     }
     if (len == 0) {
       ++i;

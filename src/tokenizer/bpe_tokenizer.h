@@ -44,7 +44,7 @@ class AddedTokens {
  private:
   StringMap<int32_t> by_content_;
   std::array<bool, 256> first_byte_{};
-  size_t max_len_ = 0;
+  std::vector<size_t> lengths_;  // distinct content lengths, longest first
 };
 
 struct Normalizer {

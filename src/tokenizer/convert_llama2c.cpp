@@ -38,8 +38,8 @@ std::vector<std::string> hf_tokens(const Llama2cTokenizer& tok, const std::strin
           "token " + std::to_string(id) + " is not valid UTF-8; cannot write tokenizer.json");
     auto [it, fresh] = seen.emplace(names.back(), id);
     check(fresh, source,
-          "tokens " + std::to_string(it->second) + " and " + std::to_string(id) + " both become \"" +
-              names.back() + "\" in tokenizer.json");
+          "tokens " + std::to_string(it->second) + " and " + std::to_string(id) + " both become " +
+              utf8::quoted(names.back()) + " in tokenizer.json");
   }
   return names;
 }

@@ -11,7 +11,7 @@ namespace rankrl {
 namespace {
 
 // Bounds on backtracking so a hostile pattern fails with an Error instead of hanging.
-constexpr uint32_t kMatchLimit = 10'000'000;
+constexpr uint32_t kMatchLimit = 1'000'000;
 constexpr uint32_t kDepthLimit = 10'000;
 
 std::string pcre2_message(int code) {
@@ -77,7 +77,7 @@ std::vector<Span> Regex::find_all(std::string_view raw) const {
     const int rc = pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK,
                                match.get(), impl_->context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    if (rc < 0) throw Error("", "regex /" + pattern_ + "/ failed: " + pcre2_message(rc));
+    if (rc < 0) throw Error("", "regex " + utf8::quoted(pattern_) + " failed: " + pcre2_message(rc));
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
     const size_t begin = ovector[0], end = ovector[1];
     if (end > begin) {

@@ -60,6 +60,26 @@ void append(std::string& out, uint32_t cp) {
   }
 }
 
+std::string escaped(std::string_view s, size_t max_len) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max_len;) {
+    const size_t n = valid_char_len(s, i);
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (n == 0 || c < 0x20 || c == 0x7F) {
+      out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+      ++i;
+    } else {
+      out.append(s, i, n);
+      i += n;
+    }
+  }
+  if (s.size() > max_len) out += "...";
+  return out;
+}
+
+std::string quoted(std::string_view s, size_t max_len) { return '"' + escaped(s, max_len) + '"'; }
+
 std::string byte_piece(uint8_t byte) {
   static const char* hex = "0123456789ABCDEF";
   return std::string("<0x") + hex[byte >> 4] + hex[byte & 15] + ">";

@@ -24,6 +24,11 @@ bool is_valid(std::string_view s);
 // Appends the UTF-8 encoding of code point `cp` (assumed valid) to `out`.
 void append(std::string& out, uint32_t cp);
 
+// `s` made safe for a one-line message: control characters and invalid bytes as \xNN, cut to
+// `max_len` bytes with "..." after. quoted() also puts it in double quotes.
+std::string escaped(std::string_view s, size_t max_len = 80);
+std::string quoted(std::string_view s, size_t max_len = 80);
+
 // "<0xAB>" for byte 0xAB: the SentencePiece byte-fallback piece.
 std::string byte_piece(uint8_t byte);
 // Parses "<0xAB>" (exactly six characters, upper- or lower-case hex); -1 when `piece` is not one.
