@@ -176,7 +176,7 @@ std::set<int64_t> interpolated(const at::Tensor& W, const at::Tensor& W_hat, int
 
 TEST(DecomposeCur, ExactWhenRankIsLow) {
   const at::Tensor W = at::matmul(gaussian({30, 5}, 13), gaussian({5, 25}, 14)).to(at::kFloat);
-  for (const char* spec : {"cur", "cur:select=leverage"}) {
+  for (const char* spec : {"cur", "cur:select=leverage", "cur:core=cross", "cur:select=leverage,core=cross"}) {
     const Factors f = run(spec, W, nullptr, 8);
     ASSERT_TRUE(finite(f));
     for (int64_t r = 5; r <= 8; ++r)
@@ -184,9 +184,36 @@ TEST(DecomposeCur, ExactWhenRankIsLow) {
   }
 }
 
-TEST(DecomposeCur, EveryPrefixIsANestedCur) {
+// Columns of W (dim 1) or rows (dim 0) lying in the column (row) space of M of rank r.
+std::set<int64_t> inside_span(const at::Tensor& W, const at::Tensor& M, int64_t r, int64_t dim) {
+  const auto [U, S, Vh] = at::linalg_svd(M, false);
+  const at::Tensor basis = dim == 1 ? U.narrow(1, 0, r) : Vh.narrow(0, 0, r).t();
+  const at::Tensor w = dim == 1 ? W.to(at::kDouble) : W.to(at::kDouble).t();
+  return interpolated(w, at::matmul(basis, at::matmul(basis.t(), w)), 1);
+}
+
+TEST(DecomposeCur, OptimalCorePrefixesAreNestedColumnCurs) {
   const at::Tensor W = decaying_matrix(30, 25, 0.5, 15);
-  const Factors f = run("cur:select=deim", W, nullptr, 10);
+  const int64_t k = 10;
+  const Factors f = run("cur", W, nullptr, k);
+  EXPECT_EQ(inside_span(W, approx(f, k), k, 0).size(), static_cast<size_t>(k));  // R: k actual rows
+  std::set<int64_t> prev;
+  for (int64_t r = 1; r <= k; ++r) {
+    const at::Tensor W_hat = approx(f, r);
+    const auto cols = inside_span(W, W_hat, r, 1);  // C_r: r actual columns span the prefix
+    EXPECT_EQ(cols.size(), static_cast<size_t>(r)) << "rank " << r;
+    EXPECT_TRUE(std::includes(cols.begin(), cols.end(), prev.begin(), prev.end()));
+    // Optimal core for those columns and the k rows: W_hat = P_{C_r}·(P_C·W·P_R) = P_{C_r}·W_hat_k.
+    const at::Tensor Q = std::get<0>(at::linalg_qr(W.to(at::kDouble).index_select(1, at::tensor(std::vector<int64_t>(cols.begin(), cols.end()), at::kLong))));
+    EXPECT_TRUE(at::allclose(W_hat, at::matmul(Q, at::matmul(Q.t(), approx(f, k))), 1e-4, 1e-5));
+    expect_rel_near(f.tail_error[r], frob_sq(W.to(at::kDouble) - W_hat), 1e-3);
+    prev = cols;
+  }
+}
+
+TEST(DecomposeCur, CrossCorePrefixesInterpolateRColumnsAndRows) {
+  const at::Tensor W = decaying_matrix(30, 25, 0.5, 15);
+  const Factors f = run("cur:core=cross", W, nullptr, 10);
   std::set<int64_t> prev_cols, prev_rows;
   for (int64_t r = 1; r <= 10; ++r) {
     const at::Tensor W_hat = approx(f, r);
@@ -277,7 +304,7 @@ TEST(DecomposeRegistry, SpecsAreCanonicalAndRoundTrip) {
   EXPECT_EQ(known_methods(), (std::vector<std::string>{"svd", "rsvd", "asvd", "svdllm", "fwsvd", "cur", "nmf"}));
   EXPECT_EQ(make_decomposer("rsvd")->spec(), "rsvd:oversample=10,iters=2,seed=0");
   EXPECT_EQ(make_decomposer("asvd")->spec(), "asvd:alpha=0.5");
-  EXPECT_EQ(make_decomposer("cur")->spec(), "cur:select=deim,weight=none");
+  EXPECT_EQ(make_decomposer("cur")->spec(), "cur:select=deim,core=optimal,weight=none");
   EXPECT_EQ(make_decomposer("nmf:tol=1e-4")->spec(), "nmf:iters=200,tol=0.0001");
   EXPECT_EQ(make_decomposer(" rsvd: iters = 3 ")->spec(), "rsvd:oversample=10,iters=3,seed=0");
   for (const auto& m : known_methods()) {

@@ -48,7 +48,7 @@ class Decomposer {
 };
 
 // "method[:key=value[,key=value...]]", e.g. "svd", "rsvd:oversample=10,iters=2,seed=0",
-// "asvd:alpha=0.5", "svdllm", "fwsvd", "cur:select=deim,weight=none", "nmf:iters=200,tol=1e-4".
+// "asvd:alpha=0.5", "svdllm", "fwsvd", "cur:select=deim,core=optimal,weight=none", "nmf:iters=200,tol=1e-4".
 // Unknown method or parameter, or a bad value → Error(spec, ...) listing what is known.
 std::unique_ptr<Decomposer> make_decomposer(const std::string& spec);
 std::vector<std::string> known_methods();
