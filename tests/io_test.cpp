@@ -526,6 +526,8 @@ TEST(HfConfig, RejectsUnsupportedAndMalformed) {
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
   expect_error([&] { parse(j); }, p, "rope_scaling' type 'llama3' is not supported");
   j = llama_json();
+  j["rope_scaling"] = {{"rope_type", "default"}};
+  EXPECT_EQ(parse(j).dim, 64);  // transformers' spelling of "no scaling"
   j.erase("hidden_size");
   expect_error([&] { parse(j); }, p, "config.json: field 'hidden_size' is missing");
   j = llama_json();
@@ -578,6 +580,9 @@ TEST_F(MalformedSafetensors, HeaderJson) {
   expect_open_error(safetensors_bytes("{\"__metadata__\": 3}", 0), "__metadata__ is not a JSON object");
   const std::string e = R"({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})";
   expect_open_error(safetensors_bytes("{\"t\": " + e + ", \"t\": " + e + "}", 4), "names tensor 't' twice");
+  // Names come from the file: control characters are escaped so the message stays on one line.
+  expect_open_error(safetensors_bytes(R"({"a\nb": {"dtype": "X", "shape": [], "data_offsets": [0, 0]}})", 0),
+                    "tensor 'a\\x0ab': unknown dtype 'X'");
 }
 
 TEST_F(MalformedSafetensors, TensorEntries) {

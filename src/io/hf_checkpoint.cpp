@@ -38,7 +38,7 @@ void check_shard_name(const std::string& shard, const std::string& index_path) {
   const fs::path p(shard);
   bool ok = !shard.empty() && p.is_relative();
   for (const auto& part : p) ok = ok && part != "..";
-  check(ok, index_path, "weight_map names shard '" + shard + "' outside the checkpoint directory");
+  check(ok, index_path, "weight_map names shard " + quote_name(shard) + " outside the checkpoint directory");
 }
 
 std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
@@ -52,7 +52,7 @@ std::map<std::string, std::string> read_weight_map(const std::string& index_path
         "missing object 'weight_map'");
   std::map<std::string, std::string> map;
   for (const auto& [name, shard] : j["weight_map"].items()) {
-    check(shard.is_string(), index_path, "weight_map entry for '" + name + "' is not a string");
+    check(shard.is_string(), index_path, "weight_map entry for " + quote_name(name) + " is not a string");
     check_shard_name(shard.get<std::string>(), index_path);
     map[name] = shard.get<std::string>();
   }
@@ -74,14 +74,14 @@ TensorSource open_sharded(const std::string& dir, const std::string& index_path)
   std::map<std::string, const SafetensorsFile*> by_shard;
   for (const auto& shard : shards) {
     const std::string p = join(dir, shard);
-    check(file_exists(p), index_path, "shard '" + shard + "' does not exist (" + p + ")");
+    check(file_exists(p), index_path, "shard " + quote_name(shard) + " does not exist (" + p + ")");
     src.files.push_back(SafetensorsFile::open(p));
     by_shard[shard] = &src.files.back();
   }
   for (const auto& [name, shard] : weight_map) {
     const SafetensorsFile* f = by_shard[shard];
     const TensorInfo* t = f->find(name);
-    check(t != nullptr, f->path(), "the index lists tensor '" + name + "' in this shard, but it is absent");
+    check(t != nullptr, f->path(), "the index lists tensor " + quote_name(name) + " in this shard, but it is absent");
     src.tensors[name] = {f, t};
   }
   return src;
@@ -120,7 +120,7 @@ at::Tensor to_f32(const SafetensorsFile& f, const TensorInfo& t) {
     case DType::F16: type = at::kHalf; break;
     case DType::BF16: type = at::kBFloat16; break;
     default:
-      throw Error(f.path(), "tensor '" + t.name + "' has dtype " + dtype_name(t.dtype) +
+      throw Error(f.path(), "tensor " + quote_name(t.name) + " has dtype " + dtype_name(t.dtype) +
                                 "; weights must be F32, F16 or BF16");
   }
   at::Tensor raw = at::empty(t.shape, at::TensorOptions().dtype(type));
@@ -185,7 +185,7 @@ void check_no_unknown_weights(const ModelConfig& c, const WeightMap& weights,
   for (const auto& s : specs) known.insert(s.name);
   for (const auto& [name, t] : weights) {
     if (known.count(name) || (c.tie_embeddings && name == "lm_head.weight")) continue;
-    throw Error(dir, "cannot save: weight '" + name + "' is not part of a " +
+    throw Error(dir, "cannot save: weight " + quote_name(name) + " is not part of a " +
                          arch_name(c.arch) + " checkpoint");
   }
 }

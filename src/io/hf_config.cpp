@@ -1,9 +1,11 @@
 #include "io/hf_config.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "core/error.h"
+#include "io/safetensors.h"  // quote_name()
 
 namespace rankrl {
 
@@ -44,7 +46,8 @@ class Fields {
 
   double positive_number(const char* key, double fallback) const {
     double v = number(key, fallback);
-    if (!(v > 0)) fail(key, "must be positive");
+    // JSON has no infinity, but an out-of-range literal like 1e999 parses to one.
+    if (!(v > 0) || !std::isfinite(v)) fail(key, "must be a positive finite number");
     return v;
   }
 
@@ -130,7 +133,8 @@ void reject_rope_scaling(const Fields& f, const json& j) {
     for (const char* key : {"rope_type", "type"})
       if (s.contains(key) && s[key].is_string()) type = s[key].get<std::string>();
   }
-  f.fail("rope_scaling", "type '" + type + "' is not supported (only unscaled RoPE, null)");
+  if (type == "default") return;  // transformers' spelling of "no scaling"
+  f.fail("rope_scaling", "type " + quote_name(type) + " is not supported (only unscaled RoPE, null)");
 }
 
 void parse_llama(ModelConfig& c, const Fields& f, const json& j, const std::string& path) {
@@ -170,7 +174,7 @@ void parse_llama(ModelConfig& c, const Fields& f, const json& j, const std::stri
   if (f.boolean("mlp_bias", false)) f.fail("mlp_bias", "= true is not supported");
   if (f.boolean("use_sliding_window", false)) f.fail("use_sliding_window", "= true is not supported");
   const std::string act = f.string("hidden_act", "silu");
-  if (act != "silu") f.fail("hidden_act", "'" + act + "' is not supported (only silu)");
+  if (act != "silu") f.fail("hidden_act", quote_name(act) + " is not supported (only silu)");
 }
 
 void parse_gpt2(ModelConfig& c, const Fields& f, const json& j, const std::string& path) {
@@ -193,7 +197,7 @@ void parse_gpt2(ModelConfig& c, const Fields& f, const json& j, const std::strin
     f.fail("tie_word_embeddings", "= false is not supported for GPT-2");
   const std::string act = f.string("activation_function", "gelu_new");
   if (act != "gelu_new" && act != "gelu_pytorch_tanh")
-    f.fail("activation_function", "'" + act + "' is not supported (gelu_new or gelu_pytorch_tanh)");
+    f.fail("activation_function", quote_name(act) + " is not supported (gelu_new or gelu_pytorch_tanh)");
   if (!f.boolean("scale_attn_weights", true)) f.fail("scale_attn_weights", "= false is not supported");
   if (f.boolean("scale_attn_by_inverse_layer_idx", false))
     f.fail("scale_attn_by_inverse_layer_idx", "= true is not supported");
@@ -211,7 +215,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& pat
   else if (c.model_type == "gpt2")
     parse_gpt2(c, f, j, path);
   else
-    f.fail("model_type", "'" + c.model_type + "' is not supported (llama, mistral, qwen2, gpt2)");
+    f.fail("model_type", quote_name(c.model_type) + " is not supported (llama, mistral, qwen2, gpt2)");
   c.bos_id = f.token_id("bos_token_id");
   c.eos_id = f.token_id("eos_token_id");
   return c;

@@ -67,7 +67,7 @@ json parse_json_object(std::string_view text, const std::string& path) {
     throw Error(path, std::string("safetensors header is not valid JSON: ") + e.what());
   }
   check(j.is_object(), path, "safetensors header is not a JSON object");
-  check(duplicate.empty(), path, "safetensors header names tensor '" + duplicate + "' twice");
+  check(duplicate.empty(), path, "safetensors header names tensor " + quote_name(duplicate) + " twice");
   return j;
 }
 
@@ -104,7 +104,7 @@ uint64_t tensor_bytes(const TensorInfo& t, const std::string& where, const std::
 
 TensorInfo parse_tensor(const std::string& name, const json& e, uint64_t buffer_size,
                         const std::string& path) {
-  const std::string where = "tensor '" + name + "'";
+  const std::string where = "tensor " + quote_name(name);
   check(e.is_object(), path, where + ": entry is not a JSON object");
   check(e.contains("dtype") && e["dtype"].is_string(), path, where + ": missing string 'dtype'");
   check(e.contains("shape"), path, where + ": missing 'shape'");
@@ -113,7 +113,7 @@ TensorInfo parse_tensor(const std::string& name, const json& e, uint64_t buffer_
   t.name = name;
   const auto& dtype = e["dtype"].get_ref<const std::string&>();
   auto parsed = dtype_from_name(dtype);
-  check(parsed.has_value(), path, where + ": unknown dtype '" + dtype + "'");
+  check(parsed.has_value(), path, where + ": unknown dtype " + quote_name(dtype));
   t.dtype = *parsed;
   t.shape = parse_shape(e["shape"], where, path);
   std::tie(t.begin, t.end) = parse_offsets(e["data_offsets"], where, path);
@@ -134,7 +134,7 @@ std::map<std::string, std::string> parse_metadata(const json& m, const std::stri
   check(m.is_object(), path, "__metadata__ is not a JSON object");
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : m.items()) {
-    check(v.is_string(), path, "__metadata__ value for '" + k + "' is not a string");
+    check(v.is_string(), path, "__metadata__ value for " + quote_name(k) + " is not a string");
     out[k] = v.get<std::string>();
   }
   return out;
@@ -147,8 +147,8 @@ void check_no_overlap(const std::vector<TensorInfo>& sorted, const std::string& 
   for (const auto& t : sorted) {
     if (t.begin == t.end) continue;
     if (furthest && t.begin < furthest->end)
-      throw Error(path, "tensors '" + furthest->name + "' and '" + t.name +
-                            "' overlap in the data buffer");
+      throw Error(path, "tensors " + quote_name(furthest->name) + " and " + quote_name(t.name) +
+                            " overlap in the data buffer");
     if (!furthest || t.end > furthest->end) furthest = &t;
   }
 }
@@ -156,6 +156,21 @@ void check_no_overlap(const std::vector<TensorInfo>& sorted, const std::string& 
 }  // namespace
 
 const char* dtype_name(DType d) { return entry(d).name; }
+
+std::string quote_name(std::string_view name) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char ch : name) {
+    if (ch < 0x20 || ch == 0x7f) {
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "'";
+}
 size_t dtype_size(DType d) { return entry(d).size; }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
@@ -223,11 +238,11 @@ std::string header_json(const std::vector<TensorBytes>& tensors,
   uint64_t offset = 0;
   for (const auto& t : tensors) {
     check(t.name != "__metadata__" && !j.contains(t.name), path,
-          "cannot write: tensor name '" + t.name + "' is reserved or repeated");
+          "cannot write: tensor name " + quote_name(t.name) + " is reserved or repeated");
     TensorInfo info{t.name, t.dtype, t.shape, 0, 0};
-    uint64_t expected = tensor_bytes(info, "tensor '" + t.name + "'", path);
+    uint64_t expected = tensor_bytes(info, "tensor " + quote_name(t.name), path);
     check(expected == t.bytes.size(), path,
-          "cannot write tensor '" + t.name + "': shape " + shape_string(t.shape) + " needs " +
+          "cannot write tensor " + quote_name(t.name) + ": shape " + shape_string(t.shape) + " needs " +
               std::to_string(expected) + " bytes, got " + std::to_string(t.bytes.size()));
     j[t.name] = {{"dtype", dtype_name(t.dtype)},
                  {"shape", t.shape},

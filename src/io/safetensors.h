@@ -21,6 +21,10 @@ size_t dtype_size(DType d);
 // The DType for a safetensors dtype string ("F32", "BF16", ...); nullopt when unknown.
 std::optional<DType> dtype_from_name(std::string_view name);
 
+// `name` in single quotes with control characters escaped (\xNN): names come from untrusted
+// files and error messages must stay on one line.
+std::string quote_name(std::string_view name);
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;
