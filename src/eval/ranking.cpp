@@ -28,7 +28,7 @@ EncodedItem encode_item(const Tokenizer& tok, const TaskItem& item) {
   EncodedItem e;
   e.context = tok.encode_with_bos(context);
   for (const std::string& choice : item.choices) {
-    std::string continuation = moved.empty() ? " " + choice : moved + choice;
+    std::string continuation = moved + " " + choice;
     std::vector<int32_t> whole = tok.encode_with_bos(context + continuation);
     std::vector<int32_t> cont;
     if (whole.size() > e.context.size()) cont.assign(whole.begin() + e.context.size(), whole.end());

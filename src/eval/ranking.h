@@ -1,6 +1,8 @@
 // Multiple-choice ranking by log-likelihood (the lm-evaluation-harness convention).
-// For a choice c of an item with query q: context = q, continuation = " " + c (trailing
-// whitespace of the context moves to the continuation). context_ids = [BOS] + encode(context);
+// For a choice c of an item with query q: context = q, continuation = " " + c, then (as the
+// harness's _encode_pair does) trailing whitespace of the context moves to the front of the
+// continuation, so "Question: ...\n" + " c" is split as "Question: ..." | "\n c".
+// context_ids = [BOS] + encode(context);
 // cont_ids = (BOS + encode(context + continuation))[len(context_ids):]. The model reads
 // context_ids + cont_ids; the choice's score is the summed log-probability of cont_ids.
 // acc: argmax of scores; acc_norm: argmax of score / (bytes of c); margin: log-softmax of the

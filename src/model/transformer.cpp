@@ -150,9 +150,9 @@ at::Tensor Transformer::attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCa
 }
 
 at::Tensor Transformer::llama_block(const Block& b, const at::Tensor& x, KVCache* cache,
-                                    int64_t layer) const {
+                                    int64_t layer, int64_t pos0) const {
   const ModelConfig& c = config_;
-  int64_t B = x.size(0), T = x.size(1), pos0 = cache ? cache->length() : 0;
+  int64_t B = x.size(0), T = x.size(1);
   at::Tensor h = rms_norm(x, b.attn_norm_w, c.norm_eps);
   at::Tensor q = run(b.q, h).view({B, T, c.n_heads, c.head_dim}).transpose(1, 2);
   at::Tensor k = run(b.k, h).view({B, T, c.n_kv_heads, c.head_dim}).transpose(1, 2);
@@ -193,7 +193,8 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const 
   at::Tensor x = at::embedding(tok_emb_, tokens);
   if (c.arch == Arch::GPT2) x = x + pos_emb_.narrow(0, pos0, T);
   for (int64_t i = 0; i < c.n_layers; ++i)
-    x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i) : llama_block(blocks_[i], x, cache, i);
+    x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i)
+                             : llama_block(blocks_[i], x, cache, i, pos0);
   x = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
                            : rms_norm(x, final_norm_w_, c.norm_eps);
   return at::linear(x, lm_head_);

@@ -54,7 +54,9 @@ class Transformer {
   int64_t parameters() const;
 
  private:
-  at::Tensor llama_block(const Block& b, const at::Tensor& x, KVCache* cache, int64_t layer) const;
+  // `pos0`: absolute position of x's first token (the cache length before this forward).
+  at::Tensor llama_block(const Block& b, const at::Tensor& x, KVCache* cache, int64_t layer,
+                         int64_t pos0) const;
   at::Tensor gpt2_block(const Block& b, const at::Tensor& x, KVCache* cache, int64_t layer) const;
   at::Tensor attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCache* cache, int64_t layer) const;
   at::Tensor rope(const at::Tensor& x, int64_t pos0) const;

@@ -1,0 +1,154 @@
+// bench_forward: prefill throughput of a random Llama-shaped model, next to the same machine's
+// matrix-multiply speed on exactly the matrix products that forward pass performs.
+//   achieved GFLOP/s = matmul FLOPs of one forward / forward time
+//   peak GFLOP/s     = the same FLOPs / time of running only those products with at::mm / at::matmul
+// so the ratio says how much of the time goes to anything but the multiplies (norms, RoPE,
+// softmax, copies). Optionally factors every projection at --keep to time low-rank layers.
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/threads.h"
+#include "eval/accounting.h"
+#include "model/transformer.h"
+
+using namespace rankrl;
+
+namespace {
+
+struct Shape {
+  int64_t dim = 1024, hidden = 2816, layers = 8, heads = 16, kv_heads = 16, vocab = 32000;
+  int64_t batch = 4, T = 512;
+};
+
+ModelConfig make_config(const Shape& s) {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.hf_architecture = "LlamaForCausalLM";
+  c.dim = s.dim;
+  c.hidden_dim = s.hidden;
+  c.n_layers = s.layers;
+  c.n_heads = s.heads;
+  c.n_kv_heads = s.kv_heads;
+  c.head_dim = s.dim / s.heads;
+  c.vocab_size = s.vocab;
+  c.max_seq_len = s.T;
+  return c;
+}
+
+WeightMap random_weights(const ModelConfig& c) {
+  WeightMap w;
+  auto rnd = [](int64_t m, int64_t n) { return at::randn({m, n}) / std::sqrt(double(n)); };
+  w["model.embed_tokens.weight"] = rnd(c.vocab_size, c.dim);
+  w["model.norm.weight"] = at::ones({c.dim});
+  w["lm_head.weight"] = rnd(c.vocab_size, c.dim);
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    std::string p = "model.layers." + std::to_string(i) + ".";
+    w[p + "input_layernorm.weight"] = at::ones({c.dim});
+    w[p + "post_attention_layernorm.weight"] = at::ones({c.dim});
+    w[p + "self_attn.q_proj.weight"] = rnd(c.n_heads * c.head_dim, c.dim);
+    w[p + "self_attn.k_proj.weight"] = rnd(c.kv_dim(), c.dim);
+    w[p + "self_attn.v_proj.weight"] = rnd(c.kv_dim(), c.dim);
+    w[p + "self_attn.o_proj.weight"] = rnd(c.dim, c.n_heads * c.head_dim);
+    w[p + "mlp.gate_proj.weight"] = rnd(c.hidden_dim, c.dim);
+    w[p + "mlp.up_proj.weight"] = rnd(c.hidden_dim, c.dim);
+    w[p + "mlp.down_proj.weight"] = rnd(c.dim, c.hidden_dim);
+  }
+  return w;
+}
+
+// Factors every projection at rank floor(keep·m·n/(m+n)) with random factors (timing only).
+void make_low_rank(Transformer& net, double keep) {
+  for (Linear* l : net.linears()) {
+    int64_t m = l->out_features(), n = l->in_features();
+    int64_t r = std::max<int64_t>(1, int64_t(keep * double(m * n) / double(m + n)));
+    l->set_low_rank(at::randn({m, r}) / std::sqrt(double(r)), at::randn({r, n}) / std::sqrt(double(n)));
+  }
+}
+
+template <class F>
+double best_seconds(int reps, F&& f) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Replays the forward pass's matrix products (same shapes, same count) with bare at::mm/matmul.
+double matmul_only_seconds(const Transformer& net, const Shape& s, int reps) {
+  const ModelConfig& c = net.config();
+  int64_t BT = s.batch * s.T;
+  std::vector<std::pair<at::Tensor, at::Tensor>> products;
+  for (const Linear* l : net.linears()) {
+    if (l->is_low_rank()) {
+      products.push_back({at::randn({BT, l->in_features()}), l->B().t()});
+      products.push_back({at::randn({BT, l->rank()}), l->A().t()});
+    } else {
+      products.push_back({at::randn({BT, l->in_features()}), l->weight().t()});
+    }
+  }
+  products.push_back({at::randn({BT, c.dim}), at::randn({c.vocab_size, c.dim}).t()});
+  int64_t G = c.n_heads / c.n_kv_heads;
+  at::Tensor q = at::randn({s.batch, c.n_kv_heads, G * s.T, c.head_dim});
+  at::Tensor k = at::randn({s.batch, c.n_kv_heads, c.head_dim, s.T});
+  at::Tensor p = at::randn({s.batch, c.n_kv_heads, G * s.T, s.T});
+  at::Tensor v = at::randn({s.batch, c.n_kv_heads, s.T, c.head_dim});
+  return best_seconds(reps, [&] {
+    for (auto& [a, b] : products) at::mm(a, b);
+    for (int64_t i = 0; i < c.n_layers; ++i) {
+      at::matmul(q, k);
+      at::matmul(p, v);
+    }
+  });
+}
+
+void run(const Shape& s, double keep, int reps) {
+  c10::InferenceMode guard;
+  at::manual_seed(0);
+  ModelConfig c = make_config(s);
+  Transformer net(c, random_weights(c));
+  if (keep < 1.0) make_low_rank(net, keep);
+  at::Tensor tokens = at::randint(0, c.vocab_size, {s.batch, s.T}, at::TensorOptions().dtype(at::kLong));
+  net.forward(tokens);  // warm-up
+  double fwd = best_seconds(reps, [&] { net.forward(tokens); });
+  double mm = matmul_only_seconds(net, s, reps);
+  double flops = forward_flops(net, s.batch, s.T);
+  std::printf("| %.2f | %lld | %.0f | %.1f | %.1f | %.2f | %.1f |\n", keep,
+              (long long)(s.batch * s.T), double(s.batch * s.T) / fwd, flops / fwd / 1e9,
+              flops / mm / 1e9, mm / fwd, fwd * 1e3);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Prefill benchmark of a random Llama-shaped model (dense and low-rank)"};
+  Shape s;
+  int threads = 0, reps = 3;
+  std::vector<double> keeps = {1.0};
+  app.add_option("--dim", s.dim);
+  app.add_option("--hidden", s.hidden);
+  app.add_option("--layers", s.layers);
+  app.add_option("--heads", s.heads);
+  app.add_option("--kv-heads", s.kv_heads);
+  app.add_option("--vocab", s.vocab);
+  app.add_option("--batch", s.batch);
+  app.add_option("--seq", s.T);
+  app.add_option("--keep", keeps, "Keep fractions to time (1 = dense), e.g. --keep 1 0.7 0.5 0.3");
+  app.add_option("--reps", reps);
+  app.add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+  int n = setup_threads(threads);
+  std::printf("model: d=%lld ffn=%lld layers=%lld heads=%lld/%lld vocab=%lld, B×T=%lld×%lld, %d threads\n\n",
+              (long long)s.dim, (long long)s.hidden, (long long)s.layers, (long long)s.heads,
+              (long long)s.kv_heads, (long long)s.vocab, (long long)s.batch, (long long)s.T, n);
+  std::printf("| keep | tokens | tokens/s | achieved GFLOP/s | mm-only GFLOP/s | ratio | ms/forward |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  for (double keep : keeps) run(s, keep, reps);
+  return 0;
+}
