@@ -184,6 +184,14 @@ TEST(DecomposeCur, ExactWhenRankIsLow) {
   }
 }
 
+TEST(DecomposeCur, ActivationWeightedSelection) {
+  const at::Tensor W = at::matmul(gaussian({30, 5}, 28), gaussian({5, 25}, 29)).to(at::kFloat);
+  const LinearStats stats = stats_of(calibration_inputs(50, 25, 30));
+  EXPECT_TRUE(make_decomposer("cur:weight=act")->needs_stats());
+  const Factors f = run("cur:weight=act", W, &stats, 6);
+  EXPECT_LT(std::sqrt(frob_sq(W.to(at::kDouble) - approx(f, 5)) / frob_sq(W)), 1e-4);
+}
+
 // Columns of W (dim 1) or rows (dim 0) lying in the column (row) space of M of rank r.
 std::set<int64_t> inside_span(const at::Tensor& W, const at::Tensor& M, int64_t r, int64_t dim) {
   const auto [U, S, Vh] = at::linalg_svd(M, false);

@@ -23,8 +23,11 @@ struct Factors {
   at::Tensor A;                // [m,k] float32
   at::Tensor B;                // [k,n] float32
   at::Tensor bias_correction;  // optional [m] float32 (no current method produces one)
-  // Optional: tail_error[r] = closed-form error of keeping the first r components (size k+1),
-  // in the method's own metric (named by `metric`), e.g. the sum of discarded σ² for svd.
+  // Optional: tail_error[r] = error of keeping the first r components (size k+1), in the
+  // method's own metric (named by `metric`): closed form where one exists (discarded σ²),
+  // otherwise computed exactly from the factors. Metrics: "frobenius_sq" ‖W−Ŵ_r‖_F² (svd,
+  // rsvd, cur, nmf), "output_sq" ‖(W−Ŵ_r)Xᵀ‖_F² (svdllm), "act_scaled_frobenius_sq"
+  // ‖(W−Ŵ_r)·diag(s)‖_F² (asvd), "fisher_row_weighted_sq" Σᵢ Iᵢ²‖(W−Ŵ_r)ᵢ‖² (fwsvd).
   std::vector<double> tail_error;
   std::string metric;
   // Optional: objective after each iteration of an iterative method (nmf), first entry = init.

@@ -19,8 +19,7 @@ const char* selection_name(Selection rule) { return rule == Selection::top ? "to
 
 std::vector<double> component_output_energy(const Factors& factors, const LinearStats& stats) {
   check(stats.gram.defined(), "", "importance selection needs stats.gram");
-  check(stats.gram.dim() == 2 && stats.gram.size(0) == factors.B.size(1), "",
-        "stats.gram does not match the factors' input size " + std::to_string(factors.B.size(1)));
+  validate_stats(stats, -1, factors.B.size(1), "");
   const at::Tensor B = factors.B.to(at::kDouble);
   const at::Tensor through_gram = (at::matmul(B, stats.gram) * B).sum(1);  // B_i·G·B_iᵀ
   const at::Tensor a_energy = factors.A.to(at::kDouble).square().sum(0);   // ‖A_i‖²
