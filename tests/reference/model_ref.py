@@ -416,10 +416,13 @@ def argmax_first(xs):
 def score_item(m, item, max_len):
     """Summed log-prob of each choice's continuation tokens (lm-eval-harness style)."""
     bos = [Llama2cTokenizer.BOS]
-    ctx_ids = bos + m.tok.encode(item["query"])
+    # lm-eval-harness _encode_pair: trailing whitespace of the context moves to the continuation.
+    context = item["query"].rstrip(" \t\r\n")
+    moved = item["query"][len(context):]
+    ctx_ids = bos + m.tok.encode(context)
     seqs, conts, info = [], [], dict(truncated=0, ctx_not_prefix=0)
     for choice in item["choices"]:
-        whole = bos + m.tok.encode(item["query"] + " " + choice)
+        whole = bos + m.tok.encode(context + moved + " " + choice)
         cont = whole[len(ctx_ids):]
         if whole[:len(ctx_ids)] != ctx_ids:
             info["ctx_not_prefix"] += 1

@@ -1,0 +1,118 @@
+// Perplexity and ranking of stories260K against the independent Python reference
+// (tests/reference/model_ref.py → tests/expected/stories260k_ref.json).
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "data/tasks.h"
+#include "eval/perplexity.h"
+#include "eval/ranking.h"
+#include "model/model.h"
+#include "test_util.h"
+
+namespace rankrl {
+namespace {
+
+using nlohmann::json;
+using test::data_file;
+
+json reference() {
+  return json::parse(test::read_text(std::string(RANKRL_SOURCE_DIR) + "/tests/expected/stories260k_ref.json"));
+}
+
+Model load_stories() {
+  return load_model(data_file("stories260K/stories260K.bin"), data_file("stories260K/tok512.bin"));
+}
+
+// The reference's perplexity entry for (ctx, bytes).
+json ppl_case(int64_t ctx, int64_t bytes) {
+  for (const json& p : reference()["perplexity"])
+    if (p["ctx"] == ctx && p["bytes_used"] == bytes) return p;
+  ADD_FAILURE() << "no reference for ctx " << ctx << " bytes " << bytes;
+  return json();
+}
+
+void expect_perplexity_matches(int64_t ctx, int64_t bytes, int64_t batch) {
+  Model m = load_stories();
+  std::string text = read_file(data_file("tinystories/tinystories_val.txt")).substr(0, bytes);
+  json ref = ppl_case(ctx, bytes);
+  PerplexityResult r = perplexity(*m.net, m.tokenizer->encode_with_bos(text), ctx, batch, false);
+  EXPECT_EQ(r.text_tokens, ref["n_tokens_with_bos"].get<int64_t>());
+  EXPECT_EQ(r.tokens, ref["tokens_scored"].get<int64_t>());
+  EXPECT_EQ(r.windows, ref["n_windows"].get<int64_t>());
+  EXPECT_NEAR(r.nll, ref["mean_nll"].get<double>(), 2e-6);
+  EXPECT_NEAR(r.ppl, ref["ppl"].get<double>(), 1e-5 * r.ppl);
+}
+
+TEST(Perplexity, FirstTwentyKilobytesMatchReference) {
+  RANKRL_REQUIRE_DATA("stories260K/stories260K.bin");
+  expect_perplexity_matches(256, 20000, 7);  // 7 does not divide the 37 full windows: tests the tail
+}
+
+TEST(Perplexity, WholeTinyStoriesFileMatchesReference) {
+  RANKRL_REQUIRE_DATA("tinystories/tinystories_val.txt");
+  expect_perplexity_matches(256, 794375, 64);
+}
+
+TEST(Perplexity, BatchSizeDoesNotChangeTheResult) {
+  RANKRL_REQUIRE_DATA("stories260K/stories260K.bin");
+  Model m = load_stories();
+  std::string text = read_file(data_file("tinystories/tinystories_val.txt")).substr(0, 6000);
+  std::vector<int32_t> ids = m.tokenizer->encode_with_bos(text);
+  PerplexityResult a = perplexity(*m.net, ids, 64, 1, false), b = perplexity(*m.net, ids, 64, 16, false);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_NEAR(a.nll, b.nll, 1e-6);
+}
+
+void expect_ranking_matches(const std::string& name, const std::string& file,
+                            const std::string& labels = "") {
+  json ref = reference()["ranking"][name];
+  Model m = load_stories();
+  std::vector<TaskItem> items = read_tasks(data_file(file), labels, ref["first_n"].get<int64_t>());
+  RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items, false);
+  EXPECT_EQ(r.items, ref["items"].get<int64_t>());
+  EXPECT_DOUBLE_EQ(r.acc, ref["acc"].get<double>());
+  EXPECT_DOUBLE_EQ(r.acc_norm, ref["acc_norm"].get<double>());
+  EXPECT_NEAR(r.margin, ref["margin"].get<double>(), 1e-4);
+  EXPECT_EQ(r.truncated, ref["truncated_items"].get<int64_t>());
+  for (const json& item : ref["first_items"]) {
+    const ItemScores& s = r.per_item[item["index"].get<size_t>()];
+    auto expected = item["scores"].get<std::vector<double>>();
+    auto lengths = item["n_cont_tokens"].get<std::vector<int64_t>>();
+    ASSERT_EQ(s.scores.size(), expected.size());
+    for (size_t k = 0; k < expected.size(); ++k) {
+      EXPECT_NEAR(s.scores[k], expected[k], 1e-3) << name << " item " << item["index"] << " choice " << k;
+      EXPECT_EQ(s.lengths[k], lengths[k]);
+    }
+  }
+}
+
+TEST(Ranking, PiqaMatchesReference) {
+  RANKRL_REQUIRE_DATA("tasks/piqa.jsonl");
+  expect_ranking_matches("piqa", "tasks/piqa.jsonl");
+}
+
+TEST(Ranking, ArcEasyMatchesReference) {
+  RANKRL_REQUIRE_DATA("tasks/arc_easy.jsonl");
+  expect_ranking_matches("arc_easy", "tasks/arc_easy.jsonl");
+}
+
+TEST(Ranking, OriginalPiqaFormatWithLabelsFileMatchesReference) {
+  RANKRL_REQUIRE_DATA("tasks/piqa_valid_original.jsonl");
+  expect_ranking_matches("piqa_original", "tasks/piqa_valid_original.jsonl");
+}
+
+TEST(Ranking, MarginIsLogSoftmaxOfGold) {
+  std::vector<TaskItem> items = {{"q", {"a", "bbbb"}, 1}, {"q", {"a", "b", "c"}, 0}};
+  std::vector<ItemScores> scores(2);
+  scores[0].scores = {-1.0, -2.0};
+  scores[1].scores = {-3.0, -3.0, -1.0};
+  RankingResult r = summarize_ranking(items, scores);
+  double m0 = -2.0 - std::log(std::exp(-1.0) + std::exp(-2.0));
+  double m1 = -3.0 - std::log(2 * std::exp(-3.0) + std::exp(-1.0));
+  EXPECT_NEAR(r.margin, (m0 + m1) / 2, 1e-12);
+  EXPECT_DOUBLE_EQ(r.acc, 0.0);       // item 0 argmax = 0 (gold 1); item 1 argmax = 2 (gold 0)
+  EXPECT_DOUBLE_EQ(r.acc_norm, 0.5);  // item 0: -1/1 < -2/4, so the gold wins; item 1 → 2
+}
+
+}  // namespace
+}  // namespace rankrl
