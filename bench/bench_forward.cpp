@@ -39,24 +39,12 @@ ModelConfig make_config(const Shape& s) {
   return c;
 }
 
+// Norm weights 1, matrices Gaussian with 1/sqrt(fan-in) scale: every tensor the config requires.
 WeightMap random_weights(const ModelConfig& c) {
   WeightMap w;
-  auto rnd = [](int64_t m, int64_t n) { return at::randn({m, n}) / std::sqrt(double(n)); };
-  w["model.embed_tokens.weight"] = rnd(c.vocab_size, c.dim);
-  w["model.norm.weight"] = at::ones({c.dim});
-  w["lm_head.weight"] = rnd(c.vocab_size, c.dim);
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    std::string p = "model.layers." + std::to_string(i) + ".";
-    w[p + "input_layernorm.weight"] = at::ones({c.dim});
-    w[p + "post_attention_layernorm.weight"] = at::ones({c.dim});
-    w[p + "self_attn.q_proj.weight"] = rnd(c.n_heads * c.head_dim, c.dim);
-    w[p + "self_attn.k_proj.weight"] = rnd(c.kv_dim(), c.dim);
-    w[p + "self_attn.v_proj.weight"] = rnd(c.kv_dim(), c.dim);
-    w[p + "self_attn.o_proj.weight"] = rnd(c.dim, c.n_heads * c.head_dim);
-    w[p + "mlp.gate_proj.weight"] = rnd(c.hidden_dim, c.dim);
-    w[p + "mlp.up_proj.weight"] = rnd(c.hidden_dim, c.dim);
-    w[p + "mlp.down_proj.weight"] = rnd(c.dim, c.hidden_dim);
-  }
+  for (const WeightSpec& spec : weight_specs(c))
+    w[spec.name] = spec.shape.size() == 1 ? at::ones(spec.shape)
+                                          : at::randn(spec.shape) / std::sqrt(double(spec.shape[1]));
   return w;
 }
 
