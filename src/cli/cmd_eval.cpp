@@ -31,7 +31,12 @@ nlohmann::json run_perplexity(const Model& m, const EvalOptions& o) {
   require_utf8(text, o.text);
   int64_t ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(m.config().max_seq_len > 0 ? m.config().max_seq_len : 1024, 2048);
   int64_t batch = o.batch > 0 ? o.batch : default_batch(ctx, m.config().vocab_size);
-  PerplexityResult r = perplexity(*m.net, m.tokenizer->encode_with_bos(text), ctx, batch);
+  const std::vector<int32_t> ids = m.tokenizer->encode_with_bos(text);
+  // perplexity() would reject this too, but without naming the file at fault.
+  if (ids.size() < 2)
+    throw Error(o.text, "text too short: " + std::to_string(ids.size()) +
+                            " token(s), perplexity needs at least 2");
+  PerplexityResult r = perplexity(*m.net, ids, ctx, batch);
   info("perplexity " + std::to_string(r.ppl) + " (" + std::to_string(r.nll) + " nats/token over " +
        std::to_string(r.tokens) + " tokens, " + std::to_string(r.seconds) + " s)");
   return {{"text", o.text}, {"ctx", ctx},           {"batch", batch},

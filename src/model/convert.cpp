@@ -26,6 +26,7 @@ void convert_llama2c(const std::string& bin_path, const std::string& tokenizer_p
   Checkpoint ckpt = load_checkpoint(bin_path);
   if (ckpt.format != "llama2c") throw Error(bin_path, "not a llama2.c checkpoint");
   Llama2cTokenizer tokenizer = Llama2cTokenizer::load(tokenizer_path, int32_t(ckpt.config.vocab_size));
+  check_llama2c_convertible(tokenizer, tokenizer_path);  // fail before writing anything
   ModelConfig config = ckpt.config;
   WeightMap weights = ckpt.weights;
   for (int64_t i = 0; i < config.n_layers; ++i) {
@@ -39,10 +40,16 @@ void convert_llama2c(const std::string& bin_path, const std::string& tokenizer_p
   config.hf_architecture = "LlamaForCausalLM";
   config.model_type = "llama";
   std::error_code ec;
+  const bool created = !std::filesystem::exists(out_dir, ec);
   std::filesystem::create_directories(out_dir, ec);
   if (ec) throw Error(out_dir, "cannot create directory: " + ec.message());
-  save_hf_checkpoint(out_dir, config, weights);
-  write_tokenizer_json_from_llama2c(tokenizer, out_dir);
+  try {
+    save_hf_checkpoint(out_dir, config, weights);
+    write_tokenizer_json_from_llama2c(tokenizer, out_dir);
+  } catch (...) {
+    if (created) std::filesystem::remove_all(out_dir, ec);  // no half-written model directory
+    throw;
+  }
 }
 
 }  // namespace rankrl

@@ -106,6 +106,10 @@ ordered_json model_json(const Llama2cTokenizer& tok, const std::vector<std::stri
 
 }  // namespace
 
+void check_llama2c_convertible(const Llama2cTokenizer& tok, const std::string& source) {
+  (void)hf_tokens(tok, source);
+}
+
 void write_tokenizer_json_from_llama2c(const Llama2cTokenizer& tok, const std::string& out_dir) {
   check(is_directory(out_dir), out_dir, "not a directory");
   const std::filesystem::path dir(out_dir);

@@ -67,4 +67,8 @@ class Llama2cTokenizer : public Tokenizer {
 // in Hugging Face semantics. Throws Error when a piece is not valid UTF-8 or pieces collide.
 void write_tokenizer_json_from_llama2c(const Llama2cTokenizer& tok, const std::string& out_dir);
 
+// Throws Error(source, ...) when write_tokenizer_json_from_llama2c would reject `tok`; lets a
+// caller blame the tokenizer file and fail before writing anything.
+void check_llama2c_convertible(const Llama2cTokenizer& tok, const std::string& source);
+
 }  // namespace rankrl
