@@ -39,6 +39,15 @@ void print_result(const nlohmann::json& j, const Common& common) {
   else print_flat(j, "");
 }
 
+// `rankrl: error: <message>` as exactly one line: messages from libraries (CLI11, c10) may span
+// several, which would break the one-line error contract.
+void print_error(std::string message) {
+  for (char& ch : message)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  while (!message.empty() && message.back() == ' ') message.pop_back();
+  std::fprintf(stderr, "rankrl: error: %s\n", message.c_str());
+}
+
 }  // namespace rankrl::cli
 
 int main(int argc, char** argv) {
@@ -55,8 +64,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Bad usage: one line in the project's format (CLI11's own print adds a second line).
+    cli::print_error(std::string(e.what()) + " (see --help)");
+    return 2;
   }
   try {
     for (const cli::Command& c : commands)
@@ -65,13 +76,13 @@ int main(int argc, char** argv) {
         return c.run();
       }
   } catch (const Error& e) {
-    std::fprintf(stderr, "rankrl: error: %s\n", e.what());
+    cli::print_error(e.what());
     return e.exit_code();
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "rankrl: error: tensor operation failed: %s\n", e.what_without_backtrace());
+    cli::print_error(std::string("tensor operation failed: ") + e.what_without_backtrace());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rankrl: error: %s\n", e.what());
+    cli::print_error(e.what());
     return 1;
   }
   return 2;

@@ -138,6 +138,11 @@ Checkpoint load_hf_directory(const std::string& dir) {
   ck.path = dir;
   ck.format = "safetensors";
   const TensorSource src = open_weights(dir);
+  // Each layer has tensors of its own, so a config claiming more layers than the weights hold
+  // tensors is wrong; listing its weight names would also cost unbounded time and memory.
+  check(uint64_t(ck.config.n_layers) <= src.tensors.size(), config_path,
+        "config.json: " + std::to_string(ck.config.n_layers) + " layers, but the weights hold only " +
+            std::to_string(src.tensors.size()) + " tensors");
   for (const auto& f : src.files) ck.files.push_back(f.path());
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> by_name;
   for (const auto& [name, entry] : src.tensors) by_name[canonical_name(ck.config, name)] = entry;
