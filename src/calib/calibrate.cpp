@@ -1,0 +1,170 @@
+#include "calib/calibrate.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <memory>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "model/transformer.h"
+#include "search/plan.h"
+#include "tokenizer/tokenizer.h"
+
+namespace rankrl {
+
+namespace {
+
+// Feeds each Linear's input to an accumulator. A linear whose input is the very tensor the
+// previous linear just saw (q/k/v, gate/up) reuses that accumulator: the Gram of a shared input
+// is computed once. Holding `last_input_` keeps the tensor alive, so pointer identity cannot be
+// fooled by an allocator reusing the address of a freed activation.
+class InputStatsObserver {
+ public:
+  void observe(const Linear& l, const at::Tensor& x) {
+    if (last_input_.defined() && x.is_same(last_input_)) {
+      owner_[l.name()] = last_owner_;
+      return;
+    }
+    owner_[l.name()] = l.name();
+    auto it = acc_.find(l.name());
+    if (it == acc_.end()) it = acc_.emplace(l.name(), StatsAccumulator(l.in_features(), l.name())).first;
+    it->second.add(x.detach());
+    last_input_ = x;
+    last_owner_ = l.name();
+  }
+  // Drops the held activation between forwards.
+  void end_forward() { last_input_ = at::Tensor(); }
+
+  void finish(CalibStats& out) const {
+    std::map<std::string, LinearStats> by_owner;
+    for (const auto& [name, acc] : acc_) by_owner[name] = acc.finish();
+    for (const auto& [name, owner] : owner_) {
+      out.stats[name] = by_owner.at(owner);
+      out.shared_input[name] = owner;
+    }
+  }
+
+ private:
+  std::map<std::string, StatsAccumulator> acc_;
+  std::map<std::string, std::string> owner_;
+  at::Tensor last_input_;
+  std::string last_owner_;
+};
+
+// [start, length) of each window over n tokens; the last partial window is kept.
+std::vector<std::pair<int64_t, int64_t>> windows_of(int64_t n, int64_t ctx) {
+  std::vector<std::pair<int64_t, int64_t>> w;
+  for (int64_t s = 0; s < n; s += ctx) w.push_back({s, std::min(ctx, n - s)});
+  return w;
+}
+
+void accumulate_inputs(const Transformer& net, const at::Tensor& all, int64_t ctx, int64_t batch,
+                       CalibStats& out) {
+  c10::InferenceMode guard;
+  InputStatsObserver obs;
+  // set_observer is non-const; the observer only reads. The net is restored before returning.
+  auto& mutable_net = const_cast<Transformer&>(net);
+  mutable_net.set_observer([&obs](const Linear& l, const at::Tensor& x) { obs.observe(l, x); });
+  struct Reset {
+    Transformer& n;
+    ~Reset() { n.set_observer(nullptr); }
+  } reset{mutable_net};
+  const auto wins = windows_of(all.numel(), ctx);
+  Progress progress("calibrate", all.numel(), "tok");
+  for (size_t i = 0; i < wins.size();) {
+    // Equal-length windows go together; the (shorter) last one runs alone.
+    size_t j = i;
+    while (j < wins.size() && int64_t(j - i) < batch && wins[j].second == wins[i].second) ++j;
+    const int64_t len = wins[i].second, b = int64_t(j - i);
+    net.forward(all.narrow(0, wins[i].first, b * len).view({b, len}));
+    obs.end_forward();
+    progress.advance(b * len);
+    i = j;
+  }
+  progress.finish();
+  obs.finish(out);
+  out.windows = int64_t(wins.size());
+}
+
+// Diagonal empirical Fisher: Σ_windows (∂ mean-NLL(window) / ∂W)² for every projection weight,
+// through a copy of the network whose dense weights require grad.
+void accumulate_fisher(const Transformer& net, const at::Tensor& all, int64_t ctx, CalibStats& out) {
+  WeightMap w = net.weights();
+  std::map<std::string, at::Tensor> params;
+  for (const Linear* l : net.linears()) {
+    at::Tensor p = l->dense_weight().detach().clone().requires_grad_(true);
+    w.erase(l->name() + ".lowrank_A");
+    w.erase(l->name() + ".lowrank_B");
+    w[l->name()] = p;
+    params[l->name()] = p;
+  }
+  Transformer grad_net(net.config(), w);
+  std::map<std::string, StatsAccumulator> acc;
+  for (const auto& [name, p] : params) acc.emplace(name, StatsAccumulator(p.size(1), name));
+  Progress progress("fisher", all.numel(), "tok");
+  for (const auto& [start, len] : windows_of(all.numel(), ctx)) {
+    progress.advance(len);
+    if (len < 2) continue;  // nothing to predict
+    at::Tensor win = all.narrow(0, start, len).view({1, len});
+    at::Tensor logits = grad_net.forward(win);
+    at::Tensor loss = at::cross_entropy_loss(logits.narrow(1, 0, len - 1).reshape({len - 1, -1}),
+                                             win.narrow(1, 1, len - 1).reshape({len - 1}));
+    std::vector<at::Tensor> inputs;
+    for (const auto& [name, p] : params) inputs.push_back(p);
+    std::vector<at::Tensor> grads = torch::autograd::grad({loss}, inputs);
+    size_t i = 0;
+    for (auto& [name, a] : acc) a.add_weight_grad(grads[i++]);
+  }
+  progress.finish();
+  for (const auto& [name, a] : acc) out.stats.at(name).fisher = a.finish().fisher;
+}
+
+}  // namespace
+
+const LinearStats* CalibStats::find(const std::string& weight) const {
+  auto it = stats.find(weight);
+  return it == stats.end() ? nullptr : &it->second;
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;  // Linux reports kilobytes
+}
+
+std::vector<int32_t> calibration_ids(const Tokenizer& tok, const std::string& path, int64_t n) {
+  check(n >= 1, path, "--calib-tokens must be at least 1");
+  std::vector<int32_t> ids = tok.encode_with_bos(read_file(path));
+  check(int64_t(ids.size()) >= n, path,
+        "too few calibration tokens: the file has " + std::to_string(ids.size()) + ", " +
+            std::to_string(n) + " requested");
+  ids.resize(size_t(n));
+  return ids;
+}
+
+CalibStats calibrate(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts) {
+  if (opts.ctx < 1) throw usage_error("--ctx must be at least 1");
+  const int64_t max_len = net.config().max_seq_len;
+  if (max_len > 0 && opts.ctx > max_len)
+    throw usage_error("--ctx " + std::to_string(opts.ctx) + " exceeds the model's maximum sequence length " +
+                      std::to_string(max_len));
+  const auto start = std::chrono::steady_clock::now();
+  at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
+  CalibStats out;
+  out.tokens = all.numel();
+  out.ctx = opts.ctx;
+  out.fisher = opts.fisher;
+  out.model_identity = model_identity(net.config());
+  accumulate_inputs(net, all, opts.ctx, std::max<int64_t>(opts.batch, 1), out);
+  if (opts.fisher) accumulate_fisher(net, all, opts.ctx, out);
+  out.seconds = seconds_since(start);
+  out.peak_rss_bytes = peak_rss_bytes();
+  return out;
+}
+
+}  // namespace rankrl

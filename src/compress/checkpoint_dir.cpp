@@ -1,0 +1,112 @@
+#include "compress/checkpoint_dir.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/checkpoint.h"
+#include "model/model.h"
+#include "model/transformer.h"
+#include "tokenizer/llama2c_tokenizer.h"
+
+namespace rankrl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+bool is_hf_tokenizer(const std::string& path) {
+  return is_directory(path) || fs::path(path).extension() == ".json";
+}
+
+// Adds {"rankrl": section} to the config.json written by save_hf_checkpoint.
+void add_rankrl_section(const std::string& config_path, const nlohmann::json& section) {
+  nlohmann::json config = nlohmann::json::parse(read_file(config_path));
+  config["rankrl"] = section;
+  write_file_atomic(config_path, config.dump(2) + "\n");
+}
+
+}  // namespace
+
+// "out/" must stage in "out.tmp-<pid>", not inside "out".
+std::string without_trailing_slash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+StagingDir::StagingDir(std::string dest, bool replace)
+    : dest_(without_trailing_slash(std::move(dest))), tmp_(dest_ + ".tmp-" + std::to_string(getpid())),
+      replace_(replace) {
+  std::error_code ec;
+  if (fs::exists(dest_) && !(fs::is_directory(dest_) && fs::is_empty(dest_)) && !replace_)
+    throw Error(dest_, "already exists and is not empty (pass --force to replace it)");
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_, ec);
+  check(!ec, tmp_, "cannot create directory: " + ec.message());
+}
+
+StagingDir::~StagingDir() {
+  std::error_code ec;
+  if (!committed_) fs::remove_all(tmp_, ec);
+}
+
+std::string StagingDir::file(const std::string& name) const { return (fs::path(tmp_) / name).string(); }
+
+void StagingDir::commit() {
+  std::error_code ec;
+  fs::remove_all(dest_, ec);  // empty, or replace_ was given
+  fs::rename(tmp_, dest_, ec);
+  check(!ec, dest_, "cannot move the finished directory into place: " + ec.message());
+  committed_ = true;
+}
+
+void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir) {
+  if (!is_hf_tokenizer(tokenizer_path)) {
+    write_tokenizer_json_from_llama2c(Llama2cTokenizer::load(tokenizer_path, int32_t(vocab_size)), dir);
+    return;
+  }
+  const fs::path src = is_directory(tokenizer_path) ? fs::path(tokenizer_path) : fs::path(tokenizer_path).parent_path();
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                           "merges.txt"}) {
+    const fs::path from = src / name;
+    if (file_exists(from.string())) write_file_atomic((fs::path(dir) / name).string(), read_file(from.string()));
+  }
+}
+
+void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
+                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace) {
+  StagingDir stage(out, replace);
+  save_hf_checkpoint(stage.path(), net.config(), net.weights());
+  add_rankrl_section(stage.file("config.json"), {{"version", kVersion}, {"plan", plan_to_json(plan)}});
+  write_tokenizer_files(tokenizer_path, net.config().vocab_size, stage.path());
+  write_plan(stage.file("plan.json"), plan);
+  write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
+  stage.commit();
+}
+
+int64_t export_dense(const std::string& model_path, const std::string& tokenizer_path,
+                     const std::string& out, bool replace) {
+  Model m = load_model(model_path, tokenizer_path);
+  WeightMap w = m.net->weights();
+  int64_t multiplied = 0;
+  for (const Linear* l : m.net->linears()) {
+    if (!l->is_low_rank()) continue;
+    w.erase(l->name() + kLowRankA);
+    w.erase(l->name() + kLowRankB);
+    w[l->name()] = l->dense_weight();
+    ++multiplied;
+  }
+  StagingDir stage(out, replace);
+  save_hf_checkpoint(stage.path(), m.config(), w);
+  const std::string tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
+  write_tokenizer_files(tok, m.config().vocab_size, stage.path());
+  stage.commit();
+  return multiplied;
+}
+
+}  // namespace rankrl

@@ -1,0 +1,50 @@
+// Compressed model directories: an HF-style directory whose factored projections are stored as
+// <name>.lowrank_A [out, r] / <name>.lowrank_B [r, in] (see io/checkpoint.h), every other tensor
+// unchanged, plus config.json with a "rankrl" section (version, plan), the tokenizer, plan.json
+// and report.json. load_checkpoint/load_model open such a directory directly.
+//
+// Every directory is built in `<out>.tmp-<pid>` and renamed into place at the end, so a failure
+// leaves nothing at `out`.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+
+#include "search/plan.h"
+
+namespace rankrl {
+
+class Transformer;
+
+// A directory being built beside its destination; commit() renames it into place, destruction
+// without commit() removes it. An existing non-empty destination is an error unless `replace`.
+class StagingDir {
+ public:
+  StagingDir(std::string dest, bool replace);
+  ~StagingDir();
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+  const std::string& path() const { return tmp_; }
+  std::string file(const std::string& name) const;
+  void commit();
+
+ private:
+  std::string dest_, tmp_;
+  bool replace_, committed_ = false;
+};
+
+// Copies the tokenizer beside a model into `dir` as tokenizer.json (+ tokenizer_config.json and
+// friends when present). `tokenizer_path` is what load_model used: an HF directory or
+// tokenizer.json is copied; a llama2.c tokenizer.bin is converted to tokenizer.json.
+void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir);
+
+// Writes `net` (factored or not) with its plan and report to `out` (see above).
+void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
+                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace);
+
+// Loads a (compressed) model directory and writes it as a standard dense checkpoint: every
+// factored weight becomes A·B. Returns the number of weights multiplied back.
+int64_t export_dense(const std::string& model_path, const std::string& tokenizer_path,
+                     const std::string& out, bool replace);
+
+}  // namespace rankrl

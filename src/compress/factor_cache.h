@@ -1,0 +1,34 @@
+// FactorCache: factorizations per (weight, method spec), computed once at the largest rank asked
+// for so far; every smaller rank is a slice (decomposer components are ordered).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "decompose/decomposer.h"
+
+namespace rankrl {
+
+struct CalibStats;
+class Transformer;
+
+class FactorCache {
+ public:
+  // `dense` must outlive the cache and keep its dense weights (it is the source of W);
+  // `stats` may be null when only data-free methods are used.
+  FactorCache(const Transformer& dense, const CalibStats* stats);
+
+  // Factors of `weight` by `spec` with at least `rank` components (recomputed at the larger rank
+  // when an earlier entry has fewer).
+  const Factors& get(const std::string& weight, const std::string& spec, int64_t rank);
+  double seconds() const { return seconds_; }
+
+ private:
+  const Transformer& dense_;
+  const CalibStats* stats_;
+  std::map<std::pair<std::string, std::string>, Factors> cache_;
+  double seconds_ = 0.0;
+};
+
+}  // namespace rankrl

@@ -1,0 +1,117 @@
+#include "compress/heal.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/adam.h>
+
+#include <nlohmann/json.hpp>
+
+#include "calib/calibrate.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "model/transformer.h"
+
+namespace rankrl {
+
+namespace {
+
+using nlohmann::json;
+
+// ‖(W − A·B)·Xᵀ‖² / ‖W·Xᵀ‖² through the Gram: tr(Δ·G·Δᵀ) / tr(W·G·Wᵀ).
+double relative_output_error(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, const at::Tensor& G) {
+  const at::Tensor D = W - at::mm(A, B);
+  const double num = (at::mm(D, G) * D).sum().item<double>();
+  const double den = (at::mm(W, G) * W).sum().item<double>();
+  return den > 0 ? num / den : 0.0;
+}
+
+// Least-squares A for fixed B on inputs with Gram G (see heal.h).
+at::Tensor refit_A(const at::Tensor& W, const at::Tensor& B, const at::Tensor& G) {
+  const at::Tensor BG = at::mm(B, G);
+  at::Tensor M = at::mm(BG, B.t());
+  const int64_t r = M.size(0);
+  const double ridge = 1e-6 * std::max(M.trace().item<double>(), 1e-30) / double(r);
+  M = M + ridge * at::eye(r, M.options());
+  const at::Tensor rhs = at::mm(W, BG.t());  // W·G·Bᵀ [m, r]
+  return at::linalg_solve(M, rhs.t()).t();  // M symmetric: A = rhs·M⁻¹
+}
+
+// Groups of consecutive linears that read the same input, in forward order.
+std::vector<std::vector<std::string>> input_groups(const CalibStats& s, const Transformer& net) {
+  std::vector<std::vector<std::string>> groups;
+  std::string last_owner;
+  for (const Linear* l : net.linears()) {
+    const std::string& owner = s.shared_input.at(l->name());
+    if (groups.empty() || owner != last_owner) groups.emplace_back();
+    groups.back().push_back(l->name());
+    last_owner = owner;
+  }
+  return groups;
+}
+
+json closed_form(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, int64_t ctx) {
+  const CalibOptions calib{int64_t(ids.size()), ctx, 8, false};
+  CalibStats s = calibrate(net, ids, calib);
+  json layers = json::array();
+  for (const auto& group : input_groups(s, net)) {
+    s = calibrate(net, ids, calib);  // inputs as the model compressed & healed so far produces them
+    for (const std::string& name : group) {
+      Linear* l = net.find_linear(name);
+      if (!l->is_low_rank()) continue;
+      const at::Tensor G = s.stats.at(name).gram;
+      const at::Tensor W = const_cast<Transformer&>(dense).find_linear(name)->dense_weight().to(at::kDouble);
+      const at::Tensor B = l->B().to(at::kDouble);
+      const double before = relative_output_error(W, l->A().to(at::kDouble), B, G);
+      const at::Tensor A = refit_A(W, B, G);
+      l->set_low_rank(A.to(at::kFloat).contiguous(), l->B());
+      layers.push_back({{"name", name}, {"rel_error_before", before},
+                        {"rel_error_after", relative_output_error(W, A, B, G)}});
+    }
+  }
+  return layers;
+}
+
+json gradient_steps(Transformer& net, const std::vector<int32_t>& ids, const HealOptions& o) {
+  WeightMap w = net.weights();
+  std::vector<at::Tensor> params;
+  std::map<std::string, std::pair<at::Tensor, at::Tensor>> factors;
+  for (const Linear* l : net.linears()) {
+    if (!l->is_low_rank()) continue;
+    at::Tensor A = l->A().detach().clone().requires_grad_(true), B = l->B().detach().clone().requires_grad_(true);
+    w[l->name() + ".lowrank_A"] = A;
+    w[l->name() + ".lowrank_B"] = B;
+    params.insert(params.end(), {A, B});
+    factors[l->name()] = {A, B};
+  }
+  if (params.empty()) return json::array();
+  Transformer trainable(net.config(), w);
+  const int64_t windows = int64_t(ids.size()) / o.ctx;
+  check(windows >= 1, "", "--heal-steps needs at least one full calibration window");
+  at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).narrow(0, 0, windows * o.ctx).view({windows, o.ctx});
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(o.lr));
+  json losses = json::array();
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const int64_t b = std::min(o.batch, windows), first = (step * b) % windows;
+    at::Tensor batch = all.index_select(0, (at::arange(b, at::kLong) + first).remainder(windows));
+    at::Tensor logits = trainable.forward(batch);
+    const int64_t T = o.ctx;
+    at::Tensor loss = at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, logits.size(-1)}),
+                                             batch.narrow(1, 1, T - 1).reshape({-1}));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item<double>());
+  }
+  for (auto& [name, f] : factors) net.find_linear(name)->set_low_rank(f.first.detach(), f.second.detach());
+  return losses;
+}
+
+}  // namespace
+
+json heal(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
+  json out = json::object();
+  if (o.closed_form) out["layers"] = closed_form(net, dense, ids, o.ctx);
+  if (o.steps > 0) out["step_losses"] = gradient_steps(net, ids, o);
+  return out;
+}
+
+}  // namespace rankrl

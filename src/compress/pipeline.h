@@ -1,0 +1,43 @@
+// The `rankrl compress` pipeline as a library call: load → statistics (calibrate or read) →
+// plan (uniform or from a file) → apply → [heal] → write the directory. Each stage is timed.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace rankrl {
+
+struct CalibStats;
+struct Model;
+
+struct StatsSource {
+  std::string calib_file;  // calibrate on this text ...
+  int64_t calib_tokens = 0;
+  int64_t ctx = 0;
+  bool fisher = false;
+  std::string stats_file;  // ... or read these statistics (rankrl calibrate --out)
+  bool given() const { return !calib_file.empty() || !stats_file.empty(); }
+};
+
+struct CompressOptions {
+  std::string model, tokenizer, out;
+  StatsSource stats;
+  double keep = 0.0;            // with method: a uniform plan ...
+  std::string method, select = "top";
+  std::string plan_path;        // ... or this plan
+  uint64_t seed = 0;
+  bool replace = false;
+  bool heal = false;            // closed-form least-squares refit of every A (needs --calib)
+  int64_t heal_steps = 0;       // then this many gradient steps on the factors
+  double heal_lr = 1e-3;
+};
+
+// Calibrates `model` (or reads stats and checks they belong to it). `want_fisher` turns on
+// Fisher statistics even when `src.fisher` is off (a method needs them).
+CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher);
+
+// Runs the pipeline and returns report.json (also written into the output directory).
+nlohmann::json compress_model(const CompressOptions& opts);
+
+}  // namespace rankrl
