@@ -35,5 +35,8 @@ Command add_generate(CLI::App& app, Common& common);
 Command add_inspect(CLI::App& app, Common& common);
 Command add_tokenize(CLI::App& app, Common& common);
 Command add_convert(CLI::App& app, Common& common);
+Command add_calibrate(CLI::App& app, Common& common);
+Command add_compress(CLI::App& app, Common& common);
+Command add_export_dense(CLI::App& app, Common& common);
 
 }  // namespace rankrl::cli

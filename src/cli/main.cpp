@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
       cli::add_eval(app, common),     cli::add_generate(app, common),
       cli::add_inspect(app, common),  cli::add_tokenize(app, common),
       cli::add_convert(app, common),
+      cli::add_calibrate(app, common), cli::add_compress(app, common),
+      cli::add_export_dense(app, common),
   };
   try {
     app.parse(argc, argv);

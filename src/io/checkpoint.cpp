@@ -103,9 +103,35 @@ void detail::check_weight(const ModelConfig& config, const WeightSpec& spec, con
                             " NaN/Inf value(s)");
 }
 
+bool is_projection_weight(const ModelConfig& config, const std::string& name) {
+  if (config.arch == Arch::GPT2) return is_conv1d_weight(config, name);
+  return name.rfind("model.layers.", 0) == 0 && ends_with(name, "_proj.weight") &&
+         (name.find(".self_attn.") != std::string::npos || name.find(".mlp.") != std::string::npos);
+}
+
+void detail::check_factors(const WeightSpec& spec, const at::Tensor& A, const at::Tensor& B,
+                           const std::string& path) {
+  const bool shaped = A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(0) && A.size(1) >= 1 &&
+                      A.size(0) == spec.shape[0] && B.size(1) == spec.shape[1];
+  check(shaped, path, "low-rank factors of '" + spec.name + "' have shapes " + shape_string(A.sizes()) +
+                          " and " + shape_string(B.sizes()) + ", expected [" + std::to_string(spec.shape[0]) +
+                          ", r] and [r, " + std::to_string(spec.shape[1]) + "]");
+  for (const at::Tensor* t : {&A, &B}) {
+    const int64_t bad = (~at::isfinite(*t)).sum().item<int64_t>();
+    check(bad == 0, path, "low-rank factors of '" + spec.name + "' contain " + std::to_string(bad) +
+                              " NaN/Inf value(s)");
+  }
+}
+
 void validate_weights(const ModelConfig& config, const WeightMap& weights, const std::string& path) {
   for (const auto& spec : weight_specs(config)) {
     auto it = weights.find(spec.name);
+    auto a = weights.find(spec.name + kLowRankA), b = weights.find(spec.name + kLowRankB);
+    if (it == weights.end() && a != weights.end() && b != weights.end() &&
+        is_projection_weight(config, spec.name)) {
+      detail::check_factors(spec, a->second, b->second, path);
+      continue;
+    }
     check(it != weights.end(), path, "missing tensor '" + spec.name + "' (required by the config)");
     detail::check_weight(config, spec, it->second, path);
   }

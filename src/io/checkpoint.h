@@ -67,8 +67,18 @@ std::vector<std::string> required_weight_names(const ModelConfig& config);
 // True for GPT-2 Conv1D weights (stored [in, out] on disk, returned transposed).
 bool is_conv1d_weight(const ModelConfig& config, const std::string& name);
 
+// Low-rank storage: a projection weight W [out, in] may instead be stored as two tensors
+// <name>.lowrank_A [out, r] and <name>.lowrank_B [r, in] with W ≈ A·B (always in this [out, in]
+// orientation, also for GPT-2 Conv1D weights). load_checkpoint returns them under those names,
+// validate_weights accepts them, save_hf_checkpoint writes them (for a rope_interleaved model the
+// rows of a q/k factor A are permuted like the rows of a dense q/k weight, since P·W = (P·A)·B).
+inline const std::string kLowRankA = ".lowrank_A";
+inline const std::string kLowRankB = ".lowrank_B";
+// True for the attention and MLP projection weights (the ones that may be stored low-rank).
+bool is_projection_weight(const ModelConfig& config, const std::string& name);
+
 // Throws Error(path, ...) unless every required weight is present with its expected shape and
-// holds only finite values.
+// holds only finite values (projection weights may be given as a low-rank pair instead).
 void validate_weights(const ModelConfig& config, const WeightMap& weights, const std::string& path);
 
 }  // namespace rankrl

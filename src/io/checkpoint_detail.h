@@ -21,6 +21,11 @@ void check_weight(const ModelConfig& config, const WeightSpec& spec, const at::T
 
 std::string shape_string(at::IntArrayRef shape);
 
+// Throws Error(path, ...) unless A [out, r] and B [r, in] (r ≥ 1) factor a weight of the spec's
+// shape and hold only finite values.
+void check_factors(const WeightSpec& spec, const at::Tensor& A, const at::Tensor& B,
+                   const std::string& path);
+
 Checkpoint load_llama2c(const std::string& path);
 Checkpoint load_hf_directory(const std::string& dir);
 

@@ -128,6 +128,24 @@ at::Tensor to_f32(const SafetensorsFile& f, const TensorInfo& t) {
   return raw.to(at::kFloat);
 }
 
+using TensorTable = std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>>;
+
+// A projection stored as <name>.lowrank_A / .lowrank_B (see checkpoint.h); never transposed.
+void load_factors(Checkpoint& ck, const WeightSpec& spec, const TensorTable& by_name) {
+  auto b = by_name.find(spec.name + kLowRankB);
+  const auto& [file_a, info_a] = by_name.at(spec.name + kLowRankA);
+  check(b != by_name.end(), file_a->path(), "tensor '" + spec.name + kLowRankA + "' has no matching '" +
+                                                spec.name + kLowRankB + "'");
+  const auto& [file_b, info_b] = b->second;
+  at::Tensor A = to_f32(*file_a, *info_a), B = to_f32(*file_b, *info_b);
+  check_factors(spec, A, B, file_a->path());
+  ck.weights[spec.name + kLowRankA] = A;
+  ck.weights[spec.name + kLowRankB] = B;
+  ck.stored_dtypes[spec.name + kLowRankA] = info_a->dtype;
+  ck.stored_dtypes[spec.name + kLowRankB] = info_b->dtype;
+  ck.stored_bytes += (info_a->end - info_a->begin) + (info_b->end - info_b->begin);
+}
+
 }  // namespace
 
 Checkpoint load_hf_directory(const std::string& dir) {
@@ -148,6 +166,10 @@ Checkpoint load_hf_directory(const std::string& dir) {
   for (const auto& [name, entry] : src.tensors) by_name[canonical_name(ck.config, name)] = entry;
   for (const auto& spec : weight_specs(ck.config)) {
     auto it = by_name.find(spec.name);
+    if (it == by_name.end() && by_name.count(spec.name + kLowRankA) && is_projection_weight(ck.config, spec.name)) {
+      load_factors(ck, spec, by_name);
+      continue;
+    }
     check(it != by_name.end(), src.path, "missing tensor '" + spec.name + "' (required by the config)");
     const auto& [file, info] = it->second;
     at::Tensor t = to_f32(*file, *info);
@@ -176,6 +198,10 @@ at::Tensor interleaved_to_rotate_half(const at::Tensor& w, int64_t heads, int64_
 // The tensor exactly as it goes on disk: float32, contiguous, in the checkpoint's own layout.
 at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::Tensor& w) {
   at::Tensor t = w.to(at::kFloat);
+  // Low-rank factors stay [out, r] / [r, in]; only A's rows (the outputs) follow a q/k permutation.
+  const bool factor_b = name.size() > kLowRankB.size() &&
+                        name.compare(name.size() - kLowRankB.size(), kLowRankB.size(), kLowRankB) == 0;
+  if (factor_b) return t.contiguous();
   if (is_conv1d_weight(c, name)) t = t.t();
   if (c.rope_interleaved && name.find(".self_attn.q_proj.") != std::string::npos)
     t = interleaved_to_rotate_half(t, c.n_heads, c.head_dim);
@@ -184,12 +210,22 @@ at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::
   return t.contiguous();
 }
 
+// True when `name` is <known projection>.lowrank_A or .lowrank_B.
+bool factor_base(const std::string& name, const std::set<std::string>& known) {
+  for (const std::string& suffix : {kLowRankA, kLowRankB})
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        known.count(name.substr(0, name.size() - suffix.size())))
+      return true;
+  return false;
+}
+
 void check_no_unknown_weights(const ModelConfig& c, const WeightMap& weights,
                               const std::vector<WeightSpec>& specs, const std::string& dir) {
   std::set<std::string> known;
   for (const auto& s : specs) known.insert(s.name);
   for (const auto& [name, t] : weights) {
     if (known.count(name) || (c.tie_embeddings && name == "lm_head.weight")) continue;
+    if (factor_base(name, known)) continue;
     throw Error(dir, "cannot save: weight " + quote_name(name) + " is not part of a " +
                          arch_name(c.arch) + " checkpoint");
   }
@@ -207,11 +243,20 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
 
   std::vector<at::Tensor> keep_alive;
   std::vector<TensorBytes> tensors;
-  for (const auto& spec : specs) {
-    keep_alive.push_back(disk_layout(config, spec.name, weights.at(spec.name)));
+  keep_alive.reserve(2 * specs.size());  // `tensors` views their bytes: no reallocation
+  auto add = [&](const std::string& name) {
+    keep_alive.push_back(disk_layout(config, name, weights.at(name)));
     const at::Tensor& t = keep_alive.back();
-    tensors.push_back({spec.name, DType::F32, t.sizes().vec(),
+    tensors.push_back({name, DType::F32, t.sizes().vec(),
                        std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});
+  };
+  for (const auto& spec : specs) {
+    if (weights.count(spec.name)) {
+      add(spec.name);
+    } else {  // validate_weights accepted a low-rank pair
+      add(spec.name + kLowRankA);
+      add(spec.name + kLowRankB);
+    }
   }
   ModelConfig on_disk = config;
   on_disk.rope_interleaved = false;  // q/k were permuted above
