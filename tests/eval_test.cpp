@@ -25,7 +25,8 @@ Model load_stories() {
 
 // The reference's perplexity entry for (ctx, bytes).
 json ppl_case(int64_t ctx, int64_t bytes) {
-  for (const json& p : reference()["perplexity"])
+  json ref = reference();  // named: iterating a member of a temporary would dangle
+  for (const json& p : ref["perplexity"])
     if (p["ctx"] == ctx && p["bytes_used"] == bytes) return p;
   ADD_FAILURE() << "no reference for ctx " << ctx << " bytes " << bytes;
   return json();
