@@ -1,0 +1,345 @@
+// Calibration, plans, applying plans, compressed checkpoints (save/load/export-dense), the
+// method-ordering check against the independent Python reference, and the CLI's bad-input paths.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "calib/calibrate.h"
+#include "calib/stats_file.h"
+#include "compress/apply.h"
+#include "compress/checkpoint_dir.h"
+#include "compress/heal.h"
+#include "core/error.h"
+#include "eval/perplexity.h"
+#include "model/model.h"
+#include "search/plan.h"
+#include "test_util.h"
+
+namespace rankrl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::data_file;
+
+const char* kBin = "stories260K/stories260K.bin";
+const char* kTok = "stories260K/tok512.bin";
+const char* kVal = "tinystories/tinystories_val.txt";
+const std::string kRef = std::string(RANKRL_SOURCE_DIR) + "/tests/expected/compress_ref.json";
+constexpr int64_t kCtx = 256, kCalibTokens = 4096, kHeldStart = 200000, kHeldTokens = 32768;
+
+Model stories() { return load_model(data_file(kBin), data_file(kTok)); }
+
+// The whole validation file as the reference tokenizes it (BOS + one string); computed once.
+const std::vector<int32_t>& val_ids() {
+  static const std::vector<int32_t> ids = [] {
+    Model m = stories();
+    return m.tokenizer->encode_with_bos(test::read_text(data_file(kVal)));
+  }();
+  return ids;
+}
+
+const CalibStats& calib_stats() {
+  static const CalibStats s = [] {
+    Model m = stories();
+    std::vector<int32_t> ids(val_ids().begin(), val_ids().begin() + kCalibTokens);
+    return calibrate(*m.net, ids, {kCalibTokens, kCtx, 8, false});
+  }();
+  return s;
+}
+
+at::Tensor logits(const Transformer& net) {
+  c10::InferenceMode guard;
+  std::vector<int32_t> ids(val_ids().begin() + 1000, val_ids().begin() + 1000 + 64);
+  return net.forward(at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).unsqueeze(0));
+}
+
+double heldout_ppl(const Transformer& net) {
+  std::vector<int32_t> ids(val_ids().begin() + kHeldStart, val_ids().begin() + kHeldStart + kHeldTokens);
+  return perplexity(net, ids, kCtx, 16, false).ppl;
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// Rows (2j, 2j+1) of each head → (j, j + head_dim/2): what save_hf_checkpoint does to q/k rows.
+at::Tensor to_rotate_half(const at::Tensor& w, int64_t heads, int64_t head_dim) {
+  return w.reshape({heads, head_dim / 2, 2, w.size(1)}).transpose(1, 2).reshape({heads * head_dim, w.size(1)});
+}
+
+#define REQUIRE_STORIES()        \
+  RANKRL_REQUIRE_DATA(kBin);     \
+  RANKRL_REQUIRE_DATA(kVal)
+
+// ---------------------------------------------------------------------------------------------
+// Calibration
+
+TEST(Calibration, SharedInputsShareOneGramAndMatchReferenceTraces) {
+  REQUIRE_STORIES();
+  const CalibStats& s = calib_stats();
+  EXPECT_EQ(s.tokens, kCalibTokens);
+  EXPECT_EQ(s.windows, 16);
+  const std::string p = "model.layers.0.";
+  EXPECT_EQ(s.shared_input.at(p + "self_attn.k_proj.weight"), p + "self_attn.q_proj.weight");
+  EXPECT_EQ(s.shared_input.at(p + "self_attn.v_proj.weight"), p + "self_attn.q_proj.weight");
+  EXPECT_EQ(s.shared_input.at(p + "mlp.up_proj.weight"), s.shared_input.at(p + "mlp.gate_proj.weight"));
+  EXPECT_EQ(s.shared_input.at(p + "self_attn.o_proj.weight"), p + "self_attn.o_proj.weight");
+  EXPECT_TRUE(s.stats.at(p + "self_attn.k_proj.weight").gram.is_same(s.stats.at(p + "self_attn.q_proj.weight").gram));
+  if (!fs::exists(kRef)) GTEST_SKIP() << "reference " << kRef << " absent (tests/reference/compress_ref.py)";
+  const json ref = json::parse(test::read_text(kRef))["calibration_checks"];
+  const std::map<std::string, std::string> input_of = {{"attn_in", "self_attn.q_proj.weight"},
+                                                       {"attn_out", "self_attn.o_proj.weight"},
+                                                       {"ffn_in", "mlp.gate_proj.weight"},
+                                                       {"ffn_hidden", "mlp.down_proj.weight"}};
+  for (int layer = 0; layer < 5; ++layer)
+    for (const auto& [key, weight] : input_of) {
+      const std::string name = "model.layers." + std::to_string(layer) + "." + weight;
+      const std::string rkey = std::to_string(layer) + "." + key;
+      const double trace = s.stats.at(name).gram.trace().item<double>();
+      EXPECT_NEAR(trace, ref["gram_trace"][rkey].get<double>(), 1e-5 * trace) << rkey;
+      EXPECT_NEAR(s.stats.at(name).abs_mean.sum().item<double>(), ref["abs_mean_sum"][rkey].get<double>(), 1e-4)
+          << rkey;
+    }
+}
+
+TEST(Calibration, FisherAndStatsFileRoundTrip) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  std::vector<int32_t> ids(val_ids().begin(), val_ids().begin() + 600);  // 2 windows + 88 kept
+  CalibStats s = calibrate(*m.net, ids, {600, kCtx, 8, true});
+  EXPECT_EQ(s.windows, 3);
+  const LinearStats& q = s.stats.at("model.layers.1.self_attn.q_proj.weight");
+  ASSERT_TRUE(q.fisher.defined());
+  EXPECT_EQ(q.fisher.sizes(), (at::IntArrayRef{64, 64}));
+  EXPECT_GT(q.fisher.sum().item<double>(), 0.0);
+  test::TempDir dir;
+  save_calib_stats(dir.file("s.safetensors"), s, "calib.txt");
+  CalibStats back = load_calib_stats(dir.file("s.safetensors"));
+  EXPECT_EQ(back.model_identity, s.model_identity);
+  EXPECT_EQ(back.tokens, 600);
+  for (const auto& [name, st] : s.stats) {
+    EXPECT_TRUE(at::equal(back.stats.at(name).gram, st.gram)) << name;
+    EXPECT_TRUE(at::equal(back.stats.at(name).abs_mean, st.abs_mean)) << name;
+    EXPECT_TRUE(at::equal(back.stats.at(name).fisher, st.fisher)) << name;
+  }
+}
+
+TEST(Calibration, TooFewTokensIsAnError) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  test::TempDir dir;
+  test::write_text(dir.file("short.txt"), "Once upon a time.");
+  try {
+    calibration_ids(*m.tokenizer, dir.file("short.txt"), 4096);
+    FAIL() << "expected Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too few calibration tokens"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans
+
+TEST(Plan, UniformRanksJsonRoundTripAndValidation) {
+  RANKRL_REQUIRE_DATA(kBin);
+  Model m = stories();
+  Plan p = uniform_plan(*m.net, 0.6, "svdllm");
+  EXPECT_EQ(p.weights.size(), 35u);
+  EXPECT_EQ(p.weights.at("model.layers.0.self_attn.q_proj.weight").rank, 19);
+  EXPECT_EQ(p.weights.at("model.layers.0.self_attn.k_proj.weight").rank, 12);
+  EXPECT_EQ(p.weights.at("model.layers.4.mlp.down_proj.weight").rank, 27);
+  Plan back = plan_from_json(json::parse(plan_to_json(p).dump()), "p.json");
+  EXPECT_EQ(plan_to_json(back), plan_to_json(p));
+  validate_plan(back, *m.net, "p.json");
+
+  auto expect_invalid = [&](Plan bad, const std::string& what) {
+    try {
+      validate_plan(bad, *m.net, "p.json");
+      ADD_FAILURE() << "expected Error containing " << what;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.file(), "p.json");
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  Plan bad = p;
+  bad.weights["model.layers.9.mlp.up_proj.weight"] = {"svd", 3, "top"};
+  expect_invalid(bad, "not a projection weight");
+  bad = p;
+  bad.weights.erase("model.layers.2.mlp.up_proj.weight");
+  expect_invalid(bad, "no decision for weight");
+  bad = p;
+  bad.weights["model.layers.2.mlp.up_proj.weight"].rank = 65;
+  expect_invalid(bad, "rank 65 outside [1, 64]");
+  bad.weights["model.layers.2.mlp.up_proj.weight"].rank = 0;
+  expect_invalid(bad, "rank 0 outside");
+  bad = p;
+  bad.weights["model.layers.2.mlp.up_proj.weight"].method = "magic";
+  expect_invalid(bad, "magic");
+  bad = p;
+  bad.model_identity = "fnv1a64:0000000000000000";
+  expect_invalid(bad, "another model");
+  EXPECT_THROW(uniform_plan(*m.net, 0.0, "svd"), Error);
+  EXPECT_THROW(uniform_plan(*m.net, 1.01, "svd"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apply, save, load, export
+
+TEST(CompressedCheckpoint, SaveLoadRoundTripAndLogits) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  apply_plan(*m.net, uniform_plan(*m.net, 0.6, "svdllm"), &calib_stats());
+  test::TempDir tmp;
+  const std::string dir = tmp.file("c");
+  write_compressed_dir(dir, *m.net, uniform_plan(*m.net, 0.6, "svdllm"), json::object(), data_file(kTok), false);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "plan.json", "report.json"})
+    EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  EXPECT_TRUE(json::parse(test::read_text(dir + "/config.json")).contains("rankrl"));
+
+  Model back = load_model(dir);
+  const ModelConfig& c = m.config();
+  for (const Linear* l : m.net->linears()) {
+    const Linear* b = back.net->find_linear(l->name());
+    ASSERT_TRUE(b && b->is_low_rank()) << l->name();
+    at::Tensor A = l->A();  // llama2.c q/k rows are stored permuted to rotate-half
+    if (l->name().find("q_proj") != std::string::npos) A = to_rotate_half(A, c.n_heads, c.head_dim);
+    if (l->name().find("k_proj") != std::string::npos) A = to_rotate_half(A, c.n_kv_heads, c.head_dim);
+    EXPECT_TRUE(at::equal(b->A(), A)) << l->name();
+    EXPECT_TRUE(at::equal(b->B(), l->B())) << l->name();
+  }
+  // The llama2.c source runs interleaved RoPE, the saved directory rotate-half: same maths,
+  // different float order (the dense convert shows the same few-1e-5 noise).
+  EXPECT_LT(max_diff(logits(*back.net), logits(*m.net)), 1e-4);
+
+  // A compressed HF directory saved again is bit-identical in its factors.
+  write_compressed_dir(tmp.file("c2"), *back.net, uniform_plan(*back.net, 0.6, "svdllm"), json::object(), dir, false);
+  Model again = load_model(tmp.file("c2"));
+  for (const Linear* l : back.net->linears()) {
+    EXPECT_TRUE(at::equal(again.net->find_linear(l->name())->A(), l->A())) << l->name();
+    EXPECT_TRUE(at::equal(again.net->find_linear(l->name())->B(), l->B())) << l->name();
+  }
+  EXPECT_LT(max_diff(logits(*again.net), logits(*back.net)), 1e-5);  // same layout: identical
+
+  export_dense(dir, "", tmp.file("dense"), false);
+  Model dense = load_model(tmp.file("dense"));
+  for (const Linear* l : dense.net->linears()) EXPECT_FALSE(l->is_low_rank());
+  EXPECT_LT(max_diff(logits(*dense.net), logits(*m.net)), 1e-4);
+}
+
+TEST(CompressedCheckpoint, CliCompressThenEvalAndGenerate) {
+  REQUIRE_STORIES();
+  test::TempDir tmp;
+  const std::string common = "--model " + data_file(kBin) + " --calib " + data_file(kVal) +
+                             " --calib-tokens 1024 --ctx 256 --out " + tmp.file("c");
+  test::CliResult r = test::run_cli("compress " + common + " --keep 0.6 --method asvd --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json report = json::parse(r.out);
+  EXPECT_LT(report["size"]["linear_fraction"].get<double>(), 0.61);
+  r = test::run_cli("eval --model " + tmp.file("c") + " --text " + data_file(kVal) + " --ctx 256 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GT(json::parse(r.out)["ppl"].get<double>(), 1.0);
+  r = test::run_cli("generate --model " + tmp.file("c") + " --tokens 8");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("export-dense --model " + tmp.file("c") + " --out " + tmp.file("d"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = test::run_cli("compress " + common + " --keep 0.6 --method svd");  // exists → error
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ordering test against the independent Python reference (tests/reference/compress_ref.py).
+
+TEST(CompressOrdering, SvdllmBeatsAsvdBeatsSvdAndMatchesReference) {
+  REQUIRE_STORIES();
+  if (!fs::exists(kRef)) GTEST_SKIP() << "reference " << kRef << " absent (run tests/reference/compress_ref.py)";
+  const json ref = json::parse(test::read_text(kRef))["ppl"];
+  ASSERT_GE(int64_t(val_ids().size()), kHeldStart + kHeldTokens);
+  std::map<std::string, double> ppl;
+  {
+    Model m = stories();
+    ppl["dense"] = heldout_ppl(*m.net);
+  }
+  for (const std::string method : {"svd", "asvd", "svdllm"}) {
+    Model m = stories();
+    apply_plan(*m.net, uniform_plan(*m.net, 0.6, method), &calib_stats());
+    ppl[method] = heldout_ppl(*m.net);
+  }
+  for (const auto& [name, value] : ppl)
+    EXPECT_NEAR(value, ref[name].get<double>(), 0.01 * ref[name].get<double>()) << name;
+  EXPECT_LT(ppl["svdllm"], ppl["asvd"]);
+  EXPECT_LT(ppl["asvd"], ppl["svd"]);
+}
+
+TEST(Heal, ClosedFormRefitLowersOutputErrorAndPerplexity) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  Transformer dense(m.config(), m.net->weights());
+  apply_plan(*m.net, uniform_plan(*m.net, 0.6, "svd"), &calib_stats());
+  const double before = heldout_ppl(*m.net);
+  std::vector<int32_t> ids(val_ids().begin(), val_ids().begin() + kCalibTokens);
+  json r = heal(*m.net, dense, ids, {true, 0, 1e-3, kCtx, 8});
+  ASSERT_EQ(r["layers"].size(), 35u);
+  // The first layer sees the dense inputs, so the refit can only lower its own error.
+  EXPECT_LE(r["layers"][0]["rel_error_after"].get<double>(), r["layers"][0]["rel_error_before"].get<double>() + 1e-9);
+  EXPECT_LT(heldout_ppl(*m.net), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input through the CLI: exit 1, one error line, nothing written.
+
+struct BadInput : ::testing::Test {
+  void SetUp() override {
+    if (!fs::exists(data_file(kBin)) || !fs::exists(data_file(kVal))) GTEST_SKIP() << "shared data missing";
+  }
+  test::TempDir tmp;
+  std::string out() const { return tmp.file("out"); }
+  void expect_rejected(const std::string& args, const std::string& what) {
+    test::CliResult r = test::run_cli("compress --model " + data_file(kBin) + " --out " + out() + " " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find("rankrl: error: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out())) << args;
+    for (const auto& e : fs::directory_iterator(tmp.path()))
+      EXPECT_EQ(e.path().filename().string().find("out.tmp-"), std::string::npos) << e.path();
+  }
+  std::string plan_file(const std::function<void(json&)>& edit) {
+    Model m = stories();
+    json j = plan_to_json(uniform_plan(*m.net, 0.6, "svd"));
+    edit(j);
+    test::write_text(tmp.file("plan.json"), j.dump());
+    return "--plan " + tmp.file("plan.json");
+  }
+};
+
+TEST_F(BadInput, KeepOutOfRange) {
+  expect_rejected("--keep 0 --method svd", "keep must be in (0, 1]");
+  expect_rejected("--keep -0.5 --method svd", "keep must be in (0, 1]");
+  expect_rejected("--keep 1.5 --method svd", "keep must be in (0, 1]");
+}
+
+TEST_F(BadInput, PlanErrors) {
+  const std::string q = "model.layers.0.self_attn.q_proj.weight";
+  expect_rejected(plan_file([&](json& j) { j["weights"][q]["rank"] = 65; }), "rank 65 outside");
+  expect_rejected(plan_file([](json& j) { j["model_identity"] = "fnv1a64:0123456789abcdef"; }), "another model");
+  expect_rejected(plan_file([](json& j) { j["weights"]["model.layers.7.mlp.up_proj.weight"] = {{"method", "svd"}, {"rank", 4}}; }),
+                  "not a projection weight");
+  expect_rejected(plan_file([&](json& j) { j["weights"][q]["method"] = "zip"; }), "zip");
+  expect_rejected("--keep 0.5 --method zip", "zip");
+}
+
+TEST_F(BadInput, NanStatsAndTooFewTokens) {
+  CalibStats s = calib_stats();
+  const std::string q = "model.layers.0.self_attn.q_proj.weight";
+  s.stats[q].gram = s.stats[q].gram.clone();
+  s.stats[q].gram[0][0] = NAN;
+  save_calib_stats(tmp.file("nan.safetensors"), s, "x");
+  expect_rejected("--keep 0.6 --method svdllm --stats " + tmp.file("nan.safetensors"), "NaN");
+  test::write_text(tmp.file("short.txt"), "Once upon a time there was a cat.");
+  expect_rejected("--keep 0.6 --method svdllm --calib " + tmp.file("short.txt") + " --calib-tokens 4096 --ctx 256",
+                  "too few calibration tokens");
+}
+
+}  // namespace
+}  // namespace rankrl
