@@ -2,5 +2,7 @@
 # Configures and builds rankrl (Release, Ninja, ccache) into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Let ccache cache the compiles that use the precompiled libtorch header (it refuses by default).
+export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
