@@ -38,5 +38,7 @@ Command add_convert(CLI::App& app, Common& common);
 Command add_calibrate(CLI::App& app, Common& common);
 Command add_compress(CLI::App& app, Common& common);
 Command add_export_dense(CLI::App& app, Common& common);
+Command add_train_tokenizer(CLI::App& app, Common& common);
+Command add_train(CLI::App& app, Common& common);
 
 }  // namespace rankrl::cli

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
       cli::add_convert(app, common),
       cli::add_calibrate(app, common), cli::add_compress(app, common),
       cli::add_export_dense(app, common),
+      cli::add_train_tokenizer(app, common), cli::add_train(app, common),
   };
   try {
     app.parse(argc, argv);

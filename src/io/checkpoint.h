@@ -47,7 +47,9 @@ Checkpoint load_checkpoint(const std::string& path);
 // Creates `dir` if needed. Writes exactly the required weights (an lm_head.weight given for a tied
 // model is skipped; any other unknown name is an error). A rope_interleaved (llama2.c) model gets
 // its q/k rows permuted to the rotate-half layout, so the result is a standard HF Llama checkpoint.
-void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights);
+// `dtype` F16 or BF16 stores every tensor rounded to that type (config.json torch_dtype follows).
+void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights,
+                        DType dtype = DType::F32);
 
 // A weight the architecture needs and its shape as returned by load_checkpoint ([out, in]).
 struct WeightSpec {

@@ -233,7 +233,10 @@ void check_no_unknown_weights(const ModelConfig& c, const WeightMap& weights,
 
 }  // namespace
 
-void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights) {
+void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights,
+                        DType dtype) {
+  check(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, dir,
+        std::string("cannot save weights as ") + dtype_name(dtype) + " (F32, F16 or BF16 only)");
   const auto specs = weight_specs(config);
   validate_weights(config, weights, dir);
   check_no_unknown_weights(config, weights, specs, dir);
@@ -246,8 +249,10 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
   keep_alive.reserve(2 * specs.size());  // `tensors` views their bytes: no reallocation
   auto add = [&](const std::string& name) {
     keep_alive.push_back(disk_layout(config, name, weights.at(name)));
+    if (dtype != DType::F32)
+      keep_alive.back() = keep_alive.back().to(dtype == DType::F16 ? at::kHalf : at::kBFloat16).contiguous();
     const at::Tensor& t = keep_alive.back();
-    tensors.push_back({name, DType::F32, t.sizes().vec(),
+    tensors.push_back({name, dtype, t.sizes().vec(),
                        std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});
   };
   for (const auto& spec : specs) {
@@ -261,7 +266,13 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
   ModelConfig on_disk = config;
   on_disk.rope_interleaved = false;  // q/k were permuted above
   write_safetensors(join(dir, "model.safetensors"), tensors, {{"format", "pt"}});
-  write_file_atomic(join(dir, "config.json"), hf_config_json(on_disk));
+  std::string config_json = hf_config_json(on_disk);
+  if (dtype != DType::F32) {
+    nlohmann::json j = nlohmann::json::parse(config_json);
+    j["torch_dtype"] = dtype == DType::F16 ? "float16" : "bfloat16";
+    config_json = j.dump(2) + "\n";
+  }
+  write_file_atomic(join(dir, "config.json"), config_json);
 }
 
 }  // namespace rankrl

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model.
+# Usage: models/default/train.sh            (from the repository root; ~45 min on one core)
+#        RESUME=1 models/default/train.sh   continues an interrupted run from its train_state.pt
+# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp).
+set -euo pipefail
+RANKRL=${RANKRL:-build/rankrl}
+CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}
+WORK=${WORK:-/tmp/rankrl-default-train}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$WORK"
+[ -f "$CORPUS/train.txt" ] || "$HERE/build_corpus.sh" "$CORPUS"
+[ -f "$WORK/tok/tokenizer.json" ] ||
+  "$RANKRL" train-tokenizer --corpus "$CORPUS/train.txt" --vocab-size 4096 --min-frequency 2 \
+    --out "$WORK/tok" --threads 1
+"$RANKRL" train --d-model 256 --layers 6 --heads 8 --ffn 688 --ctx 256 \
+  --tokenizer "$WORK/tok" --corpus "$CORPUS/train.txt" --val "$CORPUS/val.txt" --out "$WORK/model" \
+  --steps 400 --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
+  --eval-every 50 --checkpoint-every 25 --val-tokens 8192 --seed 1 --dtype bf16 --threads 1 \
+  ${RESUME:+--resume}
+cp "$WORK/model/config.json" "$WORK/model/model.safetensors" "$WORK/model/tokenizer.json" \
+  "$WORK/model/tokenizer_config.json" "$WORK/model/train_log.jsonl" "$HERE/"
+"$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json
