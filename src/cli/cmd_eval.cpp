@@ -17,7 +17,7 @@ namespace rankrl::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, tokenizer, text, tasks, labels;
+  std::string model, tokenizer, text, tasks, labels, split;
   int64_t ctx = 0, batch = 0, limit = 0;
 };
 
@@ -46,13 +46,20 @@ nlohmann::json run_perplexity(const Model& m, const EvalOptions& o) {
 }
 
 nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
-  std::vector<TaskItem> items = read_tasks(o.tasks, o.labels, o.limit);
+  // A directory from `rankrl data build`: its test split unless --split says otherwise.
+  bool dir = is_directory(o.tasks);
+  std::vector<TaskItem> items = dir ? read_task_split(o.tasks, o.split, o.limit)
+                                    : read_tasks(o.tasks, o.labels, o.limit);
   RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items);
   info("acc " + std::to_string(r.acc) + ", acc_norm " + std::to_string(r.acc_norm) + ", margin " +
        std::to_string(r.margin) + " over " + std::to_string(r.items) + " items");
-  return {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
-          {"acc_norm", r.acc_norm}, {"margin", r.margin}, {"truncated", r.truncated},
-          {"seconds", r.seconds}};
+  nlohmann::json out = {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
+                        {"acc_norm", r.acc_norm}, {"margin", r.margin}, {"truncated", r.truncated},
+                        {"seconds", r.seconds}};
+  if (dir) out["split"] = o.split.empty() ? "test" : o.split;
+  if (r.cloze_items > 0)
+    out["cloze"] = {{"items", r.cloze_items}, {"greedy_acc", r.cloze_greedy}, {"ll", r.cloze_ll}};
+  return out;
 }
 
 }  // namespace
@@ -74,12 +81,16 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--ctx", o->ctx, "Window length in tokens (default: the model's maximum, at most 2048)");
   sub->add_option("--batch", o->batch, "Windows per forward pass (default: by vocabulary size)");
   sub->add_option("--tasks", o->tasks,
-                  "Task file: JSONL {query, choices, gold} or original PIQA {goal, sol1, sol2}");
+                  "Task file: JSONL {query, choices, gold[, kind]} or original PIQA {goal, sol1, sol2},\n"
+                  "or a directory from rankrl data build (see --split)");
   sub->add_option("--labels", o->labels, "PIQA labels file (default: <tasks stem>-labels.lst)");
+  sub->add_option("--split", o->split, "With a --tasks directory from rankrl data build: rkd, vrkd or test (default test)");
   sub->add_option("--limit", o->limit, "Evaluate only the first N task items");
   add_common(sub, common);
   return {sub, [o, &common] {
             if (o->text.empty() && o->tasks.empty()) throw usage_error("eval needs --text and/or --tasks");
+            if (!o->split.empty() && !o->tasks.empty() && !is_directory(o->tasks))
+              throw usage_error("--split needs --tasks to be a directory from rankrl data build");
             if (o->ctx < 0 || o->batch < 0 || o->limit < 0) throw usage_error("--ctx, --batch and --limit must be positive");
             Model m = load_model(o->model, o->tokenizer);
             nlohmann::json out = {{"model", o->model}};

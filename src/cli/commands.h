@@ -31,6 +31,7 @@ void print_json(const nlohmann::json& j);
 void print_result(const nlohmann::json& j, const Common& common);
 
 Command add_eval(CLI::App& app, Common& common);
+Command add_data(CLI::App& app, Common& common);
 Command add_generate(CLI::App& app, Common& common);
 Command add_inspect(CLI::App& app, Common& common);
 Command add_tokenize(CLI::App& app, Common& common);

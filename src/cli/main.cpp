@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {
       cli::add_eval(app, common),     cli::add_generate(app, common),
       cli::add_inspect(app, common),  cli::add_tokenize(app, common),
-      cli::add_convert(app, common),
+      cli::add_convert(app, common),   cli::add_data(app, common),
       cli::add_calibrate(app, common), cli::add_compress(app, common),
       cli::add_export_dense(app, common),
       cli::add_train_tokenizer(app, common), cli::add_train(app, common),

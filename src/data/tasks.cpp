@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "core/error.h"
@@ -45,9 +46,22 @@ std::string string_field(const json& j, const char* key, const std::string& wher
   return j[key].get<std::string>();
 }
 
+TaskKind kind_field(const json& j, const std::string& where) {
+  if (!j.contains("kind")) return TaskKind::choice;
+  if (!j["kind"].is_string()) throw Error(where, "non-string field 'kind'");
+  std::string k = j["kind"].get<std::string>();
+  if (k == "choice") return TaskKind::choice;
+  if (k == "cloze") return TaskKind::cloze;
+  if (k == "partial") return TaskKind::partial;
+  throw Error(where, "unknown kind '" + k + "' (choice, cloze or partial)");
+}
+
 TaskItem uniform_item(const json& j, const std::string& where) {
   TaskItem item;
-  item.query = string_field(j, "query", where);
+  item.kind = kind_field(j, where);
+  // A partial item's contexts are its choices; it has no query of its own.
+  if (item.kind != TaskKind::partial || j.contains("query")) item.query = string_field(j, "query", where);
+  if (item.kind == TaskKind::partial) item.continuation = string_field(j, "continuation", where);
   if (!j.contains("choices") || !j["choices"].is_array())
     throw Error(where, "missing or non-array field 'choices'");
   for (const json& c : j["choices"]) {
@@ -61,9 +75,15 @@ TaskItem uniform_item(const json& j, const std::string& where) {
 }
 
 void validate(const TaskItem& item, const std::string& where) {
-  if (item.choices.size() < 2) throw Error(where, "fewer than two choices");
+  if (item.kind == TaskKind::cloze) {
+    if (item.choices.size() != 1) throw Error(where, "a cloze item needs exactly one choice");
+  } else if (item.choices.size() < 2) {
+    throw Error(where, "fewer than two choices");
+  }
   for (const std::string& c : item.choices)
     if (c.empty()) throw Error(where, "empty choice");
+  if (item.kind == TaskKind::partial && item.continuation.empty())
+    throw Error(where, "empty continuation");
   if (item.gold < 0 || item.gold >= int(item.choices.size()))
     throw Error(where, "gold index " + std::to_string(item.gold) + " out of range");
 }
@@ -118,6 +138,55 @@ std::vector<TaskItem> read_tasks(const std::string& path, const std::string& lab
     items.push_back(std::move(item));
   }
   return items;
+}
+
+const char* task_kind_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::cloze: return "cloze";
+    case TaskKind::partial: return "partial";
+    default: return "choice";
+  }
+}
+
+const std::vector<std::string>& task_splits() {
+  static const std::vector<std::string> names = {"rkd", "vrkd", "test"};
+  return names;
+}
+
+std::string task_split_path(const std::string& dir_or_file, const std::string& split) {
+  if (!is_directory(dir_or_file)) {
+    if (!split.empty()) throw Error(dir_or_file, "a split ('" + split + "') needs a data directory");
+    return dir_or_file;
+  }
+  std::string name = split.empty() ? "test" : split;
+  const auto& names = task_splits();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw Error(dir_or_file, "unknown split '" + name + "' (rkd, vrkd or test)");
+  std::string path = dir_or_file + "/" + name + ".jsonl";
+  if (!file_exists(path)) throw Error(path, "missing split file");
+  return path;
+}
+
+std::vector<TaskItem> read_task_split(const std::string& dir_or_file, const std::string& split,
+                                      int64_t limit) {
+  return read_tasks(task_split_path(dir_or_file, split), "", limit);
+}
+
+std::string task_item_json(const TaskItem& item) {
+  json j = json::object();
+  if (item.kind != TaskKind::choice) j["kind"] = task_kind_name(item.kind);
+  if (item.kind != TaskKind::partial) j["query"] = item.query;
+  j["choices"] = item.choices;
+  if (item.kind == TaskKind::partial) j["continuation"] = item.continuation;
+  j["gold"] = item.gold;
+  // Invalid UTF-8 is replaced rather than thrown on: callers validate their inputs first.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void write_tasks(const std::string& path, const std::vector<TaskItem>& items) {
+  std::string out;
+  for (const TaskItem& item : items) out += task_item_json(item) + "\n";
+  write_file_atomic(path, out);
 }
 
 }  // namespace rankrl

@@ -42,9 +42,61 @@ at::Tensor as_tensor(const std::vector<int32_t>& ids) {
   return at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).unsqueeze(0);
 }
 
+// Cloze and partial items: each (context, continuation) pair runs as one sequence. Returns the
+// summed log-likelihood of the continuation tokens and whether each was the argmax.
+void score_pair(const Transformer& net, const Tokenizer& tok, const std::string& context,
+                const std::string& continuation, ItemScores& out) {
+  TaskItem one;
+  one.query = context;
+  one.choices = {continuation};
+  EncodedItem e = encode_item(tok, one);
+  std::vector<int32_t> cont = e.continuations[0], seq = e.context;
+  int64_t max_len = net.config().max_seq_len;
+  if (max_len > 0 && int64_t(seq.size() + cont.size()) > max_len) {
+    int64_t room = max_len - int64_t(cont.size());
+    if (room < 1) throw Error("", "a continuation alone is longer than the model's context");
+    seq.erase(seq.begin(), seq.end() - room);
+    out.truncated = true;
+  }
+  size_t first = seq.size();
+  if (first == 0) throw Error("", "empty context and no BOS token: nothing predicts the continuation");
+  seq.insert(seq.end(), cont.begin(), cont.end());
+  at::Tensor logp = at::log_softmax(net.forward(as_tensor(seq))[0], -1);
+  auto logp_a = logp.accessor<float, 2>();
+  at::Tensor best = logp.argmax(-1);
+  auto best_a = best.accessor<int64_t, 1>();
+  double s = 0.0;
+  bool greedy = true;
+  for (size_t j = 0; j < cont.size(); ++j) {
+    s += logp_a[first + j - 1][cont[j]];
+    greedy = greedy && best_a[first + j - 1] == cont[j];
+  }
+  out.scores.push_back(s);
+  out.lengths.push_back(cont.size());
+  out.greedy = greedy;
+}
+
+ItemScores score_other_kind(const Transformer& net, const Tokenizer& tok, const TaskItem& item) {
+  c10::InferenceMode guard;
+  ItemScores out;
+  if (item.kind == TaskKind::cloze) {
+    score_pair(net, tok, item.query, item.choices.at(0), out);
+  } else {
+    bool truncated = false;
+    for (const std::string& context : item.choices) {
+      score_pair(net, tok, context, item.continuation, out);
+      truncated = truncated || out.truncated;
+    }
+    out.truncated = truncated;
+    out.greedy = false;
+  }
+  return out;
+}
+
 }  // namespace
 
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item) {
+  if (item.kind != TaskKind::choice) return score_other_kind(net, tok, item);
   c10::InferenceMode guard;
   EncodedItem e = encode_item(tok, item);
   ItemScores out;
@@ -85,10 +137,24 @@ RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<
   for (size_t i = 0; i < items.size(); ++i) {
     const auto& s = scores[i].scores;
     const auto& choices = items[i].choices;
+    if (items[i].kind == TaskKind::cloze) {
+      r.cloze_items++;
+      r.cloze_greedy += scores[i].greedy;
+      r.cloze_ll += s[0];
+      r.acc += scores[i].greedy;
+      r.acc_norm += scores[i].greedy;
+      r.margin += s[0];
+      r.truncated += scores[i].truncated;
+      continue;
+    }
+    // Partial items share one continuation: normalising by its length changes nothing.
+    bool partial = items[i].kind == TaskKind::partial;
     size_t best = 0, best_norm = 0;
     for (size_t k = 1; k < s.size(); ++k) {
       if (s[k] > s[best]) best = k;
-      if (s[k] / choices[k].size() > s[best_norm] / choices[best_norm].size()) best_norm = k;
+      if (partial ? s[k] > s[best_norm]
+                  : s[k] / choices[k].size() > s[best_norm] / choices[best_norm].size())
+        best_norm = k;
     }
     double top = *std::max_element(s.begin(), s.end()), z = 0.0;
     for (double v : s) z += std::exp(v - top);
@@ -101,6 +167,10 @@ RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<
     r.acc /= r.items;
     r.acc_norm /= r.items;
     r.margin /= r.items;
+  }
+  if (r.cloze_items > 0) {
+    r.cloze_greedy /= r.cloze_items;
+    r.cloze_ll /= r.cloze_items;
   }
   r.per_item = std::move(scores);
   return r;

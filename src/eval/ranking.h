@@ -8,6 +8,10 @@
 // acc: argmax of scores; acc_norm: argmax of score / (bytes of c); margin: log-softmax of the
 // gold score among the item's scores (nats; 0 is a certain right answer). Ties go to the first.
 // The context runs once per item; its keys and values are shared by every choice.
+// Other kinds (data/tasks.h): a "cloze" item scores its one continuation after the query; it is
+// right when every continuation token is the model's argmax (greedy match, LAMBADA), and its
+// margin is the continuation's log-likelihood. A "partial" item scores the shared continuation
+// after each context in `choices` (WinoGrande partial scoring); acc = acc_norm = argmax.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -23,12 +27,15 @@ struct ItemScores {
   std::vector<double> scores;  // summed log-likelihood per choice
   std::vector<int64_t> lengths;  // continuation tokens per choice
   bool truncated = false;      // context cut from the left to fit the model
+  bool greedy = false;         // cloze: every continuation token is the model's argmax
 };
 
 struct RankingResult {
   int64_t items = 0;
   double acc = 0.0, acc_norm = 0.0, margin = 0.0;
   int64_t truncated = 0;
+  int64_t cloze_items = 0;     // of `items`: cloze items, also counted in acc/acc_norm/margin
+  double cloze_greedy = 0.0, cloze_ll = 0.0;  // their greedy-match rate and mean log-likelihood
   double seconds = 0.0;
   std::vector<ItemScores> per_item;
 };

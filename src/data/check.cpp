@@ -1,0 +1,225 @@
+#include "data/check.h"
+
+#include <sstream>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/utf8.h"
+#include "data/hashing.h"
+#include "data/tasks.h"
+
+namespace rankrl {
+
+namespace {
+
+using nlohmann::json;
+
+struct Seen {
+  std::string file;
+  int64_t line;
+};
+
+bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
+
+// Checks one item; appends its problems. Returns false when the item is unusable.
+bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item) {
+  if (!j.is_object()) {
+    problems.push_back("not a JSON object");
+    return false;
+  }
+  if (j.contains("goal")) {
+    problems.push_back("original PIQA format (convert it with rankrl data import --format piqa)");
+    return false;
+  }
+  std::string kind = "choice";
+  if (j.contains("kind")) {
+    if (!j["kind"].is_string()) problems.push_back("non-string field 'kind'");
+    else kind = j["kind"].get<std::string>();
+  }
+  if (kind == "cloze") item.kind = TaskKind::cloze;
+  else if (kind == "partial") item.kind = TaskKind::partial;
+  else if (kind != "choice") problems.push_back("unknown kind '" + kind + "'");
+  bool partial = item.kind == TaskKind::partial;
+  if (!partial || j.contains("query")) {
+    if (!j.contains("query") || !j["query"].is_string()) problems.push_back("missing or non-string field 'query'");
+    else item.query = j["query"].get<std::string>();
+  }
+  if (partial) {
+    if (!j.contains("continuation") || !j["continuation"].is_string())
+      problems.push_back("missing or non-string field 'continuation'");
+    else if (blank(item.continuation = j["continuation"].get<std::string>()))
+      problems.push_back("empty continuation");
+  }
+  bool choices_ok = j.contains("choices") && j["choices"].is_array();
+  if (!choices_ok) problems.push_back("missing or non-array field 'choices'");
+  else
+    for (const json& c : j["choices"]) {
+      if (!c.is_string()) {
+        problems.push_back("a choice is not a string");
+        choices_ok = false;
+        break;
+      }
+      item.choices.push_back(c.get<std::string>());
+    }
+  if (choices_ok) {
+    if (item.kind == TaskKind::cloze && item.choices.size() != 1)
+      problems.push_back("a cloze item needs exactly one choice, has " + std::to_string(item.choices.size()));
+    if (item.kind != TaskKind::cloze && item.choices.size() < 2)
+      problems.push_back("fewer than two choices (" + std::to_string(item.choices.size()) + ")");
+    for (size_t k = 0; k < item.choices.size(); ++k)
+      if (blank(item.choices[k])) problems.push_back("choice " + std::to_string(k) + " is empty or whitespace");
+    for (size_t k = 0; k < item.choices.size(); ++k)
+      for (size_t m = 0; m < k; ++m)
+        if (!blank(item.choices[k]) && normalized_hash(item.choices[k]) == normalized_hash(item.choices[m]))
+          problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
+  }
+  if (!j.contains("gold") || !j["gold"].is_number_integer()) {
+    problems.push_back("missing or non-integer field 'gold'");
+    return false;
+  }
+  item.gold = j["gold"].get<int>();
+  if (choices_ok && (item.gold < 0 || item.gold >= int(item.choices.size())))
+    problems.push_back("gold " + std::to_string(item.gold) + " out of range (" +
+                       std::to_string(item.choices.size()) + " choices)");
+  return choices_ok && problems.empty();
+}
+
+// What identifies an item's context across splits.
+uint64_t context_hash(const TaskItem& item) {
+  if (item.kind != TaskKind::partial) return normalized_hash(item.query);
+  std::string all = item.continuation;
+  for (const std::string& c : item.choices) all += "\n" + c;
+  return normalized_hash(all);
+}
+
+uint64_t item_hash(const TaskItem& item) {
+  std::string all = std::string(task_kind_name(item.kind)) + "\x1f" + normalize_text(item.query) + "\x1f" +
+                    normalize_text(item.continuation);
+  for (const std::string& c : item.choices) all += "\x1f" + normalize_text(c);
+  return normalized_hash(all) ^ std::hash<std::string>()(all);
+}
+
+void check_file(const std::string& path, const std::string& name, const std::string& split,
+                CheckReport& report, std::unordered_map<uint64_t, Seen>& contexts_of_earlier_splits,
+                std::unordered_map<uint64_t, Seen>& contexts_of_this_split) {
+  FileCheck fc;
+  fc.file = name;
+  fc.split = split;
+  std::string text = read_file(path);
+  auto error = [&](int64_t line, const std::string& what) {
+    report.errors.push_back({name, line, what});
+    fc.errors++;
+  };
+  if (first_invalid_utf8(text) >= 0) error(0, "not valid UTF-8 (byte " + std::to_string(first_invalid_utf8(text)) + ")");
+  std::unordered_map<uint64_t, int64_t> items_seen;
+  std::unordered_map<uint64_t, int64_t> contexts_seen;
+  std::istringstream in(text);
+  std::string s;
+  for (int64_t n = 1; std::getline(in, s); ++n) {
+    if (blank(s)) continue;
+    fc.items++;  // every non-blank line is an item, well-formed or not
+    json j;
+    try {
+      j = json::parse(s);
+    } catch (const json::exception&) {
+      error(n, "malformed JSON");
+      continue;
+    }
+    std::vector<std::string> problems;
+    TaskItem item;
+    bool usable = check_item(j, problems, item);
+    for (const std::string& p : problems) error(n, p);
+    if (!usable) continue;
+    fc.kinds[task_kind_name(item.kind)]++;
+    if (fc.gold_positions.size() <= size_t(item.gold)) fc.gold_positions.resize(item.gold + 1, 0);
+    fc.gold_positions[item.gold]++;
+    auto [it, fresh] = items_seen.emplace(item_hash(item), n);
+    if (!fresh) {
+      fc.duplicate_items++;
+      error(n, "duplicate of the item on line " + std::to_string(it->second));
+      continue;
+    }
+    uint64_t ch = context_hash(item);
+    if (!contexts_seen.emplace(ch, n).second) fc.repeated_contexts++;
+    auto earlier = contexts_of_earlier_splits.find(ch);
+    if (earlier != contexts_of_earlier_splits.end()) {
+      report.overlap[earlier->second.file.substr(0, earlier->second.file.find('.')) + "/" + split]++;
+      error(n, "context also in " + earlier->second.file + ":" + std::to_string(earlier->second.line));
+    }
+    contexts_of_this_split.emplace(ch, Seen{name, n});
+  }
+  if (fc.items == 0) error(0, "no items");
+  report.files.push_back(fc);
+}
+
+}  // namespace
+
+CheckReport check_tasks(const std::string& path) {
+  CheckReport report;
+  report.path = path;
+  std::unordered_map<uint64_t, Seen> earlier;
+  if (!is_directory(path)) {
+    std::unordered_map<uint64_t, Seen> mine;
+    check_file(path, path, "", report, earlier, mine);
+    return report;
+  }
+  const auto& splits = task_splits();
+  for (size_t a = 0; a < splits.size(); ++a)
+    for (size_t b = a + 1; b < splits.size(); ++b) report.overlap[splits[a] + "/" + splits[b]] = 0;
+  for (const std::string& split : splits) {
+    std::string file = path + "/" + split + ".jsonl";
+    if (!file_exists(file)) {
+      report.errors.push_back({split + ".jsonl", 0, "missing split file"});
+      continue;
+    }
+    std::unordered_map<uint64_t, Seen> mine;
+    check_file(file, split + ".jsonl", split, report, earlier, mine);
+    earlier.insert(mine.begin(), mine.end());
+  }
+  std::string manifest_path = path + "/manifest.json";
+  if (file_exists(manifest_path)) {
+    try {
+      json m = json::parse(read_file(manifest_path));
+      for (const FileCheck& fc : report.files)
+        if (m.contains("counts") && m["counts"].contains(fc.split) && m["counts"][fc.split] != fc.items)
+          report.errors.push_back({"manifest.json", 0, "counts." + fc.split + " = " + m["counts"][fc.split].dump() +
+                                                           " but " + fc.file + " has " + std::to_string(fc.items) + " items"});
+    } catch (const json::exception&) {
+      report.errors.push_back({"manifest.json", 0, "malformed JSON"});
+    }
+  }
+  return report;
+}
+
+json check_report_json(const CheckReport& r) {
+  json files = json::array();
+  for (const FileCheck& f : r.files)
+    files.push_back({{"file", f.file}, {"split", f.split}, {"items", f.items}, {"kinds", f.kinds},
+                     {"gold_positions", f.gold_positions}, {"duplicate_items", f.duplicate_items},
+                     {"repeated_contexts", f.repeated_contexts}, {"errors", f.errors}});
+  json errors = json::array();
+  for (const CheckIssue& e : r.errors) errors.push_back({{"file", e.file}, {"line", e.line}, {"what", e.what}});
+  return {{"path", r.path}, {"ok", r.ok()}, {"files", files}, {"overlap", r.overlap},
+          {"error_count", r.errors.size()}, {"errors", errors}};
+}
+
+std::string check_report_text(const CheckReport& r, size_t max_errors) {
+  std::ostringstream out;
+  for (const FileCheck& f : r.files) {
+    out << f.file << ": " << f.items << " items";
+    for (const auto& [k, n] : f.kinds) out << ", " << n << " " << k;
+    out << "; gold positions";
+    for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
+    out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
+        << f.errors << " errors\n";
+  }
+  for (const auto& [pair, n] : r.overlap) out << "overlap " << pair << ": " << n << "\n";
+  for (size_t i = 0; i < r.errors.size() && i < max_errors; ++i)
+    out << r.errors[i].where() << ": " << r.errors[i].what << "\n";
+  if (r.errors.size() > max_errors) out << "... " << r.errors.size() - max_errors << " more errors\n";
+  out << (r.ok() ? "ok" : std::to_string(r.errors.size()) + " errors") << "\n";
+  return out.str();
+}
+
+}  // namespace rankrl

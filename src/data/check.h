@@ -1,0 +1,46 @@
+// `rankrl data check`: integrity report for a task file or a split directory.
+// Errors (each with file:line): malformed JSON or schema, gold out of range, fewer than two
+// choices (cloze: not exactly one), empty or whitespace-only choices, duplicate choices within an
+// item (normalised), duplicate items within a file, a context present in two splits (normalised
+// hash, directories only), item counts that disagree with manifest.json. Reported without being
+// errors: gold-position histograms, kinds, contexts repeated within a file with other choices.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rankrl {
+
+struct CheckIssue {
+  std::string file;
+  int64_t line = 0;  // 0: about the whole file
+  std::string what;
+  std::string where() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
+};
+
+struct FileCheck {
+  std::string file, split;  // split "" for a lone file
+  int64_t items = 0, duplicate_items = 0, repeated_contexts = 0, errors = 0;
+  std::map<std::string, int64_t> kinds;
+  std::vector<int64_t> gold_positions;  // histogram of gold indices
+};
+
+struct CheckReport {
+  std::string path;
+  std::vector<FileCheck> files;
+  std::map<std::string, int64_t> overlap;  // "rkd/test" -> items of the later split whose context is in the earlier
+  std::vector<CheckIssue> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Checks a file or a directory holding rkd.jsonl, vrkd.jsonl and test.jsonl. Throws Error only
+// when the path cannot be read; problems in the data go into the report.
+CheckReport check_tasks(const std::string& path);
+
+nlohmann::json check_report_json(const CheckReport& report);
+std::string check_report_text(const CheckReport& report, size_t max_errors = 100);
+
+}  // namespace rankrl
