@@ -235,10 +235,11 @@ TEST(DataCheck, ReportsEachErrorAtItsLine) {
                    R"({"query": "Q4", "choices": ["x"], "gold": 0})" "\n"                  // 4 one choice
                    "\n"                                                                     // 5 blank: skipped
                    R"({"query": "Q6", "choices": ["x", "  "], "gold": 0})" "\n"            // 6 empty choice
-                   R"({"query": "Q7", "choices": ["A cat.", "a  CAT"], "gold": 1})" "\n"   // 7 duplicate choices
+                   R"({"query": "Q7", "choices": ["A  cat.", "A cat. "], "gold": 1})" "\n"  // 7 duplicate choices
                    R"({"query": "q1", "choices": ["a cat", "A dog!"], "gold": 1})" "\n"    // 8 duplicate of 1
                    R"({"choices": ["x", "y"], "gold": 0})" "\n"                            // 9 no query
-                   R"({"query": "Q10", "choices": ["x", "y"], "gold": "0"})" "\n");       // 10 gold type
+                   R"({"query": "Q10", "choices": ["x", "y"], "gold": "0"})" "\n"        // 10 gold type
+                   R"({"query": "Q11", "choices": ["100% Rr", "100% rr"], "gold": 0})" "\n"); // 11 ok: case matters
   CheckReport r = check_tasks(f);
   std::map<int64_t, std::string> got;
   for (const CheckIssue& e : r.errors) got[e.line] += e.what + ";";
@@ -247,7 +248,8 @@ TEST(DataCheck, ReportsEachErrorAtItsLine) {
                                          {8, "duplicate of the item on line 1"}, {9, "'query'"}, {10, "'gold'"}};
   EXPECT_EQ(got.size(), want.size());
   for (const auto& [line, what] : want) EXPECT_NE(got[line].find(what), std::string::npos) << line << ": " << got[line];
-  EXPECT_EQ(r.files[0].items, 9);  // the blank line is not an item
+  EXPECT_EQ(r.files[0].items, 10);  // the blank line is not an item
+  EXPECT_EQ(r.files[0].near_duplicate_choices, 1);
 
   test::CliResult cli = run_cli("data check " + f);
   EXPECT_EQ(cli.exit_code, 1);

@@ -185,7 +185,7 @@ std::vector<Document> parse_corpus(const std::string& text, int source, const st
   std::vector<Document> docs;
   Document doc;
   std::string para;
-  int64_t para_line = 0;
+
   int paragraph = 0;
   auto end_paragraph = [&] {
     for (std::string& s : split_sentences(para)) {
@@ -232,10 +232,8 @@ std::vector<Document> parse_corpus(const std::string& text, int source, const st
       continue;
     }
     if (doc.sentences.empty() && para.empty()) doc.line = number;
-    if (para.empty()) para_line = number;
     para += (para.empty() ? "" : " ") + t;
   }
-  (void)para_line;
   end_document();
   return docs;
 }

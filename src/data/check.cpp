@@ -23,7 +23,18 @@ struct Seen {
 bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
 
 // Checks one item; appends its problems. Returns false when the item is unusable.
-bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item) {
+std::string collapse_spaces(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item, int64_t& near_duplicates) {
   if (!j.is_object()) {
     problems.push_back("not a JSON object");
     return false;
@@ -69,10 +80,16 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
       problems.push_back("fewer than two choices (" + std::to_string(item.choices.size()) + ")");
     for (size_t k = 0; k < item.choices.size(); ++k)
       if (blank(item.choices[k])) problems.push_back("choice " + std::to_string(k) + " is empty or whitespace");
+    // Identical up to whitespace: an error. Equal only after normalisation ("100% Rr" / "100% rr"
+    // in ARC): counted, since case and punctuation can carry meaning.
     for (size_t k = 0; k < item.choices.size(); ++k)
-      for (size_t m = 0; m < k; ++m)
-        if (!blank(item.choices[k]) && normalized_hash(item.choices[k]) == normalized_hash(item.choices[m]))
+      for (size_t m = 0; m < k; ++m) {
+        if (blank(item.choices[k])) continue;
+        if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
           problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
+        else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m]))
+          near_duplicates++;
+      }
   }
   if (!j.contains("gold") || !j["gold"].is_number_integer()) {
     problems.push_back("missing or non-integer field 'gold'");
@@ -128,7 +145,7 @@ void check_file(const std::string& path, const std::string& name, const std::str
     }
     std::vector<std::string> problems;
     TaskItem item;
-    bool usable = check_item(j, problems, item);
+    bool usable = check_item(j, problems, item, fc.near_duplicate_choices);
     for (const std::string& p : problems) error(n, p);
     if (!usable) continue;
     fc.kinds[task_kind_name(item.kind)]++;
@@ -197,7 +214,8 @@ json check_report_json(const CheckReport& r) {
   for (const FileCheck& f : r.files)
     files.push_back({{"file", f.file}, {"split", f.split}, {"items", f.items}, {"kinds", f.kinds},
                      {"gold_positions", f.gold_positions}, {"duplicate_items", f.duplicate_items},
-                     {"repeated_contexts", f.repeated_contexts}, {"errors", f.errors}});
+                     {"repeated_contexts", f.repeated_contexts},
+                     {"near_duplicate_choices", f.near_duplicate_choices}, {"errors", f.errors}});
   json errors = json::array();
   for (const CheckIssue& e : r.errors) errors.push_back({{"file", e.file}, {"line", e.line}, {"what", e.what}});
   return {{"path", r.path}, {"ok", r.ok()}, {"files", files}, {"overlap", r.overlap},
@@ -212,7 +230,7 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
     out << "; gold positions";
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
-        << f.errors << " errors\n";
+        << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.errors << " errors\n";
   }
   for (const auto& [pair, n] : r.overlap) out << "overlap " << pair << ": " << n << "\n";
   for (size_t i = 0; i < r.errors.size() && i < max_errors; ++i)

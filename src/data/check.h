@@ -1,9 +1,11 @@
 // `rankrl data check`: integrity report for a task file or a split directory.
 // Errors (each with file:line): malformed JSON or schema, gold out of range, fewer than two
-// choices (cloze: not exactly one), empty or whitespace-only choices, duplicate choices within an
-// item (normalised), duplicate items within a file, a context present in two splits (normalised
-// hash, directories only), item counts that disagree with manifest.json. Reported without being
-// errors: gold-position histograms, kinds, contexts repeated within a file with other choices.
+// choices (cloze: not exactly one), empty or whitespace-only choices, choices of an item that are
+// identical up to whitespace, duplicate items within a file (normalised), a context present in
+// two splits (normalised hash, directories only), item counts that disagree with manifest.json.
+// Reported without being errors: gold-position histograms, kinds, contexts repeated within a
+// file with other choices, choices equal only after normalisation (case and punctuation can
+// matter: "100% Rr" / "100% rr" in ARC-Easy).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,7 @@ struct CheckIssue {
 struct FileCheck {
   std::string file, split;  // split "" for a lone file
   int64_t items = 0, duplicate_items = 0, repeated_contexts = 0, errors = 0;
+  int64_t near_duplicate_choices = 0;  // choice pairs equal only after normalisation (not errors)
   std::map<std::string, int64_t> kinds;
   std::vector<int64_t> gold_positions;  // histogram of gold indices
 };
