@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -237,6 +238,18 @@ TEST(CompressedCheckpoint, CliCompressThenEvalAndGenerate) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json report = json::parse(r.out);
   EXPECT_LT(report["size"]["linear_fraction"].get<double>(), 0.61);
+  // Consecutive stages sum to the total; report.json on disk carries the same times, write included.
+  const json& secs = report["seconds"];
+  double sum = 0.0;
+  for (const char* stage : {"load", "calibrate", "apply", "write"}) {
+    ASSERT_TRUE(secs.contains(stage)) << stage;
+    EXPECT_GE(secs[stage].get<double>(), 0.0) << stage;
+    sum += secs[stage].get<double>();
+  }
+  EXPECT_GT(secs["write"].get<double>(), 0.0);
+  EXPECT_NEAR(sum, secs["total"].get<double>(), 0.01 + 0.01 * secs["total"].get<double>());
+  EXPECT_LE(report["seconds_detail"]["decompose"].get<double>(), secs["apply"].get<double>());
+  EXPECT_EQ(json::parse(test::read_text(tmp.file("c") + "/report.json"))["seconds"], secs);
   r = test::run_cli("eval --model " + tmp.file("c") + " --text " + data_file(kVal) + " --ctx 256 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(json::parse(r.out)["ppl"].get<double>(), 1.0);
@@ -327,6 +340,26 @@ TEST_F(BadInput, PlanErrors) {
                   "not a projection weight");
   expect_rejected(plan_file([&](json& j) { j["weights"][q]["method"] = "zip"; }), "zip");
   expect_rejected("--keep 0.5 --method zip", "zip");
+}
+
+// A llama2.c tokenizer.bin that loads but cannot become tokenizer.json (piece 300 not UTF-8):
+// the error names the tokenizer, not the staging directory, and comes before any work.
+TEST_F(BadInput, UnconvertibleTokenizerBin) {
+  std::string bytes = test::read_text(data_file(kTok));
+  size_t pos = 4;  // uint32 max_token_len, then per id: float32 score, int32 len, bytes
+  for (int i = 0; i < 300; ++i) {
+    int32_t len;
+    std::memcpy(&len, &bytes[pos + 4], 4);
+    pos += 8 + size_t(len);
+  }
+  bytes[pos + 8] = '\xff';
+  const std::string tok = tmp.file("bad_tok.bin");
+  test::write_text(tok, bytes);
+  expect_rejected("--tokenizer " + tok + " --keep 0.6 --method svd", "bad_tok.bin: token 300 is not valid UTF-8");
+  expect_rejected("--tokenizer " + tok + " --keep 0.6 --method svdllm --calib " + data_file(kVal) +
+                      " --calib-tokens 1024 --ctx 256",
+                  "bad_tok.bin: token 300 is not valid UTF-8");
+  fs::remove(tok);
 }
 
 TEST_F(BadInput, NanStatsAndTooFewTokens) {

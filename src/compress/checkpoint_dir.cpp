@@ -78,13 +78,24 @@ void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size
   }
 }
 
-void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
-                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace) {
-  StagingDir stage(out, replace);
+void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_size) {
+  if (is_hf_tokenizer(tokenizer_path)) return;  // copied verbatim
+  check_llama2c_convertible(Llama2cTokenizer::load(tokenizer_path, int32_t(vocab_size)), tokenizer_path);
+}
+
+void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,
+                            const std::string& tokenizer_path) {
   save_hf_checkpoint(stage.path(), net.config(), net.weights());
   add_rankrl_section(stage.file("config.json"), {{"version", kVersion}, {"plan", plan_to_json(plan)}});
   write_tokenizer_files(tokenizer_path, net.config().vocab_size, stage.path());
   write_plan(stage.file("plan.json"), plan);
+}
+
+void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
+                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace) {
+  check_tokenizer_writable(tokenizer_path, net.config().vocab_size);
+  StagingDir stage(out, replace);
+  write_compressed_files(stage, net, plan, tokenizer_path);
   write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
   stage.commit();
 }
@@ -101,9 +112,10 @@ int64_t export_dense(const std::string& model_path, const std::string& tokenizer
     w[l->name()] = l->dense_weight();
     ++multiplied;
   }
+  const std::string tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
+  check_tokenizer_writable(tok, m.config().vocab_size);
   StagingDir stage(out, replace);
   save_hf_checkpoint(stage.path(), m.config(), w);
-  const std::string tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
   write_tokenizer_files(tok, m.config().vocab_size, stage.path());
   stage.commit();
   return multiplied;

@@ -38,6 +38,16 @@ class StagingDir {
 // tokenizer.json is copied; a llama2.c tokenizer.bin is converted to tokenizer.json.
 void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir);
 
+// Throws Error(tokenizer_path, ...) when write_tokenizer_files would fail on this tokenizer (a
+// llama2.c tokenizer.bin whose pieces tokenizer.json cannot hold). Call it before any expensive
+// or writing stage, so a bad tokenizer is blamed by its own name and not by the staging dir.
+void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_size);
+
+// The files of a compressed directory except report.json, written into `stage`; the caller
+// times this, then writes report.json (with the write time) and commits.
+void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,
+                            const std::string& tokenizer_path);
+
 // Writes `net` (factored or not) with its plan and report to `out` (see above).
 void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
                           const nlohmann::json& report, const std::string& tokenizer_path, bool replace);

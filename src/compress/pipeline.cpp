@@ -1,6 +1,7 @@
 #include "compress/pipeline.h"
 
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
@@ -9,6 +10,7 @@
 #include "compress/checkpoint_dir.h"
 #include "compress/heal.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "decompose/decomposer.h"
 #include "eval/accounting.h"
@@ -20,6 +22,7 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
 
 struct PlanNeeds {
   bool stats = false, fisher = false;
@@ -87,12 +90,33 @@ CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fi
   return s;
 }
 
+// Consecutive stage timer: every lap ends where the next begins, so the stages sum to the total
+// up to the few microseconds of building the report itself.
+class StageTimer {
+ public:
+  void lap(const char* stage) {
+    const auto now = Clock::now();
+    stages_[stage] = stages_.value(stage, 0.0) + std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+  json finish() {
+    stages_["total"] = std::chrono::duration<double>(Clock::now() - start_).count();
+    return stages_;
+  }
+
+ private:
+  Clock::time_point start_ = Clock::now(), last_ = start_;
+  json stages_ = json::object();
+};
+
 json compress_model(const CompressOptions& o) {
   if (o.out.empty()) throw usage_error("compress needs --out DIR");
-  json stages = json::object();
-  auto t = Clock::now();
+  check(!(fs::exists(o.out) && !(fs::is_directory(o.out) && fs::is_empty(o.out))) || o.replace, o.out,
+        "already exists and is not empty (pass --force to replace it)");  // before hours of work
+  StageTimer timer;
   Model m = load_model(o.model, o.tokenizer);
-  stages["load"] = seconds_since(t);
+  const std::string tok = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
+  check_tokenizer_writable(tok, m.config().vocab_size);  // blame the tokenizer before any work
   const ParameterCounts before = count_parameters(*m.net);
 
   Plan plan = make_plan(o, *m.net);
@@ -101,41 +125,46 @@ json compress_model(const CompressOptions& o) {
     throw usage_error("this plan needs calibration statistics: pass --calib FILE --calib-tokens N --ctx C, or --stats");
   if ((o.heal || o.heal_steps > 0) && o.stats.calib_file.empty())
     throw usage_error("--heal/--heal-steps need --calib (the calibration tokens themselves)");
+  timer.lap("load");
 
   json report = {{"model", o.model}, {"model_identity", plan.model_identity}};
   CalibStats stats;
-  t = Clock::now();
   if (o.stats.given()) {
     stats = obtain_stats(m, o.stats, needs.fisher);
     report["calibration"] = stats_json(stats);
   }
-  stages["calibrate"] = seconds_since(t);
+  timer.lap("calibrate");
 
   // apply_plan decomposes from the dense weights; keep a dense twin for healing's targets.
   Transformer dense(m.config(), m.net->weights());
-  t = Clock::now();
+  const auto apply_start = Clock::now();
   ApplyReport applied = apply_plan(*m.net, plan, o.stats.given() ? &stats : nullptr);
-  stages["apply"] = seconds_since(t);
-  stages["decompose"] = applied.decompose_seconds;
+  // Split apply into the factorizations themselves and the rest (validation, slicing, swapping).
+  const double apply_total = seconds_since(apply_start);
+  timer.lap("apply");
+  json seconds_detail = {{"decompose", applied.decompose_seconds},
+                         {"apply_other", std::max(0.0, apply_total - applied.decompose_seconds)}};
 
   if (o.heal || o.heal_steps > 0) {
-    t = Clock::now();
     const auto ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
     HealOptions h{o.heal, o.heal_steps, o.heal_lr, o.stats.ctx};
     report["heal"] = heal(*m.net, dense, ids, h);
-    stages["heal"] = seconds_since(t);
+    timer.lap("heal");
   }
 
   report["plan"] = {{"keep", plan.keep}, {"weights", int64_t(plan.weights.size())}};
   report["weights"] = applied.to_json()["weights"];
   report["size"] = sizes_report(before, count_parameters(*m.net));
-  t = Clock::now();
-  const std::string tok = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
-  report["seconds"] = stages;  // written before the write stage finishes; completed below
-  write_compressed_dir(o.out, *m.net, plan, report, tok, o.replace);
-  stages["write"] = seconds_since(t);
-  report["seconds"] = stages;
   report["out"] = o.out;
+  StagingDir stage(o.out, o.replace);
+  write_compressed_files(stage, *m.net, plan, tok);
+  timer.lap("write");
+  // seconds: consecutive stages (load, calibrate, apply, [heal], write) and their total;
+  // seconds_detail: apply split into the factorizations and everything else.
+  report["seconds"] = timer.finish();
+  report["seconds_detail"] = seconds_detail;
+  write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
+  stage.commit();
   return report;
 }
 
