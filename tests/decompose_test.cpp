@@ -176,8 +176,10 @@ std::set<int64_t> interpolated(const at::Tensor& W, const at::Tensor& W_hat, int
 
 TEST(DecomposeCur, ExactWhenRankIsLow) {
   const at::Tensor W = at::matmul(gaussian({30, 5}, 13), gaussian({5, 25}, 14)).to(at::kFloat);
-  for (const char* spec : {"cur", "cur:select=leverage", "cur:core=cross", "cur:select=leverage,core=cross"}) {
-    const Factors f = run(spec, W, nullptr, 8);
+  const LinearStats stats = stats_of(calibration_inputs(50, 25, 31));
+  for (const char* spec : {"cur", "cur:select=leverage", "cur:weight=act", "cur:weight=none", "cur:core=optimal",
+                           "cur:core=optimal,select=leverage", "cur:core=cross", "cur:select=leverage,core=cross"}) {
+    const Factors f = run(spec, W, &stats, 8);
     ASSERT_TRUE(finite(f));
     for (int64_t r = 5; r <= 8; ++r)
       EXPECT_LT(std::sqrt(frob_sq(W.to(at::kDouble) - approx(f, r)) / frob_sq(W)), 1e-4) << spec << " rank " << r;
@@ -188,7 +190,7 @@ TEST(DecomposeCur, ActivationWeightedSelection) {
   const at::Tensor W = at::matmul(gaussian({30, 5}, 28), gaussian({5, 25}, 29)).to(at::kFloat);
   const LinearStats stats = stats_of(calibration_inputs(50, 25, 30));
   EXPECT_TRUE(make_decomposer("cur:weight=act")->needs_stats());
-  const Factors f = run("cur:weight=act", W, &stats, 6);
+  const Factors f = run("cur:core=optimal,weight=act", W, &stats, 6);
   EXPECT_LT(std::sqrt(frob_sq(W.to(at::kDouble) - approx(f, 5)) / frob_sq(W)), 1e-4);
 }
 
@@ -203,7 +205,7 @@ std::set<int64_t> inside_span(const at::Tensor& W, const at::Tensor& M, int64_t 
 TEST(DecomposeCur, OptimalCorePrefixesAreNestedColumnCurs) {
   const at::Tensor W = decaying_matrix(30, 25, 0.5, 15);
   const int64_t k = 10;
-  const Factors f = run("cur", W, nullptr, k);
+  const Factors f = run("cur:core=optimal", W, nullptr, k);
   EXPECT_EQ(inside_span(W, approx(f, k), k, 0).size(), static_cast<size_t>(k));  // R: k actual rows
   std::set<int64_t> prev;
   for (int64_t r = 1; r <= k; ++r) {
@@ -216,6 +218,36 @@ TEST(DecomposeCur, OptimalCorePrefixesAreNestedColumnCurs) {
     EXPECT_TRUE(at::allclose(W_hat, at::matmul(Q, at::matmul(Q.t(), approx(f, k))), 1e-4, 1e-5));
     expect_rel_near(f.tail_error[r], frob_sq(W.to(at::kDouble) - W_hat), 1e-3);
     prev = cols;
+  }
+}
+
+// Default CUR (core=rows, weight=gram): every prefix is Ŵ_r = W·G·R_rᵀ(R_r·G·R_rᵀ)⁻¹·R_r for r
+// actual rows R_r of W (nested), tail_error is its exact output error, and it never beats the
+// optimal rank-r output error (svdllm).
+TEST(DecomposeCur, RowsCorePrefixesAreDataOptimalRowSkeletons) {
+  const at::Tensor W = decaying_matrix(30, 25, 0.5, 15);
+  const at::Tensor X = calibration_inputs(60, 25, 32);
+  const LinearStats stats = stats_of(X);
+  const at::Tensor G = stats.gram, Wd = W.to(at::kDouble);
+  const int64_t k = 10;
+  const Factors f = run("cur", W, &stats, k);
+  EXPECT_TRUE(make_decomposer("cur")->needs_stats());
+  EXPECT_EQ(f.metric, "output_sq");
+  const Factors llm = run("svdllm", W, &stats, k);
+  std::set<int64_t> prev;
+  for (int64_t r = 1; r <= k; ++r) {
+    const at::Tensor W_hat = approx(f, r);
+    const auto rows = inside_span(W, W_hat, r, 0);  // R_r: r actual rows span the prefix
+    ASSERT_EQ(rows.size(), static_cast<size_t>(r)) << "rank " << r;
+    EXPECT_TRUE(std::includes(rows.begin(), rows.end(), prev.begin(), prev.end()));
+    const at::Tensor R = Wd.index_select(0, at::tensor(std::vector<int64_t>(rows.begin(), rows.end()), at::kLong));
+    const at::Tensor RG = at::matmul(R, G);
+    const at::Tensor expected = at::matmul(at::matmul(at::matmul(Wd, RG.t()), at::linalg_inv(at::matmul(RG, R.t()))), R);
+    EXPECT_TRUE(at::allclose(W_hat, expected, 1e-3, 1e-4)) << "rank " << r;
+    const double err = output_sq(W, W_hat, X);
+    expect_rel_near(f.tail_error[r], err, 1e-3);
+    EXPECT_GE(err, output_sq(W, approx(llm, r), X) * (1 - 1e-6)) << "rank " << r;
+    prev = rows;
   }
 }
 
@@ -251,9 +283,11 @@ TEST(DecomposeNmf, NonNegativeMonotoneAndBetterThanInit) {
   for (int64_t r : {1, 3, 5}) expect_rel_near(f.tail_error[r], frob_sq(W.to(at::kDouble) - approx(f, r)), 1e-4);
 }
 
-double row_weighted_sq(const at::Tensor& W, const at::Tensor& W_hat, const at::Tensor& fisher) {
-  const at::Tensor row_weight = fisher.to(at::kDouble).sum(1);
-  return ((W.to(at::kDouble) - W_hat).square().sum(1) * row_weight).sum().item<double>();
+// Σⱼ Jⱼ²‖(W−Ŵ)₍:,ⱼ₎‖², Jⱼ² = Σᵢ fisherᵢⱼ: FWSVD's objective (the paper's rows are the input
+// channels, our columns).
+double input_weighted_sq(const at::Tensor& W, const at::Tensor& W_hat, const at::Tensor& fisher) {
+  const at::Tensor col_weight = fisher.to(at::kDouble).sum(0);
+  return ((W.to(at::kDouble) - W_hat).square().sum(0) * col_weight).sum().item<double>();
 }
 
 TEST(DecomposeFwsvd, UniformFisherIsSvdAndWeightedErrorIsOptimal) {
@@ -263,14 +297,19 @@ TEST(DecomposeFwsvd, UniformFisherIsSvdAndWeightedErrorIsOptimal) {
   const Factors svd = run("svd", W, nullptr, 6);
   EXPECT_TRUE(at::allclose(approx(run("fwsvd", W, &stats, 6), 6), approx(svd, 6), 1e-4, 1e-5));
 
-  stats.fisher = at::exp(3.0 * gaussian({20, 1}, 18)).expand({20, 16}).to(at::kFloat).contiguous() *
+  stats.fisher = at::exp(3.0 * gaussian({1, 16}, 18)).expand({20, 16}).to(at::kFloat).contiguous() *
                  at::rand({20, 16}, at::detail::createCPUGenerator(19), at::kFloat);
   const Factors fw = run("fwsvd", W, &stats, 6);
-  EXPECT_EQ(fw.metric, "fisher_row_weighted_sq");
+  EXPECT_EQ(fw.metric, "fisher_input_weighted_sq");
+  // Independent closed form: truncate diag-weighted W·diag(J), unweight (textbook, explicit J⁻¹).
+  const at::Tensor J = stats.fisher.to(at::kDouble).sum(0).sqrt();
+  const auto [U, S, Vh] = at::linalg_svd(W.to(at::kDouble) * J.unsqueeze(0), false);
   for (int64_t r = 1; r <= 6; ++r) {
-    const double err = row_weighted_sq(W, approx(fw, r), stats.fisher);
-    EXPECT_LE(err, row_weighted_sq(W, approx(svd, r), stats.fisher) * (1 + 1e-6));
+    const double err = input_weighted_sq(W, approx(fw, r), stats.fisher);
+    EXPECT_LE(err, input_weighted_sq(W, approx(svd, r), stats.fisher) * (1 + 1e-6));
     expect_rel_near(err, fw.tail_error[r], 1e-3);
+    const at::Tensor textbook = at::matmul(U.narrow(1, 0, r) * S.narrow(0, 0, r).unsqueeze(0), Vh.narrow(0, 0, r)) / J.unsqueeze(0);
+    EXPECT_TRUE(at::allclose(approx(fw, r), textbook, 1e-4, 1e-5)) << "rank " << r;
   }
 }
 
@@ -312,7 +351,9 @@ TEST(DecomposeRegistry, SpecsAreCanonicalAndRoundTrip) {
   EXPECT_EQ(known_methods(), (std::vector<std::string>{"svd", "rsvd", "asvd", "svdllm", "fwsvd", "cur", "nmf"}));
   EXPECT_EQ(make_decomposer("rsvd")->spec(), "rsvd:oversample=10,iters=2,seed=0");
   EXPECT_EQ(make_decomposer("asvd")->spec(), "asvd:alpha=0.5");
-  EXPECT_EQ(make_decomposer("cur")->spec(), "cur:select=deim,core=optimal,weight=none");
+  EXPECT_EQ(make_decomposer("cur")->spec(), "cur:select=deim,core=rows,weight=gram");
+  EXPECT_EQ(make_decomposer("cur:core=optimal")->spec(), "cur:select=deim,core=optimal,weight=none");
+  EXPECT_THROW(make_decomposer("cur:core=cross,weight=gram"), Error);
   EXPECT_EQ(make_decomposer("nmf:tol=1e-4")->spec(), "nmf:iters=200,tol=0.0001");
   EXPECT_EQ(make_decomposer(" rsvd: iters = 3 ")->spec(), "rsvd:oversample=10,iters=3,seed=0");
   for (const auto& m : known_methods()) {
@@ -376,7 +417,7 @@ TEST(DecomposeBadInput, NonFiniteWeightsAndStats) {
 
 TEST(DecomposeBadInput, MissingStats) {
   const at::Tensor W = decaying_matrix(8, 6, 0.5, 25);
-  for (const char* spec : {"asvd", "svdllm", "fwsvd", "cur:weight=act"})
+  for (const char* spec : {"asvd", "svdllm", "fwsvd", "cur", "cur:weight=act"})
     EXPECT_THROW(run(spec, W, nullptr, 2), Error) << spec;
   const LinearStats no_fisher = stats_of(calibration_inputs(20, 6, 26));
   EXPECT_NE(error_of([&] { run("fwsvd", W, &no_fisher, 2); }).find("fisher"), std::string::npos);

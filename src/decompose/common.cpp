@@ -136,6 +136,23 @@ ThinSvd thin_svd(const at::Tensor& M, const std::string& spec) {
   return {d.U.to(M.scalar_type()), d.S.to(M.scalar_type()), d.Vh.to(M.scalar_type())};
 }
 
+namespace {
+constexpr double kEigenFloor = 1e-10;
+
+at::Tensor eigen_whitening(const at::Tensor& gram) {
+  auto [lambda, Q] = at::linalg_eigh(gram);
+  const double top = lambda.max().item<double>();
+  if (top <= 0) return at::eye(gram.size(0), gram.options());
+  return Q * lambda.clamp_min(kEigenFloor * top).sqrt().unsqueeze(0);
+}
+}  // namespace
+
+at::Tensor whitening_factor(const at::Tensor& gram) {
+  auto [L, info] = at::linalg_cholesky_ex(gram);
+  if (info.item<int64_t>() == 0 && at::isfinite(L).all().item<bool>()) return L;
+  return eigen_whitening(gram);
+}
+
 std::vector<double> tail_errors(const at::Tensor& sigma, int64_t k, double residual) {
   at::Tensor s2 = sigma.to(at::kDouble).square().contiguous();
   const double* p = s2.data_ptr<double>();

@@ -60,6 +60,11 @@ struct ThinSvd {
 // where gesdd gives up on clustered spectra) before reporting Error(spec, ...).
 ThinSvd thin_svd(const at::Tensor& M, const std::string& spec);
 
+// S with S·Sᵀ = gram (float64 [n,n]): the Cholesky factor when it exists, else (rank-deficient
+// or indefinite-by-rounding Gram) S = Q·diag(√max(λ, 1e-10·λ_max)) from the eigendecomposition;
+// an all-zero Gram gives S = I. See svdllm.cpp for why the floor is harmless there.
+at::Tensor whitening_factor(const at::Tensor& gram);
+
 // tail[r] = Σ_{i≥r} σᵢ² + residual for r = 0..k: the closed-form error of keeping r components
 // when `sigma` holds the singular values of the (weighted) matrix being truncated and
 // `residual` the energy outside them (0 for an exact full SVD).

@@ -26,8 +26,9 @@ struct Factors {
   // Optional: tail_error[r] = error of keeping the first r components (size k+1), in the
   // method's own metric (named by `metric`): closed form where one exists (discarded σ²),
   // otherwise computed exactly from the factors. Metrics: "frobenius_sq" ‖W−Ŵ_r‖_F² (svd,
-  // rsvd, cur, nmf), "output_sq" ‖(W−Ŵ_r)Xᵀ‖_F² (svdllm), "act_scaled_frobenius_sq"
-  // ‖(W−Ŵ_r)·diag(s)‖_F² (asvd), "fisher_row_weighted_sq" Σᵢ Iᵢ²‖(W−Ŵ_r)ᵢ‖² (fwsvd).
+  // rsvd, cur:weight=none, nmf), "output_sq" ‖(W−Ŵ_r)Xᵀ‖_F² (svdllm, cur:weight=gram), "act_scaled_frobenius_sq"
+  // ‖(W−Ŵ_r)·diag(s)‖_F² (asvd; cur:weight=act with s = mean|x|), "fisher_input_weighted_sq"
+  // Σⱼ Jⱼ²‖(W−Ŵ_r)₍:,ⱼ₎‖² (fwsvd, Jⱼ² = Σᵢ fisherᵢⱼ).
   std::vector<double> tail_error;
   std::string metric;
   // Optional: objective after each iteration of an iterative method (nmf), first entry = init.
@@ -51,7 +52,7 @@ class Decomposer {
 };
 
 // "method[:key=value[,key=value...]]", e.g. "svd", "rsvd:oversample=10,iters=2,seed=0",
-// "asvd:alpha=0.5", "svdllm", "fwsvd", "cur:select=deim,core=optimal,weight=none", "nmf:iters=200,tol=1e-4".
+// "asvd:alpha=0.5", "svdllm", "fwsvd", "cur:select=deim,core=rows,weight=gram", "nmf:iters=200,tol=1e-4".
 // Unknown method or parameter, or a bad value → Error(spec, ...) listing what is known.
 std::unique_ptr<Decomposer> make_decomposer(const std::string& spec);
 std::vector<std::string> known_methods();

@@ -20,22 +20,6 @@ namespace rankrl::detail {
 
 namespace {
 
-constexpr double kEigenFloor = 1e-10;
-
-at::Tensor eigen_whitening(const at::Tensor& gram) {
-  auto [lambda, Q] = at::linalg_eigh(gram);
-  const double top = lambda.max().item<double>();
-  if (top <= 0) return at::eye(gram.size(0), gram.options());
-  return Q * lambda.clamp_min(kEigenFloor * top).sqrt().unsqueeze(0);
-}
-
-// S with S·Sᵀ = gram (float64).
-at::Tensor whitening(const at::Tensor& gram) {
-  auto [L, info] = at::linalg_cholesky_ex(gram);
-  if (info.item<int64_t>() == 0 && at::isfinite(L).all().item<bool>()) return L;
-  return eigen_whitening(gram);
-}
-
 class SvdLlmDecomposer final : public Decomposer {
  public:
   std::string name() const override { return "svdllm"; }
@@ -45,7 +29,7 @@ class SvdLlmDecomposer final : public Decomposer {
   Factors decompose(const at::Tensor& W, const LinearStats* stats, int64_t max_rank) const override {
     const at::Tensor w = checked_weight(W, max_rank, spec()).to(at::kDouble);
     const LinearStats& st = require_stats(stats, w, {.gram = true}, spec());
-    const ThinSvd svd = thin_svd(at::matmul(w, whitening(st.gram)), spec());
+    const ThinSvd svd = thin_svd(at::matmul(w, whitening_factor(st.gram)), spec());
     Factors f = left_basis_factors(w, svd.U.narrow(1, 0, max_rank));
     f.tail_error = prefix_errors(w, f.A, f.B, st.gram);
     f.metric = "output_sq";
