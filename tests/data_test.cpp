@@ -155,6 +155,47 @@ TEST(DataBuild, SyntheticCorpusIntegrity) {
   EXPECT_EQ(read_file(tmp.file("a/manifest.json")), read_file(tmp.file("b/manifest.json")));
 }
 
+// WikiText layout: " = Title = " starts an article, " = = Section = = " does not; CRLF lines.
+TEST(DataBuild, WikiTextHeadingsDelimitDocuments) {
+  TempDir tmp;
+  std::string text;
+  const char* topics[] = {"river", "castle", "comet", "violin", "glacier",
+                          "harbour", "desert", "temple", "falcon", "meadow"};
+  for (int a = 0; a < 10; ++a) {
+    std::string t = topics[a];
+    text += " = The " + t + " article = \r\n \r\n";
+    for (int p = 0; p < 2; ++p) {
+      text += " = = Part " + std::to_string(p) + " = = \r\n";
+      for (int k = 0; k < 5; ++k)
+        text += "Fact " + std::to_string(10 * p + k) + " about the " + t + " is written here in " +
+                std::to_string(a + k + 3) + " plain words . ";
+      text += "\r\n";
+    }
+  }
+  test::write_text(tmp.file("wiki.raw"), text);
+  BuildOptions o;
+  o.corpora = {tmp.file("wiki.raw")};
+  o.out = tmp.file("w");
+  o.split_items = {4, 2, 2};
+  o.context_tokens = 30;
+  o.progress = false;
+  json m = build_ranking_data(o);
+  EXPECT_EQ(m["sources"][0]["documents"], "heading");
+  EXPECT_EQ(m["sources"][0]["document_count"], 10);
+  EXPECT_EQ(m["split_order"], "shuffle");
+  EXPECT_EQ(m["splits"]["rkd"]["sentences"].get<int>() + m["splits"]["vrkd"]["sentences"].get<int>() +
+                m["splits"]["test"]["sentences"].get<int>(),
+            100);  // headings are not sentences
+  for (const std::string& split : task_splits())
+    for (const TaskItem& it : read_task_split(o.out, split)) {
+      EXPECT_EQ(it.query.find("= ="), std::string::npos);
+      // the context's article: all its sentences name one topic
+      int topics_named = 0;
+      for (const char* t : topics) topics_named += it.query.find(t) != std::string::npos;
+      EXPECT_EQ(topics_named, 1) << it.query;
+    }
+}
+
 TEST(DataBuild, BadInputWritesNothing) {
   json ref = reference();
   TempDir tmp;
