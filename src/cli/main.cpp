@@ -26,6 +26,11 @@ void apply_common(const Common& common) {
 void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
 
 namespace {
+std::string g_command_line;
+}
+const std::string& command_line() { return g_command_line; }
+
+namespace {
 void print_flat(const nlohmann::json& j, const std::string& prefix) {
   for (const auto& [key, value] : j.items()) {
     if (value.is_object()) print_flat(value, prefix + key + ".");
@@ -55,13 +60,14 @@ int main(int argc, char** argv) {
   CLI::App app{"rankrl: make language models smaller with low-rank factors chosen by RL"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "rankrl 0.1.0");
+  for (int i = 0; i < argc; ++i) cli::g_command_line += (i ? " " : "") + std::string(argv[i]);
   cli::Common common;
   std::vector<cli::Command> commands = {
       cli::add_eval(app, common),     cli::add_generate(app, common),
       cli::add_inspect(app, common),  cli::add_tokenize(app, common),
       cli::add_convert(app, common),   cli::add_data(app, common),
       cli::add_calibrate(app, common), cli::add_compress(app, common),
-      cli::add_export_dense(app, common),
+      cli::add_export_dense(app, common),  cli::add_search(app, common),
       cli::add_train_tokenizer(app, common), cli::add_train(app, common),
   };
   try {

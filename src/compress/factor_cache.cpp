@@ -28,4 +28,10 @@ const Factors& FactorCache::get(const std::string& weight, const std::string& sp
   return cache_[key] = std::move(f);
 }
 
+void FactorCache::insert(const std::string& weight, const std::string& spec, Factors factors) {
+  auto key = std::make_pair(weight, spec);
+  auto it = cache_.find(key);
+  if (it == cache_.end() || it->second.rank() < factors.rank()) cache_[key] = std::move(factors);
+}
+
 }  // namespace rankrl

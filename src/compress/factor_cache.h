@@ -24,6 +24,11 @@ class FactorCache {
   const Factors& get(const std::string& weight, const std::string& spec, int64_t rank);
   double seconds() const { return seconds_; }
 
+  // Every cached factorization by (weight, spec); insert() adds one computed elsewhere (a factor
+  // store on disk), replacing an entry with fewer components.
+  const std::map<std::pair<std::string, std::string>, Factors>& entries() const { return cache_; }
+  void insert(const std::string& weight, const std::string& spec, Factors factors);
+
  private:
   const Transformer& dense_;
   const CalibStats* stats_;

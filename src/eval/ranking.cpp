@@ -13,13 +13,6 @@
 
 namespace rankrl {
 
-namespace {
-
-struct EncodedItem {
-  std::vector<int32_t> context;
-  std::vector<std::vector<int32_t>> continuations;
-};
-
 EncodedItem encode_item(const Tokenizer& tok, const TaskItem& item) {
   std::string context = item.query;
   size_t keep = context.find_last_not_of(" \t\r\n") + 1;  // npos + 1 == 0 for blank contexts
@@ -37,6 +30,8 @@ EncodedItem encode_item(const Tokenizer& tok, const TaskItem& item) {
   }
   return e;
 }
+
+namespace {
 
 at::Tensor as_tensor(const std::vector<int32_t>& ids) {
   return at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).unsqueeze(0);
@@ -97,8 +92,11 @@ ItemScores score_other_kind(const Transformer& net, const Tokenizer& tok, const 
 
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item) {
   if (item.kind != TaskKind::choice) return score_other_kind(net, tok, item);
+  return score_encoded(net, encode_item(tok, item));
+}
+
+ItemScores score_encoded(const Transformer& net, EncodedItem e) {
   c10::InferenceMode guard;
-  EncodedItem e = encode_item(tok, item);
   ItemScores out;
   int64_t longest = 0;
   for (const auto& c : e.continuations) longest = std::max<int64_t>(longest, c.size());

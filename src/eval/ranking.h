@@ -23,6 +23,13 @@ namespace rankrl {
 class Transformer;
 class Tokenizer;
 
+// An item's token ids: context_ids (BOS first) and each choice's continuation ids.
+struct EncodedItem {
+  std::vector<int32_t> context;
+  std::vector<std::vector<int32_t>> continuations;
+};
+EncodedItem encode_item(const Tokenizer& tok, const TaskItem& item);
+
 struct ItemScores {
   std::vector<double> scores;  // summed log-likelihood per choice
   std::vector<int64_t> lengths;  // continuation tokens per choice
@@ -41,6 +48,7 @@ struct RankingResult {
 };
 
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item);
+ItemScores score_encoded(const Transformer& net, EncodedItem item);
 
 RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
                                const std::vector<TaskItem>& items, bool show_progress = true);

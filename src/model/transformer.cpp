@@ -50,6 +50,17 @@ KVCache KVCache::expand(int64_t n) const {
     out.k.push_back(k[i].narrow(0, 0, 1).expand({n, -1, -1, -1}).contiguous());
     out.v.push_back(v[i].narrow(0, 0, 1).expand({n, -1, -1, -1}).contiguous());
   }
+  if (key_bias.defined()) out.key_bias = key_bias.narrow(0, 0, 1).expand({n, -1}).contiguous();
+  return out;
+}
+
+KVCache KVCache::select_rows(const at::Tensor& rows) const {
+  KVCache out;
+  for (size_t i = 0; i < k.size(); ++i) {
+    out.k.push_back(k[i].index_select(0, rows));
+    out.v.push_back(v[i].index_select(0, rows));
+  }
+  if (key_bias.defined()) out.key_bias = key_bias.index_select(0, rows);
   return out;
 }
 
@@ -144,7 +155,10 @@ at::Tensor Transformer::attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCa
   at::Tensor scores = at::matmul(qg, k.transpose(-2, -1)).mul_(1.0 / std::sqrt(double(hd)));
   // Query t sits at absolute position S - T + t and may see keys 0 .. S - T + t.
   at::Tensor mask = at::ones({T, S}, q.options().dtype(at::kBool)).triu_(S - T + 1);
-  scores = scores.view({B, Hkv, G, T, S}).masked_fill(mask, -INFINITY).view({B, Hkv, G * T, S});
+  scores = scores.view({B, Hkv, G, T, S}).masked_fill(mask, -INFINITY);
+  if (cache && cache->key_bias.defined())  // hidden keys get a finite bias: a row of only hidden keys stays finite
+    scores = scores + cache->key_bias.narrow(1, 0, S).view({B, 1, 1, 1, S});
+  scores = scores.view({B, Hkv, G * T, S});
   at::Tensor out = at::matmul(at::softmax(scores, -1), v);  // [B, Hkv, G·T, hd]
   return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }

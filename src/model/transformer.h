@@ -18,9 +18,15 @@ namespace rankrl {
 // Keys and values of the positions seen so far, per layer ([B, n_kv_heads, S, head_dim]).
 struct KVCache {
   std::vector<at::Tensor> k, v;
+  // Optional additive attention bias per key position, [B, S_total] float (0 = visible, a large
+  // negative number = hidden), covering the cached and the coming positions. Batched ranking uses
+  // it to hide the left padding of contexts of different lengths. Undefined = every key visible.
+  at::Tensor key_bias;
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
   // Repeats batch row 0 `n` times (shares a prefix across continuations).
   KVCache expand(int64_t n) const;
+  // Row i of the result is row rows[i] of this cache (rows: int64 [N]).
+  KVCache select_rows(const at::Tensor& rows) const;
 };
 
 // Called with each Linear and its input just before the Linear runs (calibration hooks).

@@ -1,0 +1,105 @@
+#include "search/approach.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+
+namespace rankrl {
+
+double ApproachState::best_reward() const { return top.empty() ? -1e300 : top.front().reward; }
+
+nlohmann::json actions_to_json(const std::vector<Action>& actions) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const Action& a : actions) j.push_back({a.method, a.rank_frac, a.select});
+  return j;
+}
+
+std::vector<Action> actions_from_json(const nlohmann::json& j) {
+  std::vector<Action> out;
+  for (const auto& a : j) out.push_back({a.at(0).get<int>(), a.at(1).get<double>(), a.at(2).get<int>()});
+  return out;
+}
+
+namespace {
+
+nlohmann::json metrics_json(const RankMetrics& m) {
+  return {{"margin", m.margin}, {"acc", m.acc}, {"acc_norm", m.acc_norm}, {"nll", m.nll}, {"items", m.items},
+          {"finite", m.finite}};
+}
+
+RankMetrics metrics_from(const nlohmann::json& j) {
+  RankMetrics m;
+  m.margin = j.at("margin");
+  m.acc = j.at("acc");
+  m.acc_norm = j.at("acc_norm");
+  m.nll = j.at("nll");
+  m.items = j.at("items");
+  m.finite = j.at("finite");
+  return m;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const ApproachState& s) {
+  nlohmann::json top = nlohmann::json::array();
+  for (const Candidate& c : s.top)
+    top.push_back({{"plan", plan_to_json(c.plan)}, {"actions", actions_to_json(c.actions)}, {"reward", c.reward},
+                   {"rkd", metrics_json(c.rkd)}, {"unit", c.unit}});
+  return {{"name", s.name}, {"done", s.done}, {"units", s.units}, {"evaluations", s.evaluations},
+          {"seconds", s.seconds}, {"top", top}, {"extra", s.extra}};
+}
+
+ApproachState approach_from_json(const nlohmann::json& j) {
+  ApproachState s;
+  s.name = j.at("name");
+  s.done = j.at("done");
+  s.units = j.at("units");
+  s.evaluations = j.at("evaluations");
+  s.seconds = j.at("seconds");
+  s.extra = j.at("extra");
+  for (const auto& c : j.at("top"))
+    s.top.push_back({plan_from_json(c.at("plan"), "checkpoint"), actions_from_json(c.at("actions")), c.at("reward"),
+                     metrics_from(c.at("rkd")), c.at("unit")});
+  return s;
+}
+
+RunLog::RunLog(std::string path, int64_t keep_lines) : path_(std::move(path)) {
+  std::string kept;
+  std::ifstream in(path_);
+  for (std::string line; lines_ < keep_lines && std::getline(in, line); ++lines_) kept += line + "\n";
+  check(lines_ == keep_lines, path_, "has fewer lines than the checkpoint recorded");
+  write_file_atomic(path_, kept);
+}
+
+void RunLog::append(const nlohmann::json& line) {
+  std::ofstream out(path_, std::ios::app);
+  out << line.dump() << "\n";
+  out.flush();
+  check(bool(out), path_, "cannot append to the log");
+  ++lines_;
+}
+
+double SearchContext::score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra) {
+  auto start = std::chrono::steady_clock::now();
+  Plan plan = env.decode(actions);
+  const double cost = env.plan_cost(plan);
+  RankMetrics m;
+  const double reward = evaluator.reward(plan, subset, cost, env.budget(), env.dense_params(), &m);
+  Candidate c{plan, env.applied(), reward, m, st.units};
+  auto pos = std::find_if(st.top.begin(), st.top.end(), [&](const Candidate& o) { return reward > o.reward; });
+  st.top.insert(pos, std::move(c));
+  if (int64_t(st.top.size()) > keep_top) st.top.resize(keep_top);
+  st.evaluations++;
+  nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"reward", reward},
+                         {"best", st.best_reward()}, {"rkd", metrics_json(m)},
+                         {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
+                         {"actions", actions_to_json(env.applied())}, {"seconds", seconds_since(start)}};
+  for (auto& [k, v] : log_extra.items()) line[k] = v;
+  log.append(line);
+  return reward;
+}
+
+}  // namespace rankrl

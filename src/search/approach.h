@@ -1,0 +1,80 @@
+// What every search approach (agents and baselines) shares: the candidates it found, its
+// resumable state, and the context through which it evaluates plans. An approach works in
+// units (an episode, an evaluation, a weight's sensitivity row); after each unit the search
+// checkpoints, so an interrupted run repeats at most the unit in flight.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "search/env.h"
+#include "search/evaluator.h"
+
+namespace rankrl {
+
+struct Candidate {
+  Plan plan;
+  std::vector<Action> actions;  // as applied by the env (decode(actions) == plan)
+  double reward = 0.0;          // on the reward subset of RkD
+  RankMetrics rkd;              // on that subset
+  int64_t unit = 0;             // which unit found it
+};
+
+struct ApproachState {
+  std::string name;
+  bool done = false;
+  int64_t units = 0;        // finished work units
+  int64_t evaluations = 0;  // plan evaluations spent (on the reward subset)
+  double seconds = 0.0;
+  std::vector<Candidate> top;  // best first, at most `keep_top`
+  nlohmann::json extra = nlohmann::json::object();  // approach-specific resumable state
+
+  double best_reward() const;
+};
+
+nlohmann::json to_json(const ApproachState& s);
+ApproachState approach_from_json(const nlohmann::json& j);
+nlohmann::json actions_to_json(const std::vector<Action>& actions);
+std::vector<Action> actions_from_json(const nlohmann::json& j);
+
+// Appends one JSON object per line to OUT/log.jsonl (flushed each time).
+class RunLog {
+ public:
+  // Keeps the first `keep_lines` lines of an existing log (resume) and appends after them.
+  RunLog(std::string path, int64_t keep_lines);
+  void append(const nlohmann::json& line);
+  int64_t lines() const { return lines_; }
+
+ private:
+  std::string path_;
+  int64_t lines_ = 0;
+};
+
+struct SearchContext {
+  SearchEnv& env;
+  PlanEvaluator& evaluator;
+  std::mt19937_64& rng;
+  std::vector<size_t> subset;  // RkD items each training evaluation scores (empty = all)
+  int64_t keep_top = 3;
+  int64_t budget_units = 0;    // evaluations for random and evolutionary search
+  RunLog& log;
+  std::function<void()> checkpoint;  // saves every approach's state and the engine
+
+  // Evaluates `actions` (decoded through the env's budget clip) on the reward subset, keeps the
+  // candidate when it is among the best, logs one line and counts the evaluation.
+  double score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
+};
+
+// Baselines (baselines.cpp). Each runs to completion, checkpointing after every unit, and
+// continues from `st` when resumed.
+void run_uniform(SearchContext& ctx, ApproachState& st, int method);
+void run_svdllm2(SearchContext& ctx, ApproachState& st, int method);
+void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t grid);
+void run_random(SearchContext& ctx, ApproachState& st);
+void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start);
+
+}  // namespace rankrl

@@ -1,0 +1,212 @@
+// Baselines that run in the same `rankrl search` command as the agents, on the same RkD items,
+// budget and factor cache:
+// - uniform:<method>  every weight at the rank that keeps `keep` of its parameters (1 evaluation);
+// - svdllm2           SVD-LLM v2-style allocation (Wang et al. 2025): within each weight type,
+//                     the removed fraction R_i = |G|·R·(1/log L_i) / Σ_j (1/log L_j), with R = 1 − keep
+//                     and L_i the weight's closed-form truncation loss ‖(W − Ŵ)X‖² at the uniform
+//                     rank on the calibration tokens (larger loss → less removed); 1 evaluation;
+// - sensitivity       ASVD-style search (Yuan et al. 2023): the reward with one weight factored
+//                     at each of `grid` rank fractions and the rest dense (a sensitivity table),
+//                     then a binary search for the smallest tolerated reward drop τ whose
+//                     allocation (each weight at the smallest fraction with drop ≤ τ) fits the
+//                     budget; weights·grid + 1 evaluations;
+// - random            uniformly random methods, rank fractions and selections, clipped to the
+//                     budget, as many evaluations as the agents used;
+// - evolution         a (1+1) evolutionary local search from the best uniform plan: mutate one to
+//                     three weights (rank fraction ×e^N(0,0.3), method or selection resampled
+//                     with probability 0.2), keep the child when its reward is not worse.
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "search/agent.h"
+#include "search/approach.h"
+
+namespace rankrl {
+
+namespace {
+
+std::vector<Action> uniform_actions(const SearchEnv& env, int method) {
+  return std::vector<Action>(env.steps(), Action{method, env.options().keep, 0});
+}
+
+void finish(SearchContext& ctx, ApproachState& st) {
+  st.done = true;
+  ctx.checkpoint();
+}
+
+double elapsed_into(ApproachState& st, std::chrono::steady_clock::time_point start) {
+  return st.seconds += seconds_since(start);
+}
+
+}  // namespace
+
+void run_uniform(SearchContext& ctx, ApproachState& st, int method) {
+  if (st.done) return;
+  auto start = std::chrono::steady_clock::now();
+  ctx.score(st, uniform_actions(ctx.env, method));
+  st.units = 1;
+  elapsed_into(st, start);
+  finish(ctx, st);
+}
+
+void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
+  if (st.done) return;
+  auto start = std::chrono::steady_clock::now();
+  SearchEnv& env = ctx.env;
+  const auto& ws = env.weights();
+  const std::string& spec = env.options().methods[method];
+  const double keep = env.options().keep, removed = 1.0 - keep;
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < ws.size(); ++i) groups[ws[i].type].push_back(i);
+  std::vector<Action> actions = uniform_actions(env, method);
+  for (const auto& [type, idx] : groups) {
+    std::vector<double> inv_log;
+    bool usable = true;
+    for (size_t i : idx) {
+      const WeightInfo& w = ws[i];
+      int64_t r = std::clamp<int64_t>(int64_t(std::floor(keep * w.dense_cost() / double(w.m + w.n))), 1, w.max_rank);
+      double loss = env.relative_error(i, spec, r) * w.output_energy;
+      usable = usable && loss > 1.0 + 1e-9;
+      inv_log.push_back(usable ? 1.0 / std::log(loss) : 0.0);
+    }
+    if (!usable) continue;  // losses ≤ 1: the log rule is undefined; the group stays uniform
+    double sum = 0.0;
+    for (double v : inv_log) sum += v;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      double r_i = double(idx.size()) * removed * inv_log[k] / sum;
+      actions[idx[k]].rank_frac = std::clamp(1.0 - r_i, env.options().min_rank_frac, 1.0);
+    }
+  }
+  ctx.score(st, actions);
+  st.units = 1;
+  elapsed_into(st, start);
+  finish(ctx, st);
+}
+
+void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t grid) {
+  if (st.done) return;
+  SearchEnv& env = ctx.env;
+  const size_t N = env.steps();
+  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), "dense") -
+                  env.options().methods.begin());
+  check(dense < int(env.options().methods.size()), "", "the sensitivity baseline needs 'dense' among --methods");
+  if (!st.extra.contains("table")) st.extra["table"] = nlohmann::json::array();
+  Progress progress("sensitivity", int64_t(N), "weights");
+  progress.advance(st.units);
+  // One unit = one weight's row of the table: its reward drop at each grid fraction.
+  while (st.units < int64_t(N)) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<double> drops;
+    for (int64_t g = 0; g < grid; ++g) {
+      std::vector<Action> actions(N, Action{dense, 1.0, 0});
+      actions[st.units] = Action{method, double(g + 1) / double(grid + 1), 0};
+      // Single-weight probes say nothing about a full plan: log them, keep them out of `top`.
+      ApproachState probe{st.name};
+      drops.push_back(-ctx.score(probe, actions, {{"probe_weight", st.units}}));
+      st.evaluations++;
+    }
+    st.extra["table"].push_back(drops);
+    st.units++;
+    elapsed_into(st, start);
+    progress.advance();
+    ctx.checkpoint();
+  }
+  progress.finish();
+  // Threshold search: allocation(τ) gives each weight the smallest grid fraction whose drop ≤ τ.
+  auto start = std::chrono::steady_clock::now();
+  const auto& table = st.extra["table"];
+  auto allocation = [&](double tau) {
+    std::vector<Action> a(N, Action{method, 1.0, 0});
+    for (size_t i = 0; i < N; ++i)
+      for (int64_t g = 0; g < grid; ++g)
+        if (table[i][g].get<double>() <= tau) {
+          a[i].rank_frac = double(g + 1) / double(grid + 1);
+          break;
+        }
+    return a;
+  };
+  auto cost = [&](const std::vector<Action>& a) {
+    double c = 0.0;
+    for (size_t i = 0; i < N; ++i) c += a[i].rank_frac * env.weights()[i].dense_cost();
+    return c;
+  };
+  double lo = 1e300, hi = -1e300;
+  for (const auto& row : table)
+    for (const auto& d : row) hi = std::max(hi, d.get<double>()), lo = std::min(lo, d.get<double>());
+  lo -= 1.0;
+  hi += 1.0;
+  for (int it = 0; it < 100; ++it) {
+    double mid = 0.5 * (lo + hi);
+    (cost(allocation(mid)) <= env.budget() ? hi : lo) = mid;
+  }
+  ctx.score(st, allocation(hi), {{"threshold", hi}});
+  elapsed_into(st, start);
+  finish(ctx, st);
+}
+
+void run_random(SearchContext& ctx, ApproachState& st) {
+  if (st.done) return;
+  SearchEnv& env = ctx.env;
+  const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
+  Progress progress("random", ctx.budget_units, "plans");
+  progress.advance(st.units);
+  while (st.units < ctx.budget_units) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<Action> actions(env.steps());
+    for (Action& a : actions) {
+      a.method = std::min(M - 1, int(uniform01(ctx.rng) * M));
+      a.rank_frac = env.options().min_rank_frac + (1.0 - env.options().min_rank_frac) * uniform01(ctx.rng);
+      a.select = std::min(S - 1, int(uniform01(ctx.rng) * S));
+    }
+    ctx.score(st, actions);
+    st.units++;
+    elapsed_into(st, start);
+    progress.set_note("best " + std::to_string(st.best_reward()));
+    progress.advance();
+    ctx.checkpoint();
+  }
+  progress.finish();
+  finish(ctx, st);
+}
+
+void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start_actions) {
+  if (st.done) return;
+  SearchEnv& env = ctx.env;
+  const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
+  if (!st.extra.contains("parent")) {
+    auto start = std::chrono::steady_clock::now();
+    st.extra["parent_reward"] = ctx.score(st, start_actions);
+    st.extra["parent"] = actions_to_json(env.applied());
+    st.units = 1;
+    elapsed_into(st, start);
+    ctx.checkpoint();
+  }
+  Progress progress("evolution", ctx.budget_units, "plans");
+  progress.advance(st.units);
+  while (st.units < ctx.budget_units) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<Action> child = actions_from_json(st.extra["parent"]);
+    const int changes = 1 + std::min(2, int(uniform01(ctx.rng) * 3));
+    for (int c = 0; c < changes; ++c) {
+      Action& a = child[std::min(child.size() - 1, size_t(uniform01(ctx.rng) * double(child.size())))];
+      a.rank_frac = std::clamp(a.rank_frac * std::exp(0.3 * standard_normal(ctx.rng)), env.options().min_rank_frac, 1.0);
+      if (uniform01(ctx.rng) < 0.2) a.method = std::min(M - 1, int(uniform01(ctx.rng) * M));
+      if (uniform01(ctx.rng) < 0.2) a.select = std::min(S - 1, int(uniform01(ctx.rng) * S));
+    }
+    double r = ctx.score(st, child);
+    if (r >= st.extra["parent_reward"].get<double>()) {
+      st.extra["parent_reward"] = r;
+      st.extra["parent"] = actions_to_json(env.applied());
+    }
+    st.units++;
+    elapsed_into(st, start);
+    progress.set_note("best " + std::to_string(st.best_reward()));
+    progress.advance();
+    ctx.checkpoint();
+  }
+  progress.finish();
+  finish(ctx, st);
+}
+
+}  // namespace rankrl

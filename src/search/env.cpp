@@ -1,0 +1,228 @@
+#include "search/env.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <regex>
+
+#include "calib/calibrate.h"
+#include "compress/factor_cache.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "model/transformer.h"
+
+namespace rankrl {
+
+namespace {
+
+const double kCurveFractions[3] = {0.25, 0.5, 0.75};
+
+// Llama names (…self_attn.q_proj.weight, …mlp.down_proj.weight) and GPT-2 names
+// (…attn.c_attn.weight, …attn.c_proj.weight, …mlp.c_fc.weight, …mlp.c_proj.weight).
+std::string weight_type(const std::string& name) {
+  static const std::pair<const char*, const char*> kTypes[] = {
+      {"q_proj", "q"},        {"k_proj", "k"},       {"v_proj", "v"},    {"o_proj", "o"},
+      {"gate_proj", "gate"},  {"up_proj", "up"},     {"down_proj", "down"},
+      {"attn.c_attn", "qkv"}, {"attn.c_proj", "o"},  {"mlp.c_fc", "up"}, {"mlp.c_proj", "down"}};
+  for (const auto& [key, type] : kTypes)
+    if (name.find(key) != std::string::npos) return type;
+  return "other";
+}
+
+int64_t layer_index(const std::string& name) {
+  static const std::regex kLayer(R"((?:^|\.)(?:layers|h)\.(\d+)\.)");
+  std::smatch m;
+  return std::regex_search(name, m, kLayer) ? std::stoll(m[1]) : 0;
+}
+
+// ‖E·Xᵀ‖_F² = Σ (E·G) ⊙ E with G = XᵀX, in float64.
+double output_energy(const at::Tensor& E, const at::Tensor& gram) {
+  at::Tensor e = E.to(at::kDouble);
+  return at::matmul(e, gram).mul_(e).sum().item<double>();
+}
+
+int64_t rank_for(double rank_frac, const WeightInfo& w) {
+  double r = std::floor(rank_frac * w.dense_cost() / double(w.m + w.n) + 1e-9);
+  return std::clamp<int64_t>(int64_t(r), 1, w.max_rank);
+}
+
+}  // namespace
+
+SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts)
+    : dense_(dense), cache_(cache), stats_(stats), opts_(std::move(opts)) {
+  check(!opts_.methods.empty() && !opts_.selects.empty(), "", "search needs at least one method and selection");
+  check(opts_.keep > 0.0 && opts_.keep <= 1.0, "", "keep must be in (0, 1]");
+  c10::InferenceMode guard;
+  const bool pool_all = std::find(opts_.selects.begin(), opts_.selects.end(), "importance") != opts_.selects.end();
+  std::vector<const Linear*> linears = dense_.linears();
+  Progress progress("factorizations", int64_t(linears.size()), "weights");
+  for (const Linear* l : linears) {
+    WeightInfo w{l->name(), weight_type(l->name()), layer_index(l->name()), l->out_features(), l->in_features()};
+    w.max_rank = (w.m * w.n - 1) / (w.m + w.n);
+    check(w.max_rank >= 1, w.name, "too small to factor");
+    const LinearStats* st = stats_.find(w.name);
+    check(st != nullptr && st->gram.defined(), w.name, "search needs calibration statistics for every weight");
+    const at::Tensor W = l->dense_weight();
+    const double total = std::max(output_energy(W, st->gram), 1e-300);
+    w.output_energy = w.energy_share = total;
+    for (const std::string& method : opts_.methods) {
+      if (method == "dense") continue;
+      const Factors& f = cache_.get(w.name, method, pool_all ? std::min(w.m, w.n) : w.max_rank);
+      std::vector<double> curve;
+      for (double frac : kCurveFractions) {
+        int64_t r = std::max<int64_t>(1, int64_t(frac * double(w.max_rank)));
+        at::Tensor approx = at::matmul(f.A.narrow(1, 0, r), f.B.narrow(0, 0, r));
+        curve.push_back(output_energy(W - approx, st->gram) / total);
+      }
+      w.curve.push_back(curve);
+    }
+    weights_.push_back(std::move(w));
+    progress.advance();
+  }
+  progress.finish();
+  // Energy share within each weight type; types for the one-hot.
+  std::map<std::string, double> type_energy;
+  for (const WeightInfo& w : weights_) type_energy[w.type] += w.energy_share;
+  for (WeightInfo& w : weights_) w.energy_share /= std::max(type_energy[w.type], 1e-300);
+  for (const auto& [type, e] : type_energy) types_.push_back(type);
+  // Suffix sums for the budget clip.
+  const size_t N = weights_.size();
+  cheapest_after_.assign(N + 1, 0.0);
+  dense_after_.assign(N + 1, 0.0);
+  for (size_t i = N; i-- > 0;) {
+    const WeightInfo& w = weights_[i];
+    cheapest_after_[i] = cheapest_after_[i + 1] + double(rank_for(opts_.min_rank_frac, w) * (w.m + w.n));
+    dense_after_[i] = dense_after_[i + 1] + w.dense_cost();
+    dense_params_ += w.dense_cost();
+  }
+  budget_ = opts_.keep * dense_params_;
+  check(cheapest_after_[0] <= budget_ * 1.01, "",
+        "keep " + std::to_string(opts_.keep) + " is below what factoring every weight at the smallest rank costs");
+}
+
+size_t SearchEnv::state_size() const {
+  size_t factoring = weights_.empty() ? 0 : weights_[0].curve.size();
+  return 4 + types_.size() + 3 * factoring + 5 + opts_.methods.size() + 2;
+}
+
+std::vector<float> SearchEnv::state() const {
+  std::vector<float> s;
+  const WeightInfo& w = weights_[pos_];
+  const int64_t layers = std::max<int64_t>(1, dense_.config().n_layers);
+  double log_max = 0.0;
+  for (const WeightInfo& x : weights_) log_max = std::max(log_max, std::log(double(std::max(x.m, x.n))));
+  s.push_back(float(w.layer) / float(layers));
+  s.push_back(float(pos_) / float(weights_.size()));
+  for (const std::string& t : types_) s.push_back(t == w.type ? 1.f : 0.f);
+  s.push_back(float(std::log(double(w.m)) / log_max));
+  s.push_back(float(std::log(double(w.n)) / log_max));
+  for (const auto& curve : w.curve)
+    for (double e : curve) s.push_back(float(std::min(e, 2.0)));
+  s.push_back(float(w.energy_share));
+  s.push_back(float(w.dense_cost() / dense_params_));
+  s.push_back(float(spent_ / budget_));
+  const double rest = dense_after_[pos_];
+  s.push_back(float(std::clamp((budget_ - spent_) / std::max(rest, 1.0), 0.0, 2.0)));
+  s.push_back(float(opts_.keep));
+  for (size_t k = 0; k < opts_.methods.size(); ++k) s.push_back(pos_ > 0 && int(k) == previous_.method ? 1.f : 0.f);
+  s.push_back(pos_ > 0 ? float(previous_.rank_frac) : 0.f);
+  s.push_back(pos_ > 0 ? float(previous_.select) : 0.f);
+  return s;
+}
+
+std::vector<float> SearchEnv::reset() {
+  plan_ = Plan{};
+  plan_.keep = opts_.keep;
+  plan_.seed = opts_.seed;
+  plan_.model_identity = model_identity(dense_.config());
+  applied_.clear();
+  spent_ = 0.0;
+  pos_ = 0;
+  previous_ = Action{};
+  last_error_ = 0.0;
+  return state();
+}
+
+WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const {
+  const WeightInfo& w = weights_[i];
+  const double lo = budget_ - spent_ - dense_after_[i + 1];
+  const double hi = budget_ - spent_ - cheapest_after_[i + 1];
+  const double unit = double(w.m + w.n);
+  applied = a;
+  applied.method = std::clamp(a.method, 0, int(opts_.methods.size()) - 1);
+  applied.select = std::clamp(a.select, 0, int(opts_.selects.size()) - 1);
+  std::string method = opts_.methods[applied.method];
+  int64_t rank = rank_for(std::clamp(a.rank_frac, 1e-6, 1.0), w);
+  if (method == "dense" && w.dense_cost() > hi) {  // dense does not fit: factor it
+    auto it = std::find_if(opts_.methods.begin(), opts_.methods.end(), [](const std::string& s) { return s != "dense"; });
+    check(it != opts_.methods.end(), "", "keep < 1 needs at least one factoring method");
+    applied.method = int(it - opts_.methods.begin());
+    method = *it;
+    rank = w.max_rank;
+  }
+  if (method != "dense") {
+    // The upper bound wins when no whole rank fits between the two (the plan never overspends).
+    rank = std::max<int64_t>(rank, int64_t(std::ceil(lo / unit)));
+    rank = std::min<int64_t>(rank, int64_t(std::floor(hi / unit)));
+    // Even the largest saving rank spends too little: dense, if it is enabled and fits.
+    const int dense = int(std::find(opts_.methods.begin(), opts_.methods.end(), "dense") - opts_.methods.begin());
+    if (rank > w.max_rank && dense < int(opts_.methods.size()) && w.dense_cost() <= hi) {
+      applied.method = dense;
+      method = "dense";
+    }
+    rank = std::clamp<int64_t>(rank, 1, w.max_rank);
+  }
+  if (method == "dense") {
+    applied.rank_frac = 1.0;
+    return WeightDecision{"dense", 0, "top"};
+  }
+  applied.rank_frac = double(rank) * unit / w.dense_cost();
+  return WeightDecision{method, rank, opts_.selects[applied.select]};
+}
+
+std::vector<float> SearchEnv::step(const Action& requested) {
+  check(pos_ < weights_.size(), "", "episode already finished");
+  Action applied;
+  WeightDecision d = clip(pos_, requested, applied);
+  const WeightInfo& w = weights_[pos_];
+  spent_ += d.method == "dense" ? w.dense_cost() : double(d.rank * (w.m + w.n));
+  last_error_ = opts_.step_errors && d.method != "dense" ? relative_error(pos_, d.method, d.rank) : 0.0;
+  plan_.weights[w.name] = d;
+  applied_.push_back(applied);
+  previous_ = applied;
+  ++pos_;
+  return done() ? std::vector<float>{} : state();
+}
+
+Plan SearchEnv::decode(const std::vector<Action>& actions) {
+  check(actions.size() == weights_.size(), "", "action sequence of the wrong length");
+  reset();
+  for (const Action& a : actions) step(a);
+  return plan_;
+}
+
+double SearchEnv::plan_cost(const Plan& plan) const {
+  double cost = 0.0;
+  for (const WeightInfo& w : weights_) {
+    const WeightDecision& d = plan.weights.at(w.name);
+    bool factored = d.method != "dense" && d.rank * (w.m + w.n) < w.m * w.n;
+    cost += factored ? double(d.rank * (w.m + w.n)) : w.dense_cost();
+  }
+  return cost;
+}
+
+double SearchEnv::relative_error(size_t i, const std::string& method, int64_t rank) {
+  c10::InferenceMode guard;
+  const WeightInfo& w = weights_[i];
+  const Linear* l = const_cast<Transformer&>(dense_).find_linear(w.name);
+  const LinearStats* st = stats_.find(w.name);
+  const Factors& f = cache_.get(w.name, method, rank);
+  const at::Tensor W = l->dense_weight();
+  at::Tensor approx = at::matmul(f.A.narrow(1, 0, rank), f.B.narrow(0, 0, rank));
+  return output_energy(W - approx, st->gram) / std::max(output_energy(W, st->gram), 1e-300);
+}
+
+}  // namespace rankrl

@@ -1,0 +1,108 @@
+// The search environment (DESIGN.md search::Env). An episode builds one Plan by deciding the
+// decomposable weights in canonical order (layer by layer; q, k, v, o, gate, up, down).
+//
+// Action per weight: a method (an index into EnvOptions::methods, which may include "dense"), a
+// rank fraction ρ ∈ (0, 1] (the factored cost r·(m+n) as a fraction of the dense cost m·n, so
+// rank r = ⌊ρ·m·n/(m+n)⌋) and a selection rule (an index into EnvOptions::selects).
+//
+// Budget, as in AMC (He et al. 2018): before weight i is decided, with S the parameters already
+// spent, B = keep·Σ m·n the budget, and the weights after i at their cheapest (rank fraction
+// min_rank_frac) or dearest (dense), weight i's cost is clipped into
+//     [B − S − Σ_{j>i} dense_j,  B − S − Σ_{j>i} cheapest_j],
+// raising or lowering the rank, factoring a "dense" choice with the fallback method when dense
+// does not fit, or keeping a weight dense when no factored rank is expensive enough. So every
+// finished plan spends between B − (m+n) of the last weight and B: within 1% of --keep.
+//
+// State (all entries roughly in [−1, 1] or [0, 1]): layer/L, a one-hot weight type, log m and
+// log n over log of the largest dimension, for every enabled factoring method its relative output
+// error ‖(W − Ŵ_r)X‖²/‖WX‖² on the calibration data at 25/50/75% of the largest saving rank (the
+// closed-form truncation curve samples), the weight's share of the layer-type's output energy,
+// its dense cost over the total, the fraction of the budget spent, the average keep the remaining
+// weights must meet, and the previous action (method one-hot, rank fraction, selection).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "search/plan.h"
+
+namespace rankrl {
+
+struct CalibStats;
+class FactorCache;
+class Transformer;
+
+struct Action {
+  int method = 0;          // index into EnvOptions::methods
+  double rank_frac = 0.5;  // factored cost / dense cost, in (0, 1]
+  int select = 0;          // index into EnvOptions::selects
+};
+
+struct EnvOptions {
+  std::vector<std::string> methods = {"dense", "svd", "asvd", "svdllm"};
+  std::vector<std::string> selects = {"top", "importance"};
+  double keep = 0.6;
+  double min_rank_frac = 0.02;  // cheapest factored choice the clip may assume
+  bool step_errors = false;     // compute last_error() every step (reward shaping)
+  uint64_t seed = 0;
+};
+
+struct WeightInfo {
+  std::string name, type;
+  int64_t layer = 0, m = 0, n = 0;
+  int64_t max_rank = 0;                      // largest rank with r·(m+n) < m·n
+  std::vector<std::vector<double>> curve;    // [factoring method][3]: relative output error
+  double output_energy = 0.0;                // ‖WX‖² over the calibration tokens
+  double energy_share = 0.0;                 // ‖WX‖² / Σ over weights of the same type
+  double dense_cost() const { return double(m) * double(n); }
+};
+
+class SearchEnv {
+ public:
+  // `cache` must be built on `dense` (it supplies every factorization); `stats` holds the Gram
+  // matrices for the features (required).
+  SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts);
+
+  size_t steps() const { return weights_.size(); }
+  size_t state_size() const;
+  const std::vector<WeightInfo>& weights() const { return weights_; }
+  const EnvOptions& options() const { return opts_; }
+  double budget() const { return budget_; }
+  double dense_params() const { return dense_params_; }
+
+  std::vector<float> reset();
+  // Decides the current weight; returns the next state (empty after the last weight).
+  std::vector<float> step(const Action& requested);
+  bool done() const { return pos_ == weights_.size(); }
+  const Plan& plan() const { return plan_; }
+  // The actions as applied (after the budget clip), one per decided weight.
+  const std::vector<Action>& applied() const { return applied_; }
+  // Relative output error of the decision just taken (for per-step reward shaping).
+  double last_error() const { return last_error_; }
+
+  // A whole action sequence → plan (random and evolutionary search), with the same clip.
+  Plan decode(const std::vector<Action>& actions);
+  // Parameters of the projection weights under a plan (dense weights at m·n).
+  double plan_cost(const Plan& plan) const;
+  // Relative output error of weight i factored by `method` at `rank` (top selection).
+  double relative_error(size_t i, const std::string& method, int64_t rank);
+
+ private:
+  std::vector<float> state() const;
+  WeightDecision clip(size_t i, const Action& a, Action& applied) const;
+
+  const Transformer& dense_;
+  FactorCache& cache_;
+  const CalibStats& stats_;
+  EnvOptions opts_;
+  std::vector<WeightInfo> weights_;
+  std::vector<std::string> types_;
+  std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
+  double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;
+  size_t pos_ = 0;
+  Plan plan_;
+  std::vector<Action> applied_;
+  Action previous_;
+};
+
+}  // namespace rankrl

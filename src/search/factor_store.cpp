@@ -1,0 +1,111 @@
+#include "search/factor_store.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "calib/calibrate.h"
+#include "compress/factor_cache.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/transformer.h"
+#include "search/plan.h"
+
+namespace rankrl {
+
+namespace {
+
+struct Fnv {
+  uint64_t h = 1469598103934665603ULL;
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }
+  void add(const at::Tensor& t) {
+    if (!t.defined()) return add(std::string("undefined"));
+    at::Tensor c = t.contiguous();
+    add(c.data_ptr(), c.numel() * c.element_size());
+  }
+};
+
+std::string path_for(const std::string& dir, const std::string& key) {
+  std::string k = key.substr(key.find(':') + 1);
+  return dir + "/factors-" + k + ".safetensors";
+}
+
+at::Tensor from_bytes(const SafetensorsFile& f, const std::string& name, at::ScalarType type) {
+  const TensorInfo* t = f.find(name);
+  check(t != nullptr, f.path(), "factor store lacks tensor '" + name + "'");
+  at::Tensor out = at::empty(t->shape, at::TensorOptions().dtype(type));
+  check(size_t(out.numel() * out.element_size()) == t->end - t->begin, f.path(), "tensor '" + name + "' has the wrong size");
+  std::memcpy(out.data_ptr(), f.data(*t), t->end - t->begin);
+  return out;
+}
+
+}  // namespace
+
+std::string factor_store_key(const Transformer& net, const CalibStats& stats, const std::vector<std::string>& specs) {
+  Fnv f;
+  f.add(model_identity(net.config()));
+  for (const auto& [name, s] : stats.stats) {
+    f.add(name);
+    f.add(s.gram);
+    f.add(s.abs_mean);
+    f.add(s.fisher);
+  }
+  for (const std::string& s : specs) f.add(s);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(f.h));
+  return std::string("fnv1a64:") + hex;
+}
+
+int64_t load_factor_store(const std::string& dir, const std::string& key, FactorCache& cache) {
+  const std::string path = path_for(dir, key);
+  if (!std::filesystem::exists(path)) return 0;
+  SafetensorsFile f = SafetensorsFile::open(path);
+  auto it = f.header().metadata.find("entries");
+  check(it != f.header().metadata.end(), path, "not a rankrl factor store (no 'entries' metadata)");
+  nlohmann::json entries = nlohmann::json::parse(it->second, nullptr, false);
+  check(entries.is_array(), path, "corrupt 'entries' metadata");
+  check(f.header().metadata.count("key") && f.header().metadata.at("key") == key, path, "factor store key mismatch");
+  int64_t n = 0;
+  for (const auto& e : entries) {
+    const std::string id = std::to_string(n);
+    Factors fac;
+    fac.A = from_bytes(f, id + ".A", at::kFloat);
+    fac.B = from_bytes(f, id + ".B", at::kFloat);
+    at::Tensor tail = from_bytes(f, id + ".tail", at::kDouble);
+    fac.tail_error.assign(tail.data_ptr<double>(), tail.data_ptr<double>() + tail.numel());
+    fac.metric = e.at("metric");
+    cache.insert(e.at("weight"), e.at("spec"), std::move(fac));
+    ++n;
+  }
+  return n;
+}
+
+void save_factor_store(const std::string& dir, const std::string& key, const FactorCache& cache) {
+  std::filesystem::create_directories(dir);
+  std::vector<at::Tensor> keep_alive;
+  std::vector<TensorBytes> tensors;
+  nlohmann::json entries = nlohmann::json::array();
+  auto add = [&](const std::string& name, at::Tensor t, DType dtype) {
+    keep_alive.push_back(t.contiguous());
+    const at::Tensor& c = keep_alive.back();
+    tensors.push_back({name, dtype, c.sizes().vec(),
+                       std::string_view(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size())});
+  };
+  int64_t n = 0;
+  for (const auto& [k, fac] : cache.entries()) {
+    const std::string id = std::to_string(n++);
+    add(id + ".A", fac.A.to(at::kFloat), DType::F32);
+    add(id + ".B", fac.B.to(at::kFloat), DType::F32);
+    add(id + ".tail", at::tensor(fac.tail_error, at::kDouble), DType::F64);
+    entries.push_back({{"weight", k.first}, {"spec", k.second}, {"metric", fac.metric}});
+  }
+  write_safetensors(path_for(dir, key), tensors, {{"entries", entries.dump()}, {"key", key}});
+}
+
+}  // namespace rankrl

@@ -1,0 +1,420 @@
+#include "search/search.h"
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "calib/calibrate.h"
+#include "compress/checkpoint_dir.h"
+#include "compress/factor_cache.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "eval/accounting.h"
+#include "eval/perplexity.h"
+#include "eval/ranking.h"
+#include "model/model.h"
+#include "search/approach.h"
+#include "search/factor_store.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace rankrl {
+
+namespace {
+
+std::vector<TaskItem> load_split(const std::string& path, const char* split, int64_t limit) {
+  if (path.empty()) throw usage_error(std::string("--") + split + " FILE|DIR is required");
+  std::string file = fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
+  std::vector<TaskItem> items = read_tasks(file, "", limit);
+  for (size_t i = 0; i < items.size(); ++i)
+    check(items[i].kind == TaskKind::choice, file, "item " + std::to_string(i + 1) +
+                                                     " is not multiple choice (search ranks choices)");
+  return items;
+}
+
+// Everything that determines a run's results: a checkpoint only resumes the same run.
+std::string fingerprint(const SearchOptions& o, const std::string& model_id) {
+  json j = {{"model", model_id}, {"keep", o.env.keep}, {"seed", o.seed}, {"methods", o.env.methods},
+            {"selects", o.env.selects}, {"agents", o.agents}, {"episodes", o.episodes},
+            {"reward", o.reward.kind}, {"size_weight", o.reward.size_weight}, {"shaping", o.shaping},
+            {"reward_items", o.reward_items}, {"baselines", o.baselines}, {"grid", o.sensitivity_grid},
+            {"calib", o.stats.calib_file}, {"calib_tokens", o.stats.calib_tokens}, {"ctx", o.stats.ctx},
+            {"stats", o.stats.stats_file}, {"rkd", o.rkd}, {"limit", o.limit},
+            {"lr", o.agent.lr}, {"hidden", o.agent.hidden}, {"epu", o.agent.episodes_per_update},
+            {"prior", o.agent.prior_method}, {"threads", at::get_num_threads()}};
+  return j.dump();
+}
+
+std::string engine_state(const std::mt19937_64& rng) {
+  std::ostringstream s;
+  s << rng;
+  return s.str();
+}
+
+json metrics_json(const RankMetrics& m) {
+  return {{"margin", m.margin}, {"acc", m.acc}, {"acc_norm", m.acc_norm}, {"items", m.items}};
+}
+
+// The metric the final choice compares (higher is better).
+double choice_metric(const RankMetrics& m, const RewardOptions& r) { return r.kind == "acc" ? m.acc : m.margin; }
+
+struct Finalist {
+  std::string name;
+  Candidate chosen;
+  RankMetrics rkd, vrkd, test;
+  double heldout_ppl = 0.0;
+  ParameterCounts params;
+  double cost = 0.0;
+};
+
+class SearchRun {
+ public:
+  explicit SearchRun(const SearchOptions& o) : o_(o) {}
+  json run();
+
+ private:
+  void prepare_output();
+  void setup();
+  void checkpoint();
+  void run_approaches(SearchContext& ctx);
+  void run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind);
+  Finalist finalize(const ApproachState& st);
+  json dense_row();
+  json write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
+
+  const SearchOptions& o_;
+  std::string ckpt_dir_;
+  Model model_;
+  CalibStats stats_;
+  std::unique_ptr<FactorCache> cache_;
+  std::unique_ptr<SearchEnv> env_;
+  std::unique_ptr<PlanEvaluator> evaluator_;
+  std::unique_ptr<RunLog> log_;
+  std::vector<int32_t> heldout_;
+  std::mt19937_64 rng_;
+  std::vector<ApproachState> states_;
+  std::map<std::string, std::unique_ptr<Agent>> agents_;
+  std::vector<size_t> subset_;
+  json resume_state_;
+  std::string fingerprint_;
+  int64_t checkpoints_ = 0;
+  int64_t factors_loaded_ = 0;
+  double setup_seconds_ = 0.0;
+};
+
+void SearchRun::prepare_output() {
+  ckpt_dir_ = o_.out + "/checkpoint";
+  const std::string state = ckpt_dir_ + "/state.json";
+  if (o_.resume) {
+    if (!fs::exists(state)) throw Error(o_.out, "nothing to resume (no checkpoint/state.json); run without --resume", 1);
+    resume_state_ = json::parse(read_file(state), nullptr, false);
+    check(!resume_state_.is_discarded(), state, "corrupt checkpoint (not JSON)");
+    return;
+  }
+  if (fs::exists(o_.out) && !fs::is_empty(o_.out)) {
+    if (!o_.replace) throw Error(o_.out, "output directory exists and is not empty (use --resume to continue, --force to start over)", 1);
+    fs::remove_all(o_.out);
+  }
+  fs::create_directories(ckpt_dir_);
+}
+
+void SearchRun::setup() {
+  auto start = std::chrono::steady_clock::now();
+  model_ = load_model(o_.model, o_.tokenizer);
+  const std::string id = model_identity(model_.config());
+  fingerprint_ = fingerprint(o_, id);
+  if (o_.resume)
+    check(resume_state_.value("fingerprint", "") == fingerprint_, ckpt_dir_ + "/state.json",
+          "checkpoint belongs to a run with other options, model or thread count; resume with the same ones");
+  std::vector<TaskItem> rkd = load_split(o_.rkd, "rkd", o_.limit), vrkd = load_split(o_.vrkd, "vrkd", o_.limit),
+                        test = load_split(o_.test, "test", o_.limit);
+  bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
+                            [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
+  if (!o_.stats.given()) throw usage_error("search needs --calib FILE (or --stats FILE)");
+  stats_ = obtain_stats(model_, o_.stats, fisher);
+  std::vector<int32_t> reward_text;
+  if (!o_.stats.calib_file.empty()) {
+    std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + o_.heldout_tokens);
+    reward_text.assign(ids.begin(), ids.begin() + o_.stats.calib_tokens);
+    heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
+  }
+  cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
+  const std::string store_dir = o_.factor_cache.empty() ? o_.out : o_.factor_cache;
+  const std::string store_key = factor_store_key(*model_.net, stats_, o_.env.methods);
+  factors_loaded_ = load_factor_store(store_dir, store_key, *cache_);
+  if (factors_loaded_ > 0) info("loaded " + std::to_string(factors_loaded_) + " factorizations from " + store_dir);
+  EnvOptions env = o_.env;
+  env.seed = o_.seed;
+  env.step_errors = o_.shaping != 0.0;
+  env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
+  if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
+  evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd),
+                                               std::move(vrkd), std::move(test), o_.reward, std::move(reward_text),
+                                               o_.stats.ctx > 0 ? o_.stats.ctx : 256);
+  // The reward subset: a seeded shuffle of RkD, its first reward_items.
+  std::vector<size_t> order(evaluator_->size(Split::rkd));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 shuffle(o_.seed ^ 0x5EEDULL);
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[size_t(uniform01(shuffle) * double(i))]);
+  if (o_.reward_items > 0 && size_t(o_.reward_items) < order.size()) {
+    order.resize(o_.reward_items);
+    std::sort(order.begin(), order.end());
+    subset_ = order;
+  }
+  setup_seconds_ = seconds_since(start);
+}
+
+void SearchRun::checkpoint() {
+  json state = {{"version", 1}, {"fingerprint", fingerprint_}, {"rng", engine_state(rng_)},
+                {"log_lines", log_->lines()}, {"approaches", json::array()}, {"agents", json::object()}};
+  for (const ApproachState& s : states_) state["approaches"].push_back(to_json(s));
+  for (const auto& [name, agent] : agents_) {
+    const ApproachState& st = *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == name; });
+    std::string file = "agent-" + name + "-" + std::to_string(st.units) + ".pt";
+    agent->save(ckpt_dir_ + "/" + file);
+    state["agents"][name] = file;
+  }
+  json previous = json::object();
+  if (fs::exists(ckpt_dir_ + "/state.json")) {
+    previous = json::parse(read_file(ckpt_dir_ + "/state.json"), nullptr, false);
+    if (previous.is_discarded()) previous = json::object();
+  }
+  write_file_atomic(ckpt_dir_ + "/state.json", state.dump(1));
+  // Agent files the new state no longer names can go (the old state is replaced atomically).
+  if (previous.contains("agents"))
+    for (const auto& [name, file] : previous["agents"].items())
+      if (state["agents"].value(name, "") != file.get<std::string>()) fs::remove(ckpt_dir_ + "/" + file.get<std::string>());
+  if (o_.abort_after_checkpoints > 0 && ++checkpoints_ == o_.abort_after_checkpoints) std::_Exit(3);
+}
+
+void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind) {
+  Agent& agent = *agents_.at(kind);
+  if (st.done) return;
+  SearchEnv& env = ctx.env;
+  Progress progress(st.name, o_.episodes, "episodes");
+  progress.advance(st.units);
+  while (st.units < o_.episodes) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<StepRecord> episode;
+    std::vector<float> s = env.reset();
+    while (!env.done()) {
+      StepRecord rec;
+      Action a = agent.act(s, rng_, rec);
+      s = env.step(a);
+      rec.reward = -o_.shaping * env.last_error();
+      episode.push_back(std::move(rec));
+    }
+    std::vector<Action> requested;
+    for (const StepRecord& r : episode) requested.push_back(r.action);
+    episode.back().reward += ctx.score(st, requested, {{"update", agent.last_update()}});
+    agent.finish_episode(std::move(episode));
+    st.units++;
+    st.seconds += seconds_since(start);
+    progress.set_note("best " + std::to_string(st.best_reward()));
+    progress.advance();
+    checkpoint();
+  }
+  progress.finish();
+  // The greedy policy (most likely method and selection, mean rank) is one more candidate.
+  auto start = std::chrono::steady_clock::now();
+  std::vector<Action> greedy;
+  std::vector<float> s = env.reset();
+  while (!env.done()) {
+    StepRecord rec;
+    greedy.push_back(agent.act(s, rng_, rec, true));
+    s = env.step(greedy.back());
+  }
+  ctx.score(st, greedy, {{"greedy", true}});
+  st.seconds += seconds_since(start);
+  st.done = true;
+  checkpoint();
+}
+
+void SearchRun::run_approaches(SearchContext& ctx) {
+  const auto& methods = o_.env.methods;
+  auto has = [&](const std::string& b) { return std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end(); };
+  auto state = [&](const std::string& name) -> ApproachState& {
+    return *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == name; });
+  };
+  // Uniform plans always run: they seed the evolutionary search and name the best method.
+  int best_method = -1;
+  double best_uniform = -1e300;
+  const ApproachState* best_uniform_state = nullptr;
+  for (size_t m = 0; m < methods.size(); ++m) {
+    if (methods[m] == "dense") continue;
+    ApproachState& st = state("uniform:" + methods[m]);
+    run_uniform(ctx, st, int(m));
+    if (st.best_reward() > best_uniform) best_uniform = st.best_reward(), best_method = int(m), best_uniform_state = &st;
+  }
+  check(best_method >= 0, "", "--methods needs at least one factoring method");
+  info("best uniform method: " + methods[best_method] + " (reward " + std::to_string(best_uniform) + ")");
+  if (has("svdllm2")) run_svdllm2(ctx, state("svdllm2"), best_method);
+  if (has("sensitivity")) run_sensitivity(ctx, state("sensitivity"), best_method, o_.sensitivity_grid);
+  int64_t agent_evaluations = 0;
+  for (const std::string& kind : o_.agents) {
+    run_agent(ctx, state(kind), kind);
+    agent_evaluations = std::max(agent_evaluations, state(kind).evaluations);
+  }
+  ctx.budget_units = agent_evaluations > 0 ? agent_evaluations : o_.episodes + 1;
+  if (has("random")) run_random(ctx, state("random"));
+  if (has("evolution")) run_evolution(ctx, state("evolution"), best_uniform_state->top.front().actions);
+}
+
+Finalist SearchRun::finalize(const ApproachState& st) {
+  PlanEvaluator& ev = *evaluator_;
+  std::vector<Candidate> pool = st.top;
+  if (!subset_.empty()) {  // promoted: the few best on the subset, re-scored on all of RkD
+    for (Candidate& c : pool)
+      c.reward = ev.reward(c.plan, {}, env_->plan_cost(c.plan), env_->budget(), env_->dense_params(), &c.rkd);
+    std::stable_sort(pool.begin(), pool.end(), [](const auto& a, const auto& b) { return a.reward > b.reward; });
+  }
+  if (int64_t(pool.size()) > o_.finalists) pool.resize(o_.finalists);
+  check(!pool.empty(), "", "approach '" + st.name + "' produced no plan");
+  Finalist f;
+  f.name = st.name;
+  double best = -1e300;
+  for (const Candidate& c : pool) {
+    RankMetrics v = ev.evaluate(c.plan, Split::vrkd);
+    if (choice_metric(v, o_.reward) > best) best = choice_metric(v, o_.reward), f.chosen = c, f.vrkd = v;
+  }
+  f.rkd = ev.evaluate(f.chosen.plan, Split::rkd);
+  f.test = ev.evaluate(f.chosen.plan, Split::test);
+  Transformer& net = ev.apply(f.chosen.plan);
+  if (int64_t(heldout_.size()) > o_.stats.ctx) f.heldout_ppl = perplexity(net, heldout_, o_.stats.ctx, 8, false).ppl;
+  f.params = count_parameters(net);
+  f.cost = env_->plan_cost(f.chosen.plan);
+  return f;
+}
+
+json SearchRun::dense_row() {
+  PlanEvaluator& ev = *evaluator_;
+  json row = {{"rkd", metrics_json(ev.dense_metrics(Split::rkd))},
+              {"vrkd", metrics_json(ev.dense_metrics(Split::vrkd))},
+              {"test", metrics_json(ev.dense_metrics(Split::test))}};
+  if (int64_t(heldout_.size()) > o_.stats.ctx)
+    row["heldout_ppl"] = perplexity(*model_.net, heldout_, o_.stats.ctx, 8, false).ppl;
+  ParameterCounts p = count_parameters(*model_.net);
+  row["linear_params"] = p.linear;
+  row["total_params"] = p.total;
+  row["total_bytes"] = 4 * p.total;
+  return row;
+}
+
+json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
+  fs::create_directories(o_.out + "/plans");
+  json approaches = json::array();
+  for (const Finalist& f : finals) {
+    const ApproachState& st = *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == f.name; });
+    std::string file = f.name;
+    std::replace(file.begin(), file.end(), ':', '-');
+    write_plan(o_.out + "/plans/" + file + ".json", f.chosen.plan);
+    approaches.push_back({{"name", f.name}, {"evaluations", st.evaluations}, {"seconds", st.seconds},
+                          {"rkd", metrics_json(f.rkd)}, {"vrkd", metrics_json(f.vrkd)}, {"test", metrics_json(f.test)},
+                          {"heldout_ppl", f.heldout_ppl}, {"linear_params", f.params.linear},
+                          {"keep_actual", f.cost / env_->dense_params()}, {"total_params", f.params.total},
+                          {"total_bytes", 4 * f.params.total}, {"found_at_unit", f.chosen.unit},
+                          {"train_reward", f.chosen.reward}});
+  }
+  const EvalCounters& c = evaluator_->counters();
+  json results = {
+      {"command", o_.command_line}, {"rankrl_version", kVersion}, {"libtorch_version", TORCH_VERSION},
+      {"seed", o_.seed}, {"threads", at::get_num_threads()}, {"model", o_.model}, {"keep", o_.env.keep},
+      {"methods", o_.env.methods}, {"selects", o_.env.selects}, {"agents", o_.agents}, {"episodes", o_.episodes},
+      {"reward", {{"kind", o_.reward.kind}, {"size_weight", o_.reward.size_weight}, {"shaping", o_.shaping},
+                  {"items_per_evaluation", subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size()}}},
+      {"splits", {{"rkd", evaluator_->size(Split::rkd)}, {"vrkd", evaluator_->size(Split::vrkd)}, {"test", evaluator_->size(Split::test)}}},
+      {"heldout_tokens", heldout_.size()}, {"dense", dense_row()}, {"approaches", approaches}, {"chosen", best.name},
+      {"timing", {{"seconds", seconds}, {"setup_seconds", setup_seconds_}, {"decompose_seconds", cache_->seconds()},
+                  {"factorizations_loaded", factors_loaded_},
+                  {"calibration_seconds", stats_.seconds}, {"evaluations", c.evaluations},
+                  {"items_scored", c.items_scored}, {"memo_hits", c.memo_hits},
+                  {"forward_seconds", c.forward_seconds}, {"apply_seconds", c.apply_seconds},
+                  {"evaluations_per_second", c.forward_seconds > 0 ? c.evaluations / c.forward_seconds : 0.0},
+                  {"forward_share", seconds > 0 ? c.forward_seconds / seconds : 0.0}}}};
+  write_plan(o_.out + "/plan.json", best.chosen.plan);
+  json report = {{"search", {{"approach", best.name}, {"results", "results.json"}}}};
+  write_compressed_dir(o_.out + "/model", evaluator_->apply(best.chosen.plan), best.chosen.plan, report,
+                       o_.tokenizer.empty() ? default_tokenizer_path(o_.model) : o_.tokenizer, true);
+  write_file_atomic(o_.out + "/results.json", results.dump(2) + "\n");
+  return results;
+}
+
+json SearchRun::run() {
+  auto start = std::chrono::steady_clock::now();
+  prepare_output();
+  setup();
+  rng_.seed(o_.seed);
+  // Approaches in the order they run.
+  std::vector<std::string> names;
+  for (const std::string& m : o_.env.methods)
+    if (m != "dense") names.push_back("uniform:" + m);
+  for (const char* b : {"svdllm2", "sensitivity"})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
+  for (const std::string& a : o_.agents) names.push_back(a);
+  for (const char* b : {"random", "evolution"})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
+  for (const std::string& n : names) states_.push_back(ApproachState{n});
+  AgentOptions ao = o_.agent;
+  ao.init_rank = o_.env.keep;
+  for (const std::string& a : o_.agents)
+    agents_[a] = make_agent(a, env_->state_size(), o_.env.methods.size(), o_.env.selects.size(), ao, o_.seed);
+  int64_t log_lines = 0;
+  if (o_.resume) {
+    std::istringstream(resume_state_.at("rng").get<std::string>()) >> rng_;
+    for (const auto& j : resume_state_.at("approaches")) {
+      ApproachState s = approach_from_json(j);
+      for (ApproachState& mine : states_)
+        if (mine.name == s.name) mine = std::move(s);
+    }
+    for (const auto& [name, file] : resume_state_.at("agents").items()) agents_.at(name)->load(ckpt_dir_ + "/" + file.get<std::string>());
+    log_lines = resume_state_.at("log_lines");
+    info("resuming from " + ckpt_dir_ + " (" + std::to_string(log_lines) + " evaluations logged)");
+  }
+  log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
+  SearchContext ctx{*env_, *evaluator_, rng_, subset_, std::max<int64_t>(o_.finalists, 1), 0, *log_,
+                    [this] { checkpoint(); }};
+  run_approaches(ctx);
+  std::vector<Finalist> finals;
+  Progress progress("final evaluation", int64_t(states_.size()), "approaches");
+  for (const ApproachState& st : states_) {
+    finals.push_back(finalize(st));
+    progress.advance();
+  }
+  progress.finish();
+  const Finalist* best = &finals.front();
+  for (const Finalist& f : finals)
+    if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
+  return write_results(finals, *best, seconds_since(start));
+}
+
+}  // namespace
+
+json run_search(const SearchOptions& opts) {
+  check(opts.episodes >= 1, "", "--episodes must be at least 1");
+  check(!opts.agents.empty(), "", "--agent needs at least one agent");
+  const std::vector<std::string> agents = known_agents();
+  for (const std::string& a : opts.agents)
+    if (std::find(agents.begin(), agents.end(), a) == agents.end()) {
+      std::string known;
+      for (const auto& k : agents) known += (known.empty() ? "" : ", ") + k;
+      throw usage_error("unknown agent '" + a + "' (known: " + known + ")");
+    }
+  for (const std::string& b : opts.baselines)
+    if (b != "uniform" && b != "svdllm2" && b != "sensitivity" && b != "random" && b != "evolution")
+      throw usage_error("unknown baseline '" + b + "' (uniform, svdllm2, sensitivity, random, evolution)");
+  if (!(opts.env.keep > 0.0 && opts.env.keep < 1.0)) throw Error("", "--keep must be in (0, 1)", 1);
+  SearchRun run(opts);
+  return run.run();
+}
+
+}  // namespace rankrl

@@ -1,0 +1,51 @@
+// `rankrl search` as a library call: load → calibrate → factor cache → environment → baselines
+// and agents (each checkpointed after every unit of work) → final choice on VRkD → test report,
+// compressed model, results.
+//
+// OUT holds: plan.json (the chosen plan), model/ (the compressed model directory), plans/<approach>.json,
+// log.jsonl (one line per evaluation: approach, unit, reward, RkD metrics, parameters, actions,
+// time; agents add their update statistics), checkpoint/ (state.json + agent files, atomic,
+// after every unit) and results.json (every approach × {rkd, vrkd, test} × {margin, acc,
+// acc_norm}, held-out perplexity, parameters, bytes, evaluations and time; the command, versions
+// and seed).
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compress/pipeline.h"
+#include "search/agent.h"
+#include "search/env.h"
+#include "search/evaluator.h"
+
+namespace rankrl {
+
+struct SearchOptions {
+  std::string model, tokenizer, out;
+  StatsSource stats;              // calibration text (or a stats file)
+  std::string rkd, vrkd, test;    // task files (uniform schema) or split directories
+  int64_t limit = 0;              // items per split (0 = all)
+  std::vector<std::string> agents = {"ppo"};
+  int64_t episodes = 120;         // per agent
+  uint64_t seed = 0;
+  bool resume = false, replace = false;
+  EnvOptions env;
+  AgentOptions agent;
+  RewardOptions reward;
+  double shaping = 0.0;           // per-step reward −shaping·(relative output error)
+  int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
+  int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
+  std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution"};
+  int64_t sensitivity_grid = 4;
+  int64_t heldout_tokens = 16384; // perplexity on the calibration file's tokens after the calibration part
+  std::string factor_cache;        // directory of the on-disk factor store (default: OUT)
+  std::string command_line;
+  // Testing aid: exit(3) right after the N-th checkpoint of this run, as if killed (0 = never).
+  int64_t abort_after_checkpoints = 0;
+};
+
+nlohmann::json run_search(const SearchOptions& opts);
+
+}  // namespace rankrl

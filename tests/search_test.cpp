@@ -1,0 +1,310 @@
+// The search: batched ranking equals per-item scoring, the environment's budget clip and state
+// features (against the decomposers' closed-form truncation errors), both agents learning a
+// known optimum and checkpointing exactly, and `rankrl search` end to end with resume.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <map>
+#include <random>
+#include <set>
+
+#include "calib/calibrate.h"
+#include "compress/factor_cache.h"
+#include "data/tasks.h"
+#include "eval/ranking.h"
+#include "eval/ranking_batch.h"
+#include "model/model.h"
+#include "search/agent.h"
+#include "search/env.h"
+#include "search/plan.h"
+#include "test_util.h"
+
+namespace rankrl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::data_file;
+
+const char* kBin = "stories260K/stories260K.bin";
+const char* kTok = "stories260K/tok512.bin";
+const char* kVal = "tinystories/tinystories_val.txt";
+
+Model stories() { return load_model(data_file(kBin), data_file(kTok)); }
+
+const CalibStats& calib_stats(const Model& m) {
+  static const CalibStats s = [&] {
+    return calibrate(*m.net, calibration_ids(*m.tokenizer, data_file(kVal), 2048), {2048, 256, 8, false});
+  }();
+  return s;
+}
+
+TEST(RankingScorer, BatchedScoresEqualPerItemScores) {
+  RANKRL_REQUIRE_DATA(kBin);
+  Model m = stories();
+  for (const char* file : {"tasks/arc_easy.jsonl", "tasks/piqa.jsonl"}) {
+    std::vector<TaskItem> items = read_tasks(data_file(file), "", 24);
+    RankingScorer scorer(*m.tokenizer, items, m.config().max_seq_len, 1 << 12);  // several batches
+    RankingResult batched = scorer.score(*m.net);
+    RankingResult single = evaluate_ranking(*m.net, *m.tokenizer, items, false);
+    ASSERT_EQ(batched.per_item.size(), items.size());
+    for (size_t i = 0; i < items.size(); ++i)
+      for (size_t k = 0; k < items[i].choices.size(); ++k)
+        EXPECT_NEAR(batched.per_item[i].scores[k], single.per_item[i].scores[k], 2e-3) << file << " item " << i;
+    EXPECT_DOUBLE_EQ(batched.acc, single.acc);
+    EXPECT_NEAR(batched.margin, single.margin, 1e-4);
+    // A subset is scored in the order given.
+    RankingResult sub = scorer.score(*m.net, {5, 2});
+    EXPECT_NEAR(sub.per_item[0].scores[0], single.per_item[5].scores[0], 2e-3);
+    EXPECT_NEAR(sub.per_item[1].scores[1], single.per_item[2].scores[1], 2e-3);
+  }
+}
+
+struct EnvFixture : ::testing::Test {
+  void SetUp() override {
+    if (!fs::exists(data_file(kBin)) || !fs::exists(data_file(kVal))) GTEST_SKIP() << "shared data missing";
+    model = std::make_unique<Model>(stories());
+    cache = std::make_unique<FactorCache>(*model->net, &calib_stats(*model));
+  }
+  std::unique_ptr<Model> model;
+  std::unique_ptr<FactorCache> cache;
+};
+
+TEST_F(EnvFixture, EveryRandomPlanMeetsTheBudgetWithinOnePercent) {
+  for (double keep : {0.4, 0.6, 0.8}) {
+    EnvOptions o;
+    o.keep = keep;
+    SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+    std::mt19937_64 rng(7);
+    for (int episode = 0; episode < 40; ++episode) {
+      std::vector<Action> actions(env.steps());
+      for (Action& a : actions)
+        a = {int(uniform01(rng) * 4), 0.01 + 0.99 * uniform01(rng), int(uniform01(rng) * 2)};
+      Plan plan = env.decode(actions);
+      double cost = env.plan_cost(plan);
+      EXPECT_LE(cost, env.budget() + 1e-6) << "keep " << keep;
+      EXPECT_GE(cost, 0.99 * env.budget()) << "keep " << keep;
+      EXPECT_NO_THROW(validate_plan(plan, *model->net, "plan"));
+      // decode(applied actions) reproduces the plan: the applied actions are a fixed point.
+      std::vector<Action> applied = env.applied();
+      EXPECT_EQ(plan_to_json(env.decode(applied)), plan_to_json(plan));
+    }
+  }
+}
+
+TEST_F(EnvFixture, UniformActionsGiveTheUniformPlan) {
+  EnvOptions o;
+  o.keep = 0.6;
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  Plan plan = env.decode(std::vector<Action>(env.steps(), Action{3, 0.6, 0}));
+  Plan uniform = uniform_plan(*model->net, 0.6, "svdllm");
+  int differing = 0;
+  for (const auto& [name, d] : uniform.weights) differing += plan.weights.at(name).rank != d.rank;
+  // Only the last weight may take up the rounding slack of the others.
+  EXPECT_LE(differing, 1);
+  EXPECT_GE(env.plan_cost(plan), env.plan_cost(uniform));
+}
+
+TEST_F(EnvFixture, FeaturesAreTheClosedFormTruncationErrors) {
+  EnvOptions o;
+  o.methods = {"dense", "svdllm"};
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  std::vector<float> s = env.reset();
+  ASSERT_EQ(s.size(), env.state_size());
+  for (float v : s) EXPECT_TRUE(std::isfinite(v));
+  for (size_t i = 0; i < env.steps(); i += 5) {
+    const WeightInfo& w = env.weights()[i];
+    // svdllm's tail_error is the discarded whitened σ² — the output error by Eckart–Young.
+    const Factors& f = cache->get(w.name, "svdllm", std::min(w.m, w.n));
+    ASSERT_EQ(f.metric, "output_sq");
+    int64_t r = std::max<int64_t>(1, int64_t(0.5 * double(w.max_rank)));
+    double closed_form = f.tail_error[r] / f.tail_error[0];
+    EXPECT_NEAR(w.curve[0][1], closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
+    EXPECT_NEAR(env.relative_error(i, "svdllm", r), closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
+  }
+}
+
+// A synthetic task with a known optimum: 4 steps, reward = (number of steps choosing method 1)
+// − 4·|rank_frac − 0.3| summed over steps. Both agents must find method 1 and a rank near 0.3.
+double train_bandit(const std::string& kind, Action* greedy_out) {
+  AgentOptions o;
+  o.lr = 1e-2;
+  o.init_rank = 0.6;
+  o.episodes_per_update = 4;
+  auto agent = make_agent(kind, 3, 3, 2, o, 11);
+  std::mt19937_64 rng(5);
+  for (int episode = 0; episode < 300; ++episode) {
+    std::vector<StepRecord> ep;
+    double total = 0.0;
+    for (int t = 0; t < 4; ++t) {
+      StepRecord rec;
+      Action a = agent->act({float(t) / 4, 1.f, 0.5f}, rng, rec);
+      total += (a.method == 1) - 4.0 * std::abs(a.rank_frac - 0.3);
+      ep.push_back(rec);
+    }
+    ep.back().reward = total;
+    agent->finish_episode(std::move(ep));
+  }
+  StepRecord rec;
+  *greedy_out = agent->act({0.5f, 1.f, 0.5f}, rng, rec, true);
+  return rec.logp;
+}
+
+TEST(Agents, PpoAndReinforceFindTheOptimumOfABandit) {
+  for (const char* kind : {"ppo", "reinforce"}) {
+    Action a;
+    train_bandit(kind, &a);
+    EXPECT_EQ(a.method, 1) << kind;
+    EXPECT_NEAR(a.rank_frac, 0.3, 0.08) << kind;
+  }
+}
+
+TEST(Agents, CheckpointRestoresTheExactState) {
+  test::TempDir dir;
+  AgentOptions o;
+  o.episodes_per_update = 3;
+  auto a = make_agent("ppo", 3, 3, 2, o, 1), b = make_agent("ppo", 3, 3, 2, o, 99);
+  std::mt19937_64 rng(3);
+  auto run_episode = [&](Agent& agent, std::mt19937_64& r) {
+    std::vector<StepRecord> ep;
+    for (int t = 0; t < 5; ++t) {
+      StepRecord rec;
+      agent.act({float(t), 0.f, 1.f}, r, rec);
+      ep.push_back(rec);
+    }
+    ep.back().reward = ep[0].action.rank_frac;
+    agent.finish_episode(std::move(ep));
+  };
+  for (int i = 0; i < 4; ++i) run_episode(*a, rng);  // one update plus one pending episode
+  a->save(dir.file("agent.pt"));
+  b->load(dir.file("agent.pt"));
+  std::mt19937_64 rng_a = rng, rng_b = rng;
+  for (int i = 0; i < 5; ++i) {
+    run_episode(*a, rng_a);
+    run_episode(*b, rng_b);
+  }
+  StepRecord ra, rb;
+  Action x = a->act({1.f, 2.f, 3.f}, rng_a, ra), y = b->act({1.f, 2.f, 3.f}, rng_b, rb);
+  EXPECT_EQ(x.method, y.method);
+  EXPECT_DOUBLE_EQ(x.rank_frac, y.rank_frac);
+  EXPECT_DOUBLE_EQ(ra.logp, rb.logp);
+}
+
+// --- rankrl search end to end -------------------------------------------------------------
+
+struct SearchCli : ::testing::Test {
+  void SetUp() override {
+    if (!fs::exists(data_file(kBin)) || !fs::exists(data_file("tasks/arc_easy.jsonl"))) GTEST_SKIP() << "shared data missing";
+    std::ifstream in(data_file("tasks/arc_easy.jsonl"));
+    std::string line, parts[3];
+    for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
+    const char* names[3] = {"rkd.jsonl", "vrkd.jsonl", "test.jsonl"};
+    fs::create_directories(dir.file("tasks"));
+    for (int s = 0; s < 3; ++s) test::write_text(dir.file(std::string("tasks/") + names[s]), parts[s]);
+  }
+  // The flags of a small run; `overrides` replaces values ("--keep" -> "1.5"), `extra` is appended.
+  std::string args(const std::string& out, const std::string& extra = "",
+                   std::map<std::string, std::string> overrides = {}) const {
+    std::vector<std::pair<std::string, std::string>> flags = {
+        {"--model", data_file(kBin)}, {"--calib", data_file(kVal)}, {"--calib-tokens", "1024"},
+        {"--ctx", "128"}, {"--heldout-tokens", "1024"}, {"--keep", "0.6"}, {"--rkd", dir.file("tasks")},
+        {"--vrkd", dir.file("tasks")}, {"--test", dir.file("tasks")}, {"--episodes", "6"},
+        {"--episodes-per-update", "2"}, {"--sensitivity-grid", "1"}, {"--reward-items", "8"},
+        {"--threads", "1"}, {"--seed", "3"}, {"--finalists", "1"}, {"--out", dir.file(out)}};
+    std::string cmd = "search";
+    for (auto& [flag, value] : flags) cmd += " " + flag + " " + (overrides.count(flag) ? overrides[flag] : value);
+    for (auto& [flag, value] : overrides)
+      if (std::none_of(flags.begin(), flags.end(), [&](const auto& f) { return f.first == flag; }))
+        cmd += " " + flag + " " + value;
+    return cmd + " " + extra;
+  }
+  static json read_json(const std::string& path) { return json::parse(test::read_text(path)); }
+  static std::vector<json> log_without_times(const std::string& path) {
+    std::vector<json> lines;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      json j = json::parse(line);
+      j.erase("seconds");
+      lines.push_back(j);
+    }
+    return lines;
+  }
+  test::TempDir dir;
+};
+
+TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
+  test::CliResult r = test::run_cli(args("run", "--json -q"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json res = json::parse(r.out);
+  EXPECT_EQ(res, read_json(dir.file("run/results.json")));
+  std::set<std::string> names;
+  for (const auto& a : res["approaches"]) {
+    names.insert(a["name"]);
+    EXPECT_NEAR(a["keep_actual"].get<double>(), 0.6, 0.006) << a["name"];
+    EXPECT_LE(a["test"]["margin"].get<double>(), 0.0);
+  }
+  for (const char* n : {"uniform:svd", "uniform:asvd", "uniform:svdllm", "svdllm2", "sensitivity", "ppo", "random", "evolution"})
+    EXPECT_TRUE(names.count(n)) << n;
+  // PPO: 6 episodes + the greedy plan; random and evolution get the same number of evaluations.
+  for (const auto& a : res["approaches"])
+    if (a["name"] == "ppo" || a["name"] == "random" || a["name"] == "evolution") EXPECT_EQ(a["evaluations"], 7) << a["name"];
+  // The written model, evaluated by `rankrl eval`, scores the test split as results.json says.
+  const json* chosen = nullptr;
+  for (const auto& a : res["approaches"])
+    if (a["name"] == res["chosen"]) chosen = &a;
+  ASSERT_NE(chosen, nullptr);
+  test::CliResult e = test::run_cli("eval --model " + dir.file("run/model") + " --tasks " +
+                                    dir.file("tasks/test.jsonl") + " --threads 1 --json -q");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NEAR(json::parse(e.out)["margin"].get<double>(), (*chosen)["test"]["margin"].get<double>(), 1e-3);
+  Plan plan = read_plan(dir.file("run/plan.json"));
+  Model m = stories();
+  EXPECT_NO_THROW(validate_plan(plan, *m.net, "plan.json"));
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoint/state.json.tmp")));
+}
+
+TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
+  const std::string fast = "-q --baselines uniform,random,evolution --methods dense,svd,svdllm";
+  test::CliResult whole = test::run_cli(args("whole", fast));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  // Killed right after the 6th checkpoint (uniform:svd, uniform:svdllm, then 4 PPO episodes), then resumed.
+  test::CliResult killed = test::run_cli(args("part", fast + " --abort-after 6"));
+  ASSERT_EQ(killed.exit_code, 3) << killed.err;
+  EXPECT_FALSE(fs::exists(dir.file("part/results.json")));
+  test::CliResult resumed = test::run_cli(args("part", fast + " --resume"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
+  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+}
+
+TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
+  struct Case {
+    std::map<std::string, std::string> overrides;
+    std::string extra, needle;
+    int code;
+  };
+  test::write_text(dir.file("empty.jsonl"), "");
+  const std::vector<Case> cases = {
+      {{{"--keep", "1.5"}}, "", "keep", 1},
+      {{{"--agent", "dqn"}}, "", "unknown agent 'dqn'", 2},
+      {{{"--keep", "0.001"}}, "", "below what factoring every weight", 1},
+      {{}, "--resume", "nothing to resume", 1},
+      {{{"--rkd", dir.file("empty.jsonl")}}, "", "empty.jsonl", 1},
+      {{{"--methods", "dense,svd,bogus"}}, "", "bogus", 1},
+  };
+  for (const Case& c : cases) {
+    test::CliResult r = test::run_cli(args("bad", c.extra, c.overrides));
+    EXPECT_EQ(r.exit_code, c.code) << c.extra << ": " << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.extra << ": " << r.err;
+    EXPECT_NE(r.err.find("rankrl: error: "), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir.file("bad/results.json"))) << c.extra;
+    fs::remove_all(dir.file("bad"));
+  }
+}
+
+}  // namespace
+}  // namespace rankrl
