@@ -1,6 +1,7 @@
 #include "compress/heal.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/optim/adam.h>
 
 #include <nlohmann/json.hpp>
@@ -48,16 +49,68 @@ std::vector<std::vector<std::string>> input_groups(const CalibStats& s, const Tr
   return groups;
 }
 
-json closed_form(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, int64_t ctx) {
-  const CalibOptions calib{int64_t(ids.size()), ctx, 8, false};
-  CalibStats s = calibrate(net, ids, calib);
+// Thrown by the observer once the group's input has been seen: the rest of the forward (later
+// layers, the LM head) cannot change that input, so it is skipped.
+struct StopForward {};
+
+// Gram XᵀX (float64) of the input that `first` (the first linear of a group) reads, over every
+// window, running each forward only up to that linear. Forward order is what makes the early exit
+// valid: every linear upstream of `first` has already been healed when this is called.
+at::Tensor group_gram(Transformer& net, const at::Tensor& windows, const std::string& first, int64_t batch) {
+  c10::InferenceMode guard;
+  const Linear* target = net.find_linear(first);
+  at::Tensor gram = at::zeros({target->in_features(), target->in_features()}, at::kDouble);
+  net.set_observer([&](const Linear& l, const at::Tensor& x) {
+    if (l.name() != first) return;
+    const at::Tensor rows = x.reshape({-1, x.size(-1)}).to(at::kDouble);
+    gram.addmm_(rows.t(), rows);
+    throw StopForward{};
+  });
+  struct Reset {
+    Transformer& n;
+    ~Reset() { n.set_observer(nullptr); }
+  } reset{net};
+  for (int64_t i = 0; i < windows.size(0); i += batch) {
+    try {
+      net.forward(windows.narrow(0, i, std::min(batch, windows.size(0) - i)));
+    } catch (const StopForward&) {
+    }
+  }
+  return gram;
+}
+
+// Calibration ids as [windows, ctx] (whole windows only) plus the shorter tail window, if any.
+std::vector<at::Tensor> window_batches(const std::vector<int32_t>& ids, int64_t ctx) {
+  const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
+  const int64_t full = all.numel() / ctx, tail = all.numel() - full * ctx;
+  std::vector<at::Tensor> out;
+  if (full > 0) out.push_back(all.narrow(0, 0, full * ctx).view({full, ctx}));
+  if (tail > 0) out.push_back(all.narrow(0, full * ctx, tail).view({1, tail}));
+  return out;
+}
+
+json closed_form(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, int64_t ctx,
+                 int64_t batch) {
+  // One full pass only to learn which linears share an input (the groups).
+  const CalibOptions calib{int64_t(ids.size()), ctx, batch, false};
+  const auto groups = input_groups(calibrate(net, ids, calib), net);
+  const auto windows = window_batches(ids, ctx);
   json layers = json::array();
-  for (const auto& group : input_groups(s, net)) {
-    s = calibrate(net, ids, calib);  // inputs as the model compressed & healed so far produces them
+  Progress progress("heal", int64_t(groups.size()), "groups");
+  for (const auto& group : groups) {
+    progress.advance(1);
+    bool any = false;
+    for (const std::string& name : group) any = any || net.find_linear(name)->is_low_rank();
+    if (!any) continue;
+    // Inputs as the model compressed & healed so far produces them.
+    at::Tensor G;
+    for (const at::Tensor& w : windows) {
+      at::Tensor g = group_gram(net, w, group.front(), batch);
+      G = G.defined() ? G + g : g;
+    }
     for (const std::string& name : group) {
       Linear* l = net.find_linear(name);
       if (!l->is_low_rank()) continue;
-      const at::Tensor G = s.stats.at(name).gram;
       const at::Tensor W = const_cast<Transformer&>(dense).find_linear(name)->dense_weight().to(at::kDouble);
       const at::Tensor B = l->B().to(at::kDouble);
       const double before = relative_output_error(W, l->A().to(at::kDouble), B, G);
@@ -67,6 +120,7 @@ json closed_form(Transformer& net, const Transformer& dense, const std::vector<i
                         {"rel_error_after", relative_output_error(W, A, B, G)}});
     }
   }
+  progress.finish();
   return layers;
 }
 
@@ -109,7 +163,7 @@ json gradient_steps(Transformer& net, const std::vector<int32_t>& ids, const Hea
 
 json heal(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
   json out = json::object();
-  if (o.closed_form) out["layers"] = closed_form(net, dense, ids, o.ctx);
+  if (o.closed_form) out["layers"] = closed_form(net, dense, ids, o.ctx, std::max<int64_t>(o.batch, 1));
   if (o.steps > 0) out["step_losses"] = gradient_steps(net, ids, o);
   return out;
 }
