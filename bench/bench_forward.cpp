@@ -96,7 +96,26 @@ double matmul_only_seconds(const Transformer& net, const Shape& s, int reps) {
   });
 }
 
-void run(const Shape& s, double keep, int reps) {
+// Only the projections (every Linear::forward of one pass, on random inputs of the right widths):
+// isolates the low-rank path from attention, norms and the LM head, which keep does not shrink.
+double linears_only_seconds(const Transformer& net, const Shape& s, int reps, double* flops) {
+  std::vector<std::pair<const Linear*, at::Tensor>> calls;
+  *flops = 0;
+  for (const Linear* l : net.linears()) {
+    calls.push_back({l, at::randn({s.batch, s.T, l->in_features()})});
+    *flops += double(l->forward_flops_per_token()) * double(s.batch * s.T);
+  }
+  for (auto& [l, x] : calls) l->forward(x);  // warm-up
+  return best_seconds(reps, [&] {
+    for (auto& [l, x] : calls) l->forward(x);
+  });
+}
+
+struct Row {
+  double fwd = 0, flops = 0, lin = 0, lin_flops = 0;
+};
+
+Row run(const Shape& s, double keep, int reps, const Row* dense) {
   c10::InferenceMode guard;
   at::manual_seed(0);
   ModelConfig c = make_config(s);
@@ -107,9 +126,15 @@ void run(const Shape& s, double keep, int reps) {
   double fwd = best_seconds(reps, [&] { net.forward(tokens); });
   double mm = matmul_only_seconds(net, s, reps);
   double flops = forward_flops(net, s.batch, s.T);
-  std::printf("| %.2f | %lld | %.0f | %.1f | %.1f | %.2f | %.1f |\n", keep,
-              (long long)(s.batch * s.T), double(s.batch * s.T) / fwd, flops / fwd / 1e9,
-              flops / mm / 1e9, mm / fwd, fwd * 1e3);
+  Row row{fwd, flops, 0, 0};
+  row.lin = linears_only_seconds(net, s, reps, &row.lin_flops);
+  const Row& d = dense ? *dense : row;
+  // speed-up / FLOP ratio: the goal is >= 0.8 for the whole forward.
+  std::printf("| %.2f | %.0f | %.1f | %.1f | %.2f | %.1f | %.2f | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f |\n", keep,
+              double(s.batch * s.T) / fwd, flops / fwd / 1e9, flops / mm / 1e9, mm / fwd, fwd * 1e3,
+              d.flops / flops, d.fwd / fwd, (d.fwd / fwd) / (d.flops / flops), row.lin * 1e3,
+              d.lin_flops / row.lin_flops, d.lin / row.lin, (d.lin / row.lin) / (d.lin_flops / row.lin_flops));
+  return row;
 }
 
 }  // namespace
@@ -135,8 +160,16 @@ int main(int argc, char** argv) {
   std::printf("model: d=%lld ffn=%lld layers=%lld heads=%lld/%lld vocab=%lld, B×T=%lld×%lld, %d threads\n\n",
               (long long)s.dim, (long long)s.hidden, (long long)s.layers, (long long)s.heads,
               (long long)s.kv_heads, (long long)s.vocab, (long long)s.batch, (long long)s.T, n);
-  std::printf("| keep | tokens | tokens/s | achieved GFLOP/s | mm-only GFLOP/s | ratio | ms/forward |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
-  for (double keep : keeps) run(s, keep, reps);
+  std::printf("Speed-ups are against the first --keep row (give 1 first). 'linears' times only the\n"
+              "projections (Linear::forward), without attention, norms and the LM head.\n\n");
+  std::printf("| keep | tokens/s | achieved GFLOP/s | mm-only GFLOP/s | ratio | ms/forward | FLOP ratio | speed-up "
+              "| speed-up/FLOP ratio | linears ms | linears FLOP ratio | linears speed-up | linears speed-up/FLOP ratio |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  Row first;
+  bool have_first = false;
+  for (double keep : keeps) {
+    Row r = run(s, keep, reps, have_first ? &first : nullptr);
+    if (!have_first) first = r, have_first = true;
+  }
   return 0;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 KEEPS=${2:-"0.8 0.6 0.4"}
-METHODS=${3:-"svd rsvd asvd svdllm fwsvd cur nmf svd+heal svdllm+heal"}
+METHODS=${3:-"svd rsvd asvd svdllm fwsvd cur nmf svd+heal rsvd+heal asvd+heal svdllm+heal fwsvd+heal cur+heal nmf+heal"}
 DATA=$(cd "$(dirname "$0")/../../shared/data" && pwd)
 MODEL=$DATA/stories260K/stories260K.bin
 TOK=$DATA/stories260K/tok512.bin
