@@ -10,6 +10,7 @@ packages=(
   libpcre2-dev                 # Unicode regex for BPE pre-tokenizers
   libgtest-dev googletest      # unit tests
   python3 python3-torch python3-numpy python3-regex  # independent reference scripts (tests only)
+  chromium                     # headless render of report.html (report_test)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
       cli::add_inspect(app, common),  cli::add_tokenize(app, common),
       cli::add_convert(app, common),   cli::add_data(app, common),
       cli::add_calibrate(app, common), cli::add_compress(app, common),
-      cli::add_export_dense(app, common),  cli::add_search(app, common),
+      cli::add_export_dense(app, common),  cli::add_search(app, common), cli::add_report(app, common), cli::add_experiment(app, common),
       cli::add_train_tokenizer(app, common), cli::add_train(app, common),
   };
   try {

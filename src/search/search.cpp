@@ -22,6 +22,7 @@
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
 #include "model/model.h"
+#include "report/report.h"
 #include "search/approach.h"
 #include "search/factor_store.h"
 
@@ -394,7 +395,9 @@ json SearchRun::run() {
   const Finalist* best = &finals.front();
   for (const Finalist& f : finals)
     if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
-  return write_results(finals, *best, seconds_since(start));
+  json results = write_results(finals, *best, seconds_since(start));
+  report::write_report(o_.out);  // report.html and report.md beside results.json
+  return results;
 }
 
 }  // namespace

@@ -1,0 +1,102 @@
+// `rankrl report OUT`: one self-contained report.html (inline SVG drawn here, no scripts, no
+// network) and report.md from a search output directory: reward and best-so-far curves per
+// episode, the quality-vs-size chart with its Pareto front, a layer × weight-type heat map of the
+// chosen plan, singular-value spectra from the factor store, the results table, and the command,
+// versions and seeds. The chart pieces are public so tests can check geometry and escaping.
+#pragma once
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rankrl::report {
+
+// Escapes & < > " ' for HTML/SVG text and attributes.
+std::string escape_xml(std::string_view s);
+
+// A linear (or log10) map from a data range onto a pixel range.
+struct Scale {
+  double lo = 0, hi = 1;  // data range (log10 of it when log)
+  double p0 = 0, p1 = 1;  // pixels (p1 < p0 for a y axis)
+  bool log = false;
+  double operator()(double v) const;
+};
+
+// The plot area of a chart: width × height overall, margins leave room for axes, labels, legend.
+struct Frame {
+  double width = 760, height = 360;
+  double left = 70, right = 210, top = 36, bottom = 50;
+  Scale x, y;
+};
+// A frame whose scales cover [xlo, xhi] × [ylo, yhi], padded by 5% of the range (a point range
+// is widened to ±0.5, or ±10% of the value).
+Frame make_frame(double xlo, double xhi, double ylo, double yhi, bool log_y = false);
+
+struct Point {
+  double x = 0, y = 0;
+};
+struct Series {
+  std::string name;
+  std::vector<Point> points;
+  std::string color = "#1f77b4";
+  bool dashed = false;
+  double width = 1.5;
+};
+
+// Line chart: <svg id=...> with axes, ticks, labels, a title and a legend. Each series is a
+// <polyline class="series" data-name=...> through the frame's pixel coordinates.
+std::string line_chart(const std::string& id, const std::string& title, const std::string& xlabel,
+                       const std::string& ylabel, const std::vector<Series>& series, bool log_y = false);
+
+struct LabeledPoint {
+  std::string label;
+  double x = 0, y = 0;
+};
+// Indices of the points on the Pareto front when smaller x and smaller y are both better: no
+// other point is ≤ in both and < in one. Sorted by x.
+std::vector<size_t> pareto_front(const std::vector<LabeledPoint>& pts);
+// Scatter chart; every point is a <circle class="pt" data-label=...> (front points: class
+// "pt front") and the Pareto front is a <polyline class="front">.
+std::string scatter_chart(const std::string& id, const std::string& title, const std::string& xlabel,
+                          const std::string& ylabel, const std::vector<LabeledPoint>& pts);
+
+// Layer index and weight type from a checkpoint name: "model.layers.3.self_attn.q_proj.weight"
+// → {3, "self_attn.q_proj"}, GPT-2 "h.3.attn.c_attn.weight" → {3, "attn.c_attn"}. layer = -1 when
+// the name has no layer number (type = the name without ".weight").
+struct WeightSlot {
+  int layer = -1;
+  std::string type;
+};
+WeightSlot parse_weight_name(const std::string& name);
+
+struct HeatCell {
+  std::string weight;    // full name
+  std::string method;    // "dense" or a decomposer spec
+  double rank_frac = 1;  // rank / min(m, n) (1 for dense); negative when unknown
+  int64_t rank = 0;
+};
+// The letter drawn for a method ("svd" S, "asvd" A, "svdllm" L, "fwsvd" F, "cur" C, "nmf" N,
+// "rsvd" R, "dense" D; the spec's options after ':' do not count).
+std::string method_letter(const std::string& method);
+std::string method_color(const std::string& method);
+// Fill of a cell: the method's colour blended with white by 0.2 + 0.8·rank_frac; dense is grey.
+std::string cell_fill(const std::string& method, double rank_frac);
+// Rows = layers, columns = weight types; one <rect class="cell" data-weight=...> per weight with
+// the method's letter; a legend of the methods present.
+std::string heat_map(const std::string& id, const std::string& title, const std::vector<HeatCell>& cells);
+
+struct Rendered {
+  std::string html, md;
+  std::vector<std::string> charts;  // ids of the charts drawn
+};
+// Renders report.html and report.md for OUT. Throws Error(file, ...) on a missing or corrupt
+// results.json, log.jsonl (naming the line), plan.json or factor store.
+Rendered render_report(const std::string& out);
+
+// render_report, then writes OUT/report.html and OUT/report.md atomically (nothing is written
+// when reading fails). Returns {"html", "md", "charts"}.
+nlohmann::json write_report(const std::string& out);
+
+}  // namespace rankrl::report
