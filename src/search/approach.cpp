@@ -83,12 +83,17 @@ void RunLog::append(const nlohmann::json& line) {
 }
 
 double SearchContext::score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra) {
-  auto start = std::chrono::steady_clock::now();
   Plan plan = env.decode(actions);
+  return score_plan(st, plan, env.applied(), std::move(log_extra));
+}
+
+double SearchContext::score_plan(ApproachState& st, const Plan& plan, const std::vector<Action>& actions,
+                                 nlohmann::json log_extra) {
+  auto start = std::chrono::steady_clock::now();
   const double cost = env.plan_cost(plan);
   RankMetrics m;
   const double reward = evaluator.reward(plan, subset, cost, env.budget(), env.dense_params(), &m);
-  Candidate c{plan, env.applied(), reward, m, st.units};
+  Candidate c{plan, actions, reward, m, st.units};
   auto pos = std::find_if(st.top.begin(), st.top.end(), [&](const Candidate& o) { return reward > o.reward; });
   st.top.insert(pos, std::move(c));
   if (int64_t(st.top.size()) > keep_top) st.top.resize(keep_top);
@@ -96,7 +101,7 @@ double SearchContext::score(ApproachState& st, const std::vector<Action>& action
   nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"reward", reward},
                          {"best", st.best_reward()}, {"rkd", metrics_json(m)},
                          {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
-                         {"actions", actions_to_json(env.applied())}, {"seconds", seconds_since(start)}};
+                         {"actions", actions_to_json(actions)}, {"seconds", seconds_since(start)}};
   for (auto& [k, v] : log_extra.items()) line[k] = v;
   log.append(line);
   return reward;

@@ -67,6 +67,9 @@ struct SearchContext {
   // Evaluates `actions` (decoded through the env's budget clip) on the reward subset, keeps the
   // candidate when it is among the best, logs one line and counts the evaluation.
   double score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
+  // The same for a plan built directly (no budget clip): sensitivity probes.
+  double score_plan(ApproachState& st, const Plan& plan, const std::vector<Action>& actions,
+                    nlohmann::json log_extra = {});
 };
 
 // Baselines (baselines.cpp). Each runs to completion, checkpointing after every unit, and

@@ -99,11 +99,17 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
     auto start = std::chrono::steady_clock::now();
     std::vector<double> drops;
     for (int64_t g = 0; g < grid; ++g) {
+      // One weight factored, every other dense: built directly, since the budget clip would
+      // factor the rest. Probes say nothing about a full plan: logged, kept out of `top`.
       std::vector<Action> actions(N, Action{dense, 1.0, 0});
       actions[st.units] = Action{method, double(g + 1) / double(grid + 1), 0};
-      // Single-weight probes say nothing about a full plan: log them, keep them out of `top`.
+      Plan plan = env.dense_plan();
+      const WeightInfo& w = env.weights()[st.units];
+      const int64_t rank = std::clamp<int64_t>(
+          int64_t(actions[st.units].rank_frac * w.dense_cost() / double(w.m + w.n)), 1, w.max_rank);
+      plan.weights[w.name] = {env.options().methods[method], rank, "top"};
       ApproachState probe{st.name};
-      drops.push_back(-ctx.score(probe, actions, {{"probe_weight", st.units}}));
+      drops.push_back(-ctx.score_plan(probe, plan, actions, {{"probe_weight", st.units}}));
       st.evaluations++;
     }
     st.extra["table"].push_back(drops);

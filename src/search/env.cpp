@@ -204,6 +204,15 @@ Plan SearchEnv::decode(const std::vector<Action>& actions) {
   return plan_;
 }
 
+Plan SearchEnv::dense_plan() const {
+  Plan p;
+  p.keep = opts_.keep;
+  p.seed = opts_.seed;
+  p.model_identity = model_identity(dense_.config());
+  for (const WeightInfo& w : weights_) p.weights[w.name] = WeightDecision{"dense", 0, "top"};
+  return p;
+}
+
 double SearchEnv::plan_cost(const Plan& plan) const {
   double cost = 0.0;
   for (const WeightInfo& w : weights_) {

@@ -82,6 +82,8 @@ class SearchEnv {
 
   // A whole action sequence → plan (random and evolutionary search), with the same clip.
   Plan decode(const std::vector<Action>& actions);
+  // Every weight dense (no budget clip): the start of single-weight probes.
+  Plan dense_plan() const;
   // Parameters of the projection weights under a plan (dense weights at m·n).
   double plan_cost(const Plan& plan) const;
   // Relative output error of weight i factored by `method` at `rank` (top selection).
