@@ -181,7 +181,7 @@ TEST(Report, RendersEveryPartOfASearchOutput) {
   test::TempDir dir;
   write_synthetic_out(dir.path());
   Rendered r = render_report(dir.path());
-  EXPECT_EQ(r.charts, (std::vector<std::string>{"chart-reward", "chart-best", "chart-pareto", "chart-plan", "chart-spectra"}));
+  EXPECT_EQ(r.charts, (std::vector<std::string>{"chart-reward", "chart-best", "chart-pareto", "chart-pareto-zoom", "chart-plan", "chart-spectra"}));
   for (const std::string& id : r.charts) EXPECT_EQ(count(r.html, "<svg id=\"" + id + "\""), 1) << id;
   EXPECT_EQ(r.html.find("<script"), std::string::npos);
   EXPECT_EQ(r.html.find("http://") , r.html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
@@ -195,6 +195,12 @@ TEST(Report, RendersEveryPartOfASearchOutput) {
   std::string pareto = r.html.substr(r.html.find("id=\"chart-pareto\""));
   EXPECT_NE(pareto.find("class=\"pt front\" data-label=\"ppo\""), std::string::npos);
   EXPECT_NE(pareto.find("class=\"pt\" data-label=\"random\""), std::string::npos);
+  // Without dense, ppo alone is the front; every point is labelled.
+  std::string zoom = r.html.substr(r.html.find("id=\"chart-pareto-zoom\""));
+  zoom = zoom.substr(0, zoom.find("</svg>"));
+  EXPECT_EQ(count(zoom, "class=\"pt front\""), 1);
+  EXPECT_NE(zoom.find("class=\"pt front\" data-label=\"ppo\""), std::string::npos);
+  EXPECT_EQ(count(zoom, "class=\"ptlabel\""), 3);
   // Plan: 4 cells; q_proj rank 2 of full rank 3.
   EXPECT_EQ(count(r.html, "<rect class=\"cell\""), 4);
   EXPECT_NE(r.html.find("fill=\"" + cell_fill("svd", 2.0 / 3) + "\""), std::string::npos);
@@ -220,7 +226,7 @@ TEST(Report, CliWritesBothFilesAndRejectsBadInputWithoutWriting) {
   test::CliResult r = test::run_cli("report " + dir.file("ok") + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
-  EXPECT_EQ(j["charts"].size(), 5u);
+  EXPECT_EQ(j["charts"].size(), 6u);
   EXPECT_TRUE(fs::exists(dir.file("ok/report.html")));
   EXPECT_TRUE(fs::exists(dir.file("ok/report.md")));
 
@@ -296,7 +302,7 @@ TEST(ReportBrowser, RendersInHeadlessChromiumWithoutConsoleErrors) {
   Browser b = render_in_chromium(dir.file("out/report.html"), png, dir.path());
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_TRUE(console_lines(b.log).empty()) << console_lines(b.log)[0];
-  for (const char* id : {"chart-reward", "chart-best", "chart-pareto", "chart-plan", "chart-spectra", "results-table"})
+  for (const char* id : {"chart-reward", "chart-best", "chart-pareto", "chart-pareto-zoom", "chart-plan", "chart-spectra", "results-table"})
     EXPECT_NE(b.dom.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
   ASSERT_TRUE(fs::exists(png));
   EXPECT_GT(fs::file_size(png), 20000u);  // a blank 1280×2400 PNG compresses to a few KB

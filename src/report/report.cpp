@@ -197,7 +197,7 @@ std::vector<size_t> pareto_front(const std::vector<LabeledPoint>& pts) {
 }
 
 std::string scatter_chart(const std::string& id, const std::string& title, const std::string& xlabel,
-                          const std::string& ylabel, const std::vector<LabeledPoint>& pts) {
+                          const std::string& ylabel, const std::vector<LabeledPoint>& pts, bool labels) {
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (const LabeledPoint& p : pts)
     xlo = std::min(xlo, p.x), xhi = std::max(xhi, p.x), ylo = std::min(ylo, p.y), yhi = std::max(yhi, p.y);
@@ -213,11 +213,14 @@ std::string scatter_chart(const std::string& id, const std::string& title, const
   for (size_t i = 0; i < pts.size(); ++i) {
     const LabeledPoint& p = pts[i];
     bool fr = on_front.count(i);
-    const std::string& color = kPalette[i % kPalette.size()];
+    const std::string& color = p.color.empty() ? kPalette[i % kPalette.size()] : p.color;
     s << "<circle class=\"pt" << (fr ? " front" : "") << "\" data-label=\"" << escape_xml(p.label) << "\" cx=\""
       << px(f.x(p.x)) << "\" cy=\"" << px(f.y(p.y)) << "\" r=\"" << (fr ? 6 : 4.5) << "\" fill=\"" << color
       << "\"" << (fr ? " stroke=\"#d62728\" stroke-width=\"2\"" : "") << "><title>" << escape_xml(p.label) << ": x="
       << num(p.x) << ", y=" << num(p.y) << "</title></circle>\n";
+    if (labels)
+      s << "<text class=\"ptlabel\" x=\"" << px(f.x(p.x) + 8) << "\" y=\"" << px(f.y(p.y) + 4) << "\" font-size=\"10\">"
+        << escape_xml(p.label) << "</text>\n";
     s << legend_entry(f, int(i), p.label + (fr ? " (front)" : ""), color, false, true);
   }
   s << legend_entry(f, int(pts.size()), "Pareto front", "#d62728", true, false);
@@ -558,9 +561,13 @@ Rendered render_unchecked(const std::string& out) {
                    std::find(res["agents"].begin(), res["agents"].end(), e.approach) != res["agents"].end();
       if (agent || e.approach == "random" || e.approach == "evolution") curve_names.push_back(e.approach);
     }
+  // One colour per approach in every chart: dense first, then results.json's order.
+  std::map<std::string, std::string> colour = {{"dense", kPalette[0]}};
+  for (const json& a : res["approaches"]) colour.emplace(a["name"].get<std::string>(), kPalette[colour.size() % kPalette.size()]);
+  for (const std::string& n : curve_names) colour.emplace(n, kPalette[colour.size() % kPalette.size()]);
   std::vector<Series> reward, best;
   for (size_t i = 0; i < curve_names.size(); ++i) {
-    Series s{curve_names[i], {}, kPalette[i % kPalette.size()], false, 1.2};
+    Series s{curve_names[i], {}, colour[curve_names[i]], false, 1.2};
     Series b{curve_names[i], {}, s.color, curve_names[i] == "random" || curve_names[i] == "evolution", 2.0};
     double run = -INFINITY;
     for (const LogEntry& e : log)
@@ -588,10 +595,10 @@ Rendered render_unchecked(const std::string& out) {
   std::vector<LabeledPoint> qs;
   double dense_margin = res.contains("dense") ? getd(res["dense"].value("test", json::object()), "margin") : NAN;
   if (std::isfinite(dense_margin)) {
-    qs.push_back({"dense", 1.0, 0.0});
+    qs.push_back({"dense", 1.0, 0.0, colour["dense"]});
     for (const json& a : res["approaches"]) {
       double k = getd(a, "keep_actual"), m = a.contains("test") ? getd(a["test"], "margin") : NAN;
-      if (std::isfinite(k) && std::isfinite(m)) qs.push_back({a["name"], k, dense_margin - m});
+      if (std::isfinite(k) && std::isfinite(m)) qs.push_back({a["name"], k, dense_margin - m, colour[a["name"].get<std::string>()]});
     }
   }
   body << "<h2>Quality vs size</h2>\n";
@@ -602,6 +609,13 @@ Rendered render_unchecked(const std::string& out) {
          << "<figcaption>One point per approach plus dense; the dashed red line joins the Pareto front "
             "(no other point is both smaller and better).</figcaption></figure>\n";
     r.charts.push_back("chart-pareto");
+    // Every approach sits near the budget, far from dense at 1: the same without dense, zoomed in.
+    std::vector<LabeledPoint> approaches(qs.begin() + 1, qs.end());
+    body << "<figure>"
+         << scatter_chart("chart-pareto-zoom", "Approaches only (zoomed)", "kept fraction of linear-weight parameters",
+                          "test margin drop vs dense (lower is better)", approaches, true)
+         << "<figcaption>The approaches without dense; Pareto front among them.</figcaption></figure>\n";
+    r.charts.push_back("chart-pareto-zoom");
   } else {
     body << "<p class=\"note\">No test margins in results.json.</p>\n";
   }

@@ -53,14 +53,16 @@ std::string line_chart(const std::string& id, const std::string& title, const st
 struct LabeledPoint {
   std::string label;
   double x = 0, y = 0;
+  std::string color;  // empty: a palette colour by position
 };
 // Indices of the points on the Pareto front when smaller x and smaller y are both better: no
 // other point is ≤ in both and < in one. Sorted by x.
 std::vector<size_t> pareto_front(const std::vector<LabeledPoint>& pts);
 // Scatter chart; every point is a <circle class="pt" data-label=...> (front points: class
 // "pt front") and the Pareto front is a <polyline class="front">.
+// `labels`: also write each label beside its point (class "ptlabel").
 std::string scatter_chart(const std::string& id, const std::string& title, const std::string& xlabel,
-                          const std::string& ylabel, const std::vector<LabeledPoint>& pts);
+                          const std::string& ylabel, const std::vector<LabeledPoint>& pts, bool labels = false);
 
 // Layer index and weight type from a checkpoint name: "model.layers.3.self_attn.q_proj.weight"
 // → {3, "self_attn.q_proj"}, GPT-2 "h.3.attn.c_attn.weight" → {3, "attn.c_attn"}. layer = -1 when
