@@ -106,6 +106,27 @@ TEST_F(ExperimentCli, RunsEveryCellAggregatesOverSeedsAndSkipsFinishedCells) {
   EXPECT_EQ(test::read_text(dir.file("xo/tiny/0.6-1/results.json")), before);
 }
 
+TEST_F(ExperimentCli, ResumesACellInterruptedAfterACheckpoint) {
+  json spec = json::parse(test::read_text(dir.file("tiny.json")));
+  spec["seeds"] = {1};
+  spec["extra_args"]["abort-after"] = 3;  // the process exits(3) as if killed
+  test::write_text(dir.file("killed.json"), spec.dump());
+  test::CliResult r = test::run_cli("experiment " + dir.file("killed.json") + " --out-root " + dir.file("xo") + " --threads 1 -q");
+  ASSERT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_TRUE(fs::exists(dir.file("xo/tiny/0.6-1/checkpoint/state.json")));
+  EXPECT_FALSE(fs::exists(dir.file("xo/tiny/0.6-1/results.json")));
+  spec["extra_args"].erase("abort-after");
+  test::write_text(dir.file("killed.json"), spec.dump());
+  r = test::run_cli("experiment " + dir.file("killed.json") + " --out-root " + dir.file("xo") + " --threads 1 --json -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["ran"], 1);
+  EXPECT_EQ(j["resumed"], 1);
+  json res = json::parse(test::read_text(dir.file("xo/tiny/0.6-1/results.json")));
+  for (const json& a : res["approaches"])
+    if (a["name"] == "ppo") EXPECT_EQ(a["evaluations"], 3);  // 2 episodes + the greedy plan, none lost or repeated
+}
+
 TEST_F(ExperimentCli, BadSpecIsOneLineNamingTheFile) {
   json spec = json::parse(test::read_text(dir.file("tiny.json")));
   spec["extra_args"]["no-such-flag"] = 1;
