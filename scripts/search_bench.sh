@@ -15,7 +15,7 @@ TEXT=$DATA/tinystories/tinystories_val.txt
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 "$BUILD/rankrl" data build --corpus "$TEXT" --out "$WORK/data" --split-items 200,100,200 --seed 1 \
-  --model "$MODEL" --context-tokens 48 --force -q
+  --model "$MODEL" --context-tokens 48 --force -q > /dev/null
 for keep in $KEEPS; do
   for seed in $SEEDS; do
     out=$WORK/search-$keep-$seed

@@ -4,7 +4,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -276,6 +278,26 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   ASSERT_EQ(killed.exit_code, 3) << killed.err;
   EXPECT_FALSE(fs::exists(dir.file("part/results.json")));
   test::CliResult resumed = test::run_cli(args("part", fast + " --resume"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
+  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+}
+
+TEST_F(SearchCli, KillNineHalfwayThenResumeGivesTheSamePlan) {
+  const std::string fast = "-q --baselines uniform,random --methods dense,svd,svdllm";
+  auto start = std::chrono::steady_clock::now();
+  test::CliResult whole = test::run_cli(args("whole", fast));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // SIGKILL at half the uninterrupted run's time: no chance to flush or clean up.
+  char kill_after[32];
+  std::snprintf(kill_after, sizeof kill_after, "%.2f", 0.5 * seconds);
+  std::string cmd = std::string("timeout -s KILL ") + kill_after + " " + RANKRL_CLI + " " + args("part", fast) +
+                    " >/dev/null 2>&1";
+  int status = std::system(cmd.c_str());
+  ASSERT_NE(WEXITSTATUS(status), 0) << "the run finished before the kill; the machine is faster than assumed";
+  const bool started = fs::exists(dir.file("part/checkpoint/state.json"));
+  test::CliResult resumed = test::run_cli(args("part", fast + (started ? " --resume" : " --force")));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
   EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
