@@ -65,6 +65,7 @@ std::vector<double> linear_ticks(double lo, double hi) {
   if (!(span > 0)) return {lo};
   double raw = span / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag * (raw / mag < 1.5 ? 1 : raw / mag < 3.5 ? 2 : raw / mag < 7.5 ? 5 : 10);
+  if (span >= 3) step = std::max(step, 1.0);  // no 2.5th episode
   std::vector<double> t;
   for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(v);
   return t;
@@ -522,7 +523,8 @@ const char* kStyle =
     "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
     "figure{margin:12px 0}figcaption{font-size:12px;color:#555;max-width:720px}"
-    "code{background:#f3f3f3;padding:2px 4px;word-break:break-all}.note{color:#777;font-size:13px}";
+    "code{background:#f3f3f3;padding:2px 4px;word-break:break-all}.note{color:#777;font-size:13px}"
+    "#run-table td{text-align:left;word-break:break-all}";
 
 }  // namespace
 
