@@ -3,6 +3,11 @@
 # Usage: models/default/train.sh            (from the repository root; ~45 min on one core)
 #        RESUME=1 models/default/train.sh   continues an interrupted run from its train_state.pt
 # Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp).
+# The committed model was made in two legs (the shared machine was slower than planned, so the
+# cosine was shortened at step 225 of 400; `train --resume` accepts a new --steps):
+#   STOP_AFTER=225 models/default/train.sh  (stops with a checkpoint at step 225)
+#   RESUME=1 STEPS=240 models/default/train.sh
+# Both legs on one thread; the result is bit-identical to that run.
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
 CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}
@@ -15,9 +20,10 @@ mkdir -p "$WORK"
     --out "$WORK/tok" --threads 1
 "$RANKRL" train --d-model 256 --layers 6 --heads 8 --ffn 688 --ctx 256 \
   --tokenizer "$WORK/tok" --corpus "$CORPUS/train.txt" --val "$CORPUS/val.txt" --out "$WORK/model" \
-  --steps 400 --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
+  --steps ${STEPS:-400} ${STOP_AFTER:+--stop-after $STOP_AFTER} --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
   --eval-every 50 --checkpoint-every 25 --val-tokens 8192 --seed 1 --dtype bf16 --threads 1 \
   ${RESUME:+--resume}
+[ -z "${STOP_AFTER:-}" ] || exit 0
 cp "$WORK/model/config.json" "$WORK/model/model.safetensors" "$WORK/model/tokenizer.json" \
   "$WORK/model/tokenizer_config.json" "$WORK/model/train_log.jsonl" "$HERE/"
 "$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json

@@ -31,10 +31,11 @@ using nlohmann::json;
 constexpr const char* kStateFile = "train_state.pt";
 constexpr const char* kLogFile = "train_log.jsonl";
 
-// What must not change between a run and its resumption.
+// What must not change between a run and its resumption. --steps may change (the cosine then
+// continues towards the new end from the current step; the log records the change).
 json run_identity(const TrainOptions& o, const std::vector<std::string>& names) {
   return {{"config", json::parse(hf_config_json(o.config))},
-          {"steps", o.steps}, {"batch", o.batch}, {"ctx", o.ctx}, {"lr", o.lr}, {"min_lr", o.min_lr},
+          {"batch", o.batch}, {"ctx", o.ctx}, {"lr", o.lr}, {"min_lr", o.min_lr},
           {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip},
           {"seed", o.seed}, {"init_std", o.init_std}, {"weights", names}};
 }
@@ -112,6 +113,7 @@ void truncate_log(const std::string& path, int64_t step) {
 
 struct State {
   int64_t step = 0;
+  int64_t steps = 0;   // the run's --steps when the state was written
   double seconds = 0;  // training time of earlier runs
 };
 
@@ -127,6 +129,7 @@ void save_state(const std::string& path, const std::vector<at::Tensor>& params, 
   ar.write("data_position", at::tensor(st.step * batch));  // samples consumed
   ar.write("seconds", at::tensor(st.seconds, at::kDouble));
   ar.write("identity", c10::IValue(identity.dump()));
+  ar.write("steps", at::tensor(st.steps));
   std::ostringstream bytes;
   ar.save_to(bytes);
   write_file_atomic(path, bytes.str());
@@ -142,7 +145,10 @@ State load_state(const std::string& path, const std::vector<at::Tensor>& params,
   }
   c10::IValue id;
   ar.read("identity", id);
-  if (json::parse(id.toStringRef()) != identity)
+  json saved = json::parse(id.toStringRef());
+  int64_t saved_steps = saved.value("steps", int64_t(-1));  // states before --steps could change
+  saved.erase("steps");
+  if (saved != identity)
     throw Error(path, "--resume with different model, data order or schedule options than the saved run");
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -159,7 +165,9 @@ State load_state(const std::string& path, const std::vector<at::Tensor>& params,
   ar.read("step", step);
   ar.read("data_position", position);
   ar.read("seconds", seconds);
-  State st{step.item<int64_t>(), seconds.item<double>()};
+  at::Tensor steps;
+  if (ar.try_read("steps", steps)) saved_steps = steps.item<int64_t>();
+  State st{step.item<int64_t>(), saved_steps, seconds.item<double>()};
   check(position.item<int64_t>() == st.step * batch, path, "inconsistent data position");
   return st;
 }
@@ -251,10 +259,19 @@ json train_model(const TrainOptions& opts) {
   const json identity = run_identity(o, names);
 
   State st;
+  st.steps = o.steps;
   if (o.resume) {
     st = load_state(state_path, params, opt, gen, o.batch, identity);
     info("resuming at step " + std::to_string(st.step));
     truncate_log(log_path, st.step);
+    check(st.step <= o.steps, state_path, "--steps " + std::to_string(o.steps) + " is before the saved step " +
+                                               std::to_string(st.step));
+    if (st.steps != o.steps) {
+      info("--steps changed from " + std::to_string(st.steps) + " to " + std::to_string(o.steps));
+      std::ofstream(log_path, std::ios::app)
+          << json{{"step", st.step}, {"note", "steps changed"}, {"from", st.steps}, {"to", o.steps}}.dump() << "\n";
+      st.steps = o.steps;
+    }
   } else {
     write_file_atomic(log_path, "");
   }
