@@ -39,6 +39,18 @@ double elapsed_into(ApproachState& st, std::chrono::steady_clock::time_point sta
   return st.seconds += seconds_since(start);
 }
 
+// Ends one unit of an evaluation loop: counts and times it, shows the best so far, checkpoints.
+void end_unit(SearchContext& ctx, ApproachState& st, std::chrono::steady_clock::time_point start, Progress& progress) {
+  st.units++;
+  elapsed_into(st, start);
+  progress.set_note("best " + std::to_string(st.best_reward()));
+  progress.advance();
+  ctx.checkpoint();
+}
+
+// A uniformly random index in [0, n).
+int pick(std::mt19937_64& rng, int n) { return std::min(n - 1, int(uniform01(rng) * n)); }
+
 }  // namespace
 
 void run_uniform(SearchContext& ctx, ApproachState& st, int method) {
@@ -161,16 +173,12 @@ void run_random(SearchContext& ctx, ApproachState& st) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Action> actions(env.steps());
     for (Action& a : actions) {
-      a.method = std::min(M - 1, int(uniform01(ctx.rng) * M));
+      a.method = pick(ctx.rng, M);
       a.rank_frac = env.options().min_rank_frac + (1.0 - env.options().min_rank_frac) * uniform01(ctx.rng);
-      a.select = std::min(S - 1, int(uniform01(ctx.rng) * S));
+      a.select = pick(ctx.rng, S);
     }
     ctx.score(st, actions);
-    st.units++;
-    elapsed_into(st, start);
-    progress.set_note("best " + std::to_string(st.best_reward()));
-    progress.advance();
-    ctx.checkpoint();
+    end_unit(ctx, st, start, progress);
   }
   progress.finish();
   finish(ctx, st);
@@ -193,23 +201,19 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
   while (st.units < ctx.budget_units) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Action> child = actions_from_json(st.extra["parent"]);
-    const int changes = 1 + std::min(2, int(uniform01(ctx.rng) * 3));
+    const int changes = 1 + pick(ctx.rng, 3);
     for (int c = 0; c < changes; ++c) {
-      Action& a = child[std::min(child.size() - 1, size_t(uniform01(ctx.rng) * double(child.size())))];
+      Action& a = child[pick(ctx.rng, int(child.size()))];
       a.rank_frac = std::clamp(a.rank_frac * std::exp(0.3 * standard_normal(ctx.rng)), env.options().min_rank_frac, 1.0);
-      if (uniform01(ctx.rng) < 0.2) a.method = std::min(M - 1, int(uniform01(ctx.rng) * M));
-      if (uniform01(ctx.rng) < 0.2) a.select = std::min(S - 1, int(uniform01(ctx.rng) * S));
+      if (uniform01(ctx.rng) < 0.2) a.method = pick(ctx.rng, M);
+      if (uniform01(ctx.rng) < 0.2) a.select = pick(ctx.rng, S);
     }
     double r = ctx.score(st, child);
     if (r >= st.extra["parent_reward"].get<double>()) {
       st.extra["parent_reward"] = r;
       st.extra["parent"] = actions_to_json(env.applied());
     }
-    st.units++;
-    elapsed_into(st, start);
-    progress.set_note("best " + std::to_string(st.best_reward()));
-    progress.advance();
-    ctx.checkpoint();
+    end_unit(ctx, st, start, progress);
   }
   progress.finish();
   finish(ctx, st);
