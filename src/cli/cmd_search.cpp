@@ -31,14 +31,6 @@ const char* kDescription =
     "split is only reported. OUT: plan.json, model/, plans/, log.jsonl, results.json, checkpoint/.\n"
     "Interrupted runs continue with --resume (same flags and threads give the same plan).";
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 struct SearchFlags {
   SearchOptions o;
   std::string agents = "ppo", methods = "dense,svd,asvd,svdllm", selects = "top,importance",

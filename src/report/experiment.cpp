@@ -22,14 +22,6 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // extra_args keys (search flags without "--", '-' or '_') → how each sets SearchOptions.
 using Setter = std::function<void(SearchOptions&, const std::string&)>;
 const std::map<std::string, Setter>& setters() {

@@ -47,15 +47,19 @@ PlanEvaluator::~PlanEvaluator() = default;
 const RankingScorer& PlanEvaluator::scorer(Split split) const { return *scorers_[int(split)]; }
 size_t PlanEvaluator::size(Split split) const { return scorer(split).size(); }
 
-Transformer& PlanEvaluator::apply(const Plan& plan) {
-  std::string key = plan_to_json(plan).dump();
-  if (key == work_plan_) return *work_;
-  auto start = std::chrono::steady_clock::now();
+void PlanEvaluator::reset_to_dense() {
   std::vector<Linear*> work = work_->linears();
   std::vector<const Linear*> dense = dense_.linears();
   for (size_t i = 0; i < work.size(); ++i)
     if (work[i]->is_low_rank()) work[i]->set_dense(dense[i]->weight());
   work_plan_.clear();
+}
+
+Transformer& PlanEvaluator::apply(const Plan& plan) {
+  std::string key = plan_to_json(plan).dump();
+  if (key == work_plan_) return *work_;
+  auto start = std::chrono::steady_clock::now();
+  reset_to_dense();
   apply_plan(*work_, plan, cache_, &stats_, "plan");
   work_plan_ = key;
   counters_.apply_seconds += seconds_since(start);
@@ -98,11 +102,7 @@ RankMetrics PlanEvaluator::dense_metrics(Split split, const std::vector<size_t>&
   for (size_t i : subset) key += std::to_string(i) + ",";
   auto it = memo_.find(key);
   if (it != memo_.end()) return it->second;
-  std::vector<Linear*> work = work_->linears();
-  std::vector<const Linear*> dense = dense_.linears();
-  for (size_t i = 0; i < work.size(); ++i)
-    if (work[i]->is_low_rank()) work[i]->set_dense(dense[i]->weight());
-  work_plan_.clear();
+  reset_to_dense();
   return memo_[key] = run(split, subset);
 }
 

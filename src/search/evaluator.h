@@ -73,6 +73,7 @@ class PlanEvaluator {
 
  private:
   RankMetrics run(Split split, const std::vector<size_t>& subset);
+  void reset_to_dense();  // every layer of work_ back to the dense weight (shared tensors)
   const RankingScorer& scorer(Split split) const;
 
   const Transformer& dense_;

@@ -402,6 +402,14 @@ json SearchRun::run() {
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
 json run_search(const SearchOptions& opts) {
   check(opts.episodes >= 1, "", "--episodes must be at least 1");
   check(!opts.agents.empty(), "", "--agent needs at least one agent");

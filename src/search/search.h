@@ -48,4 +48,7 @@ struct SearchOptions {
 
 nlohmann::json run_search(const SearchOptions& opts);
 
+// "a,b,,c" → {"a", "b", "c"}: the comma-separated lists of --agent, --methods, --selects, --baselines.
+std::vector<std::string> split_list(const std::string& s);
+
 }  // namespace rankrl
