@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <set>
 
 #include "core/error.h"
@@ -153,6 +155,32 @@ TEST(DataBuild, SyntheticCorpusIntegrity) {
   }
   EXPECT_TRUE(differs);
   EXPECT_EQ(read_file(tmp.file("a/manifest.json")), read_file(tmp.file("b/manifest.json")));
+}
+
+// --max-choice-tokens: sentences longer than the cap (in words here) are neither gold nor
+// distractor; the synthetic corpus has sentences of 7 to 14 words.
+TEST(DataBuild, LongSentencesAreNotChoices) {
+  json ref = reference();
+  TempDir tmp;
+  std::string corpus = tmp.file("corpus.txt");
+  test::write_text(corpus, ref["corpus"]["text"].get<std::string>());
+  BuildOptions o = synthetic_options(corpus, tmp.file("a"), 7);
+  o.split_items = {6, 2, 2};
+  o.max_choice_tokens = 11;
+  json m = build_ranking_data(o);
+  EXPECT_EQ(m["max_choice_tokens"], 11);
+  int64_t longest = 0;
+  for (const std::string& split : task_splits())
+    for (const TaskItem& it : read_task_split(tmp.file("a"), split))
+      for (const std::string& c : it.choices) {
+        std::istringstream words(c);
+        longest = std::max<int64_t>(longest, std::distance(std::istream_iterator<std::string>(words),
+                                                           std::istream_iterator<std::string>()));
+      }
+  EXPECT_EQ(longest, 11);  // the cap binds (without it 13- and 14-word choices occur)
+  o.max_choice_tokens = 0;
+  o.out = tmp.file("b");
+  EXPECT_THROW(build_ranking_data(o), Error);
 }
 
 // WikiText layout: " = Title = " starts an article, " = = Section = = " does not; CRLF lines.

@@ -140,6 +140,8 @@ Command add_data(CLI::App& app, Common& common) {
   build->add_option("--split-items", o->split_items, "Exact item counts for rkd,vrkd,test (instead of --items)");
   build->add_option("--choices", b.choices, "Choices per item, K (default 4; chance = 1/K)");
   build->add_option("--hard", b.hard, "Same-document distractors per item (default 1)");
+  build->add_option("--max-choice-tokens", b.max_choice_tokens,
+                    "Longest usable choice, same unit as --context-tokens; longer sentences are skipped (default 96)");
   build->add_option("--context-tokens", b.context_tokens,
                     "Context length: whitespace words, or tokens with --model/--tokenizer (default 64)");
   build->add_option("--seed", b.seed, "Seed for every random choice (default 1)");

@@ -307,6 +307,8 @@ struct Builder {
     return total >= std::max<int64_t>(1, o.context_tokens / 2) ? a : -1;
   }
 
+  bool usable_choice(const Sentence& s) const { return s.units <= o.max_choice_tokens; }
+
   // Items for one split from its documents (indices into docs).
   std::vector<TaskItem> build_split(int split, const std::vector<int>& split_docs, int64_t wanted,
                                     SplitStats& st, Progress& progress) {
@@ -314,7 +316,7 @@ struct Builder {
     std::vector<PoolEntry> pool;
     for (int d : split_docs)
       for (size_t i = 0; i < docs[d].sentences.size(); ++i)
-        pool.push_back({docs[d].sentences[i].measure, d, int(i)});
+        if (usable_choice(docs[d].sentences[i])) pool.push_back({docs[d].sentences[i].measure, d, int(i)});
     std::sort(pool.begin(), pool.end(), [](const PoolEntry& x, const PoolEntry& y) {
       return std::tie(x.measure, x.doc, x.sent) < std::tie(y.measure, y.doc, y.sent);
     });
@@ -326,7 +328,8 @@ struct Builder {
     std::vector<std::pair<int, int>> cands;
     for (int d : split_docs) {
       int n = docs[d].sentences.size();
-      for (int b = 1; b + 2 < n; ++b) cands.push_back({d, b});
+      for (int b = 1; b + 2 < n; ++b)
+        if (usable_choice(docs[d].sentences[b])) cands.push_back({d, b});
     }
     st.candidates = cands.size();
     rng.shuffle(cands);
@@ -382,7 +385,8 @@ struct Builder {
     // Hard distractors: later sentences of the same document (at least two after the boundary,
     // so neither the gold nor the sentence right after it), closest in length first.
     std::vector<int> later;
-    for (int j = b + 2; j < int(doc.sentences.size()); ++j) later.push_back(j);
+    for (int j = b + 2; j < int(doc.sentences.size()); ++j)
+      if (usable_choice(doc.sentences[j])) later.push_back(j);
     std::stable_sort(later.begin(), later.end(), [&](int x, int y) {
       return std::llabs(doc.sentences[x].measure - gold.measure) < std::llabs(doc.sentences[y].measure - gold.measure);
     });
@@ -470,6 +474,7 @@ void validate_options(const BuildOptions& o) {
   if (o.choices < 2) throw usage_error("--choices must be at least 2");
   if (o.hard < 0) throw usage_error("--hard must be >= 0");
   if (o.context_tokens < 1) throw usage_error("--context-tokens must be positive");
+  if (o.max_choice_tokens < 1) throw usage_error("--max-choice-tokens must be positive");
   for (double f : o.fractions)
     if (!(f >= 0)) throw usage_error("--split fractions must be >= 0");
   if (o.fractions[0] + o.fractions[1] + o.fractions[2] <= 0) throw usage_error("--split fractions sum to 0");
@@ -574,6 +579,7 @@ json build_ranking_data(const BuildOptions& o) {
                    {"hard_distractors", std::min(o.hard, o.choices - 1)},
                    {"chance", 1.0 / o.choices},
                    {"context_tokens", o.context_tokens},
+                   {"max_choice_tokens", o.max_choice_tokens},
                    {"length_unit", o.tokenizer ? "tokens" : "words"},
                    {"choice_length_match", o.tokenizer ? "tokens" : "bytes"},
                    {"tokenizer", o.tokenizer_name.empty() ? json(nullptr) : json(o.tokenizer_name)},

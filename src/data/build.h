@@ -32,6 +32,9 @@ struct BuildOptions {
   int choices = 4;
   int hard = 1;                      // same-document distractors per item
   int64_t context_tokens = 64;       // words, or tokens when `tokenizer` is given
+  // Longest usable choice (same unit): longer sentences are neither gold nor distractor, so an
+  // item always fits a small model's context (one 300-token "sentence" would not).
+  int64_t max_choice_tokens = 96;
   uint64_t seed = 1;
   std::array<double, 3> fractions = {0.6, 0.2, 0.2};  // documents (and items) per split
   std::string docs = "auto";         // auto | endoftext | heading | blank
