@@ -130,6 +130,28 @@ TEST_F(EnvFixture, FeaturesAreTheClosedFormTruncationErrors) {
   }
 }
 
+// The agent's default prior: the factoring method with the lowest mean output error at half the
+// largest saving rank, recomputed here from relative_error (W − A·B against the Gram matrix).
+TEST_F(EnvFixture, PriorMethodHasTheLowestMeanOutputError) {
+  EnvOptions o;
+  o.methods = {"dense", "svd", "asvd", "svdllm"};
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  int best = -1;
+  double best_mean = 1e300, svd_mean = 0.0;
+  for (int m = 1; m < 4; ++m) {
+    double sum = 0.0;
+    for (size_t i = 0; i < env.steps(); ++i) {
+      const WeightInfo& w = env.weights()[i];
+      sum += env.relative_error(i, o.methods[size_t(m)], std::max<int64_t>(1, int64_t(0.5 * double(w.max_rank))));
+    }
+    if (m == 1) svd_mean = sum / double(env.steps());
+    if (sum < best_mean) best_mean = sum, best = m;
+  }
+  EXPECT_EQ(env.lowest_error_method(), best);
+  EXPECT_EQ(best, 3);  // svdllm minimises exactly this error (Eckart–Young in the whitened space)
+  EXPECT_LT(best_mean / double(env.steps()), svd_mean);
+}
+
 // A synthetic task with a known optimum: 4 steps, reward = (number of steps choosing method 1)
 // − 4·|rank_frac − 0.3| summed over steps. Both agents must find method 1 and a rank near 0.3.
 double train_bandit(const std::string& kind, Action* greedy_out) {
@@ -239,7 +261,10 @@ struct SearchCli : ::testing::Test {
 };
 
 TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
-  test::CliResult r = test::run_cli(args("run", "--json -q"));
+  // --heldout: a short text, so perplexity covers all of it, as `rankrl eval --text` does.
+  std::string text = test::read_text(data_file(kVal)).substr(0, 2000);
+  test::write_text(dir.file("heldout.txt"), text.substr(0, text.rfind(' ')));
+  test::CliResult r = test::run_cli(args("run", "--json -q --heldout " + dir.file("heldout.txt")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json res = json::parse(r.out);
   EXPECT_EQ(res, read_json(dir.file("run/results.json")));
@@ -263,6 +288,13 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
                                     dir.file("tasks/test.jsonl") + " --threads 1 --json -q");
   ASSERT_EQ(e.exit_code, 0) << e.err;
   EXPECT_NEAR(json::parse(e.out)["margin"].get<double>(), (*chosen)["test"]["margin"].get<double>(), 1e-3);
+  for (const auto& [model, ppl] : {std::pair{data_file(kBin), res["dense"]["heldout_ppl"]},
+                                   std::pair{dir.file("run/model"), (*chosen)["heldout_ppl"]}}) {
+    test::CliResult p = test::run_cli("eval --model " + model + " --text " + dir.file("heldout.txt") +
+                                      " --ctx 128 --threads 1 --json -q");
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_NEAR(json::parse(p.out)["ppl"].get<double>(), ppl.get<double>(), 1e-6 * ppl.get<double>()) << model;
+  }
   Plan plan = read_plan(dir.file("run/plan.json"));
   Model m = stories();
   EXPECT_NO_THROW(validate_plan(plan, *m.net, "plan.json"));

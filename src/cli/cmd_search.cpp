@@ -67,7 +67,8 @@ Command add_search(CLI::App& app, Common& common) {
   sub->add_option("--reward-items", o.reward_items, "RkD items per training evaluation (0 = all)");
   sub->add_option("--finalists", o.finalists, "Best plans per approach compared on VRkD");
   sub->add_option("--sensitivity-grid", o.sensitivity_grid, "Rank fractions per weight in the sensitivity table");
-  sub->add_option("--heldout-tokens", o.heldout_tokens, "Perplexity tokens after the calibration tokens");
+  sub->add_option("--heldout", o.heldout_file, "Perplexity text (default: the --calib file after the calibration tokens)");
+  sub->add_option("--heldout-tokens", o.heldout_tokens, "Perplexity tokens (at most)");
   sub->add_option("--factor-cache", o.factor_cache, "Directory of the on-disk factor cache (default: --out)");
   sub->add_option("--min-rank-frac", o.env.min_rank_frac, "Smallest rank fraction the budget clip assumes");
   sub->add_option("--lr", o.agent.lr, "Agent learning rate (Adam)");
@@ -78,8 +79,8 @@ Command add_search(CLI::App& app, Common& common) {
   sub->add_option("--gae-lambda", o.agent.lambda, "GAE lambda");
   sub->add_option("--entropy", o.agent.entropy, "Entropy bonus");
   sub->add_option("--init-std", o.agent.init_std, "Initial std of the rank-fraction logit");
-  sub->add_option("--prior-method", o.agent.prior_method,
-                  "Index in --methods the initial policy prefers (-1: none)");
+  sub->add_option("--prior-method", o.prior_method,
+                  "Method the initial policy prefers: auto (lowest closed-form output error), none, or a --methods name");
   sub->add_option("--abort-after", o.abort_after_checkpoints, "Testing aid: exit(3) after N checkpoints")
       ->group("");
   add_common(sub, common);

@@ -46,7 +46,7 @@ const std::map<std::string, Setter>& setters() {
       {"gae-lambda", [](SearchOptions& o, const std::string& v) { o.agent.lambda = std::stod(v); }},
       {"entropy", [](SearchOptions& o, const std::string& v) { o.agent.entropy = std::stod(v); }},
       {"init-std", [](SearchOptions& o, const std::string& v) { o.agent.init_std = std::stod(v); }},
-      {"prior-method", [](SearchOptions& o, const std::string& v) { o.agent.prior_method = std::stoi(v); }},
+      {"prior-method", [](SearchOptions& o, const std::string& v) { o.prior_method = v; }},
       {"factor-cache", [](SearchOptions& o, const std::string& v) { o.factor_cache = v; }},
       // Testing aid, as search's hidden --abort-after: exit(3) after N checkpoints of a cell.
       {"abort-after", [](SearchOptions& o, const std::string& v) { o.abort_after_checkpoints = std::stoll(v); }},

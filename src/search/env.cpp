@@ -234,4 +234,18 @@ double SearchEnv::relative_error(size_t i, const std::string& method, int64_t ra
   return output_energy(W - approx, st->gram) / std::max(output_energy(W, st->gram), 1e-300);
 }
 
+int SearchEnv::lowest_error_method() const {
+  int best = -1;
+  double best_error = 1e300;
+  size_t factoring = 0;  // curve index: the factoring methods in --methods order
+  for (size_t m = 0; m < opts_.methods.size(); ++m) {
+    if (opts_.methods[m] == "dense") continue;
+    double sum = 0.0;
+    for (const WeightInfo& w : weights_) sum += w.curve[factoring][1];
+    if (sum < best_error) best_error = sum, best = int(m);
+    ++factoring;
+  }
+  return best;
+}
+
 }  // namespace rankrl

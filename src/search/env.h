@@ -88,6 +88,10 @@ class SearchEnv {
   double plan_cost(const Plan& plan) const;
   // Relative output error of weight i factored by `method` at `rank` (top selection).
   double relative_error(size_t i, const std::string& method, int64_t rank);
+  // The factoring method (index into methods) with the lowest mean relative output error at half
+  // the largest saving rank, −1 if none: the agent's default prior, because a uniform first
+  // policy spends most early episodes on methods that are plainly worse (no RkD evaluation).
+  int lowest_error_method() const;
 
  private:
   std::vector<float> state() const;

@@ -50,10 +50,20 @@ std::string fingerprint(const SearchOptions& o, const std::string& model_id) {
             {"reward", o.reward.kind}, {"size_weight", o.reward.size_weight}, {"shaping", o.shaping},
             {"reward_items", o.reward_items}, {"baselines", o.baselines}, {"grid", o.sensitivity_grid},
             {"calib", o.stats.calib_file}, {"calib_tokens", o.stats.calib_tokens}, {"ctx", o.stats.ctx},
-            {"stats", o.stats.stats_file}, {"rkd", o.rkd}, {"limit", o.limit},
+            {"stats", o.stats.stats_file}, {"rkd", o.rkd}, {"limit", o.limit}, {"heldout", o.heldout_file},
             {"lr", o.agent.lr}, {"hidden", o.agent.hidden}, {"epu", o.agent.episodes_per_update},
-            {"prior", o.agent.prior_method}, {"threads", at::get_num_threads()}};
+            {"prior", o.prior_method}, {"threads", at::get_num_threads()}};
   return j.dump();
+}
+
+// --prior-method → index into the methods (−1: none).
+int prior_method_index(const std::string& spec, const SearchEnv& env) {
+  const std::vector<std::string>& methods = env.options().methods;
+  if (spec == "none") return -1;
+  if (spec == "auto") return env.lowest_error_method();
+  auto it = std::find(methods.begin(), methods.end(), spec);
+  if (it == methods.end()) throw usage_error("--prior-method '" + spec + "' is not one of --methods");
+  return int(it - methods.begin());
 }
 
 std::string engine_state(const std::mt19937_64& rng) {
@@ -143,11 +153,17 @@ void SearchRun::setup() {
                             [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
   if (!o_.stats.given()) throw usage_error("search needs --calib FILE (or --stats FILE)");
   stats_ = obtain_stats(model_, o_.stats, fisher);
-  std::vector<int32_t> reward_text;
+  std::vector<int32_t> reward_text;  // the calibration tokens (the nll reward scores them)
   if (!o_.stats.calib_file.empty()) {
-    std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + o_.heldout_tokens);
+    const int64_t after = o_.heldout_file.empty() ? o_.heldout_tokens : 0;
+    std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + after);
     reward_text.assign(ids.begin(), ids.begin() + o_.stats.calib_tokens);
     heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
+  }
+  if (!o_.heldout_file.empty()) {
+    heldout_ = model_.tokenizer->encode_with_bos(read_file(o_.heldout_file));
+    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file, "too short for one perplexity window of --ctx tokens");
+    if (int64_t(heldout_.size()) > o_.heldout_tokens) heldout_.resize(size_t(o_.heldout_tokens));
   }
   cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
   const std::string store_dir = o_.factor_cache.empty() ? o_.out : o_.factor_cache;
@@ -367,6 +383,8 @@ json SearchRun::run() {
   for (const std::string& n : names) states_.push_back(ApproachState{n});
   AgentOptions ao = o_.agent;
   ao.init_rank = o_.env.keep;
+  ao.prior_method = prior_method_index(o_.prior_method, *env_);
+  if (ao.prior_method >= 0 && !o_.agents.empty()) info("agent prior: " + o_.env.methods[size_t(ao.prior_method)]);
   for (const std::string& a : o_.agents)
     agents_[a] = make_agent(a, env_->state_size(), o_.env.methods.size(), o_.env.selects.size(), ao, o_.seed);
   int64_t log_lines = 0;

@@ -35,11 +35,15 @@ struct SearchOptions {
   AgentOptions agent;
   RewardOptions reward;
   double shaping = 0.0;           // per-step reward −shaping·(relative output error)
+  // The method the initial policy prefers: "auto" = the factoring method with the lowest mean
+  // closed-form output error over the weights (no RkD evaluation), "none", or a --methods name.
+  std::string prior_method = "auto";
   int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
   int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
   std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution"};
   int64_t sensitivity_grid = 4;
-  int64_t heldout_tokens = 16384; // perplexity on the calibration file's tokens after the calibration part
+  int64_t heldout_tokens = 16384; // perplexity tokens (at most)
+  std::string heldout_file;        // perplexity text; empty = the calibration file after its calibration part
   std::string factor_cache;        // directory of the on-disk factor store (default: OUT)
   std::string command_line;
   // Testing aid: exit(3) right after the N-th checkpoint of this run, as if killed (0 = never).
