@@ -279,6 +279,16 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   // PPO: 6 episodes + the greedy plan; random and evolution get the same number of evaluations.
   for (const auto& a : res["approaches"])
     if (a["name"] == "ppo" || a["name"] == "random" || a["name"] == "evolution") EXPECT_EQ(a["evaluations"], 7) << a["name"];
+  // Savings: every training evaluation scored 8 of the 16 RkD items; arc_easy contexts are
+  // shared by 4 choices, so sharing saves between 0 and 3/4 of the tokens.
+  const json& sv = res["savings"];
+  const int64_t n = sv["reward_subset"]["evaluations"];
+  EXPECT_GT(n, 20);
+  EXPECT_EQ(sv["reward_subset"]["items_scored"], 8 * n);
+  EXPECT_DOUBLE_EQ(sv["reward_subset"]["saved_share"].get<double>(), 0.5);
+  const double share = sv["context_sharing"]["saved_share"];
+  EXPECT_GT(share, 0.2);
+  EXPECT_LT(share, 0.75);
   // The written model, evaluated by `rankrl eval`, scores the test split as results.json says.
   const json* chosen = nullptr;
   for (const auto& a : res["approaches"])

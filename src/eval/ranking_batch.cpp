@@ -42,16 +42,25 @@ RankingScorer::RankingScorer(const Tokenizer& tok, std::vector<TaskItem> items, 
   }
 }
 
-int64_t RankingScorer::tokens(const std::vector<size_t>& subset) const {
+namespace {
+int64_t count_tokens(const std::vector<EncodedItem>& items, const std::vector<size_t>& subset, bool shared) {
   int64_t n = 0;
   auto count = [&](size_t i) {
-    n += encoded_[i].context.size();
-    for (const auto& c : encoded_[i].continuations) n += c.size();
+    const EncodedItem& e = items[i];
+    n += shared ? int64_t(e.context.size()) : int64_t(e.context.size() * e.continuations.size());
+    for (const auto& c : e.continuations) n += c.size();
   };
   if (subset.empty())
-    for (size_t i = 0; i < encoded_.size(); ++i) count(i);
+    for (size_t i = 0; i < items.size(); ++i) count(i);
   for (size_t i : subset) count(i);
   return n;
+}
+}  // namespace
+
+int64_t RankingScorer::tokens(const std::vector<size_t>& subset) const { return count_tokens(encoded_, subset, true); }
+
+int64_t RankingScorer::tokens_without_sharing(const std::vector<size_t>& subset) const {
+  return count_tokens(encoded_, subset, false);
 }
 
 std::vector<ItemScores> RankingScorer::score_batch(const Transformer& net,

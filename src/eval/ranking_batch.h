@@ -28,7 +28,10 @@ class RankingScorer {
 
   const std::vector<TaskItem>& items() const { return items_; }
   size_t size() const { return items_.size(); }
-  int64_t tokens(const std::vector<size_t>& subset = {}) const;  // context + continuation tokens
+  // Tokens one scoring pass forwards: each context once plus every continuation.
+  int64_t tokens(const std::vector<size_t>& subset = {}) const;
+  // Tokens if every choice re-ran its context (what sharing the context saves).
+  int64_t tokens_without_sharing(const std::vector<size_t>& subset = {}) const;
 
  private:
   std::vector<ItemScores> score_batch(const Transformer& net, const std::vector<size_t>& batch) const;

@@ -81,6 +81,7 @@ RankMetrics PlanEvaluator::run(Split split, const std::vector<size_t>& subset) {
   m.finite = std::isfinite(m.margin) && std::isfinite(m.nll);
   counters_.evaluations++;
   counters_.items_scored += r.items;
+  if (!subset.empty()) counters_.subset_evaluations++, counters_.subset_items += r.items;
   counters_.forward_seconds += seconds_since(start);
   return m;
 }

@@ -41,6 +41,7 @@ struct EvalCounters {
   int64_t evaluations = 0;   // forward evaluations of a plan on some items
   int64_t items_scored = 0;  // items those evaluations scored
   int64_t memo_hits = 0;
+  int64_t subset_evaluations = 0, subset_items = 0;  // training evaluations on the reward subset
   double forward_seconds = 0.0, apply_seconds = 0.0;
 };
 
@@ -68,13 +69,13 @@ class PlanEvaluator {
   Transformer& apply(const Plan& plan);
 
   size_t size(Split split) const;
+  const RankingScorer& scorer(Split split) const;
   const EvalCounters& counters() const { return counters_; }
   const RewardOptions& reward_options() const { return reward_; }
 
  private:
   RankMetrics run(Split split, const std::vector<size_t>& subset);
   void reset_to_dense();  // every layer of work_ back to the dense weight (shared tensors)
-  const RankingScorer& scorer(Split split) const;
 
   const Transformer& dense_;
   FactorCache& cache_;

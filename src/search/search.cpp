@@ -21,6 +21,7 @@
 #include "eval/accounting.h"
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
+#include "eval/ranking_batch.h"
 #include "model/model.h"
 #include "report/report.h"
 #include "search/approach.h"
@@ -101,6 +102,7 @@ class SearchRun {
   void run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind);
   Finalist finalize(const ApproachState& st);
   json dense_row();
+  nlohmann::json savings_json(const EvalCounters& c) const;
   json write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
 
   const SearchOptions& o_;
@@ -313,6 +315,22 @@ Finalist SearchRun::finalize(const ApproachState& st) {
   return f;
 }
 
+// What each speed trick saved in this run, from counts (not estimates of time).
+json SearchRun::savings_json(const EvalCounters& c) const {
+  const RankingScorer& rkd = evaluator_->scorer(Split::rkd);
+  const double full_items = double(c.subset_evaluations) * double(rkd.size());
+  const double shared = double(rkd.tokens()), unshared = double(rkd.tokens_without_sharing());
+  return {{"reward_subset", {{"evaluations", c.subset_evaluations}, {"items_scored", c.subset_items},
+                             {"items_if_all_rkd", full_items},
+                             {"saved_share", full_items > 0 ? 1.0 - double(c.subset_items) / full_items : 0.0}}},
+          {"memo", {{"evaluations_skipped", c.memo_hits}}},
+          {"context_sharing", {{"rkd_tokens", shared}, {"rkd_tokens_without_sharing", unshared},
+                               {"saved_share", unshared > 0 ? 1.0 - shared / unshared : 0.0}}},
+          {"factor_cache", {{"decompose_seconds_once", cache_->seconds()},
+                            {"apply_seconds_per_evaluation", c.evaluations > 0 ? c.apply_seconds / double(c.evaluations) : 0.0},
+                            {"factorizations_loaded_from_disk", factors_loaded_}}}};
+}
+
 json SearchRun::dense_row() {
   PlanEvaluator& ev = *evaluator_;
   json row = {{"rkd", metrics_json(ev.dense_metrics(Split::rkd))},
@@ -357,7 +375,8 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
                   {"items_scored", c.items_scored}, {"memo_hits", c.memo_hits},
                   {"forward_seconds", c.forward_seconds}, {"apply_seconds", c.apply_seconds},
                   {"evaluations_per_second", c.forward_seconds > 0 ? c.evaluations / c.forward_seconds : 0.0},
-                  {"forward_share", seconds > 0 ? c.forward_seconds / seconds : 0.0}}}};
+                  {"forward_share", seconds > 0 ? c.forward_seconds / seconds : 0.0}}},
+      {"savings", savings_json(c)}};
   write_plan(o_.out + "/plan.json", best.chosen.plan);
   json report = {{"search", {{"approach", best.name}, {"results", "results.json"}}}};
   write_compressed_dir(o_.out + "/model", evaluator_->apply(best.chosen.plan), best.chosen.plan, report,
