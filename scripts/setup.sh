@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package rankrl needs to build, test and benchmark. Idempotent.
+# --minimal: only what building and running the CLI needs (the main job), not the test-only
+# packages (Python reference scripts, Chromium).
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
@@ -8,7 +10,9 @@ packages=(
   nlohmann-json3-dev           # JSON: config.json, tokenizer.json, plans, reports
   libcli11-dev                 # command-line parsing
   libpcre2-dev                 # Unicode regex for BPE pre-tokenizers
-  libgtest-dev googletest      # unit tests
+  libgtest-dev googletest      # unit tests (CMake configures them)
+)
+[ "${1:-}" = "--minimal" ] || packages+=(
   python3 python3-torch python3-numpy python3-regex  # independent reference scripts (tests only)
   chromium                     # headless render of report.html (report_test)
 )

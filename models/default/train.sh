@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model.
-# Usage: models/default/train.sh            (from the repository root; ~45 min on one core)
+# Usage: models/default/train.sh            (from the repository root; ~90 min on one core)
 #        RESUME=1 models/default/train.sh   continues an interrupted run from its train_state.pt
 # Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp).
-# The committed model was made in two legs (the shared machine was slower than planned, so the
-# cosine was shortened at step 225 of 400; `train --resume` accepts a new --steps):
-#   STOP_AFTER=225 models/default/train.sh  (stops with a checkpoint at step 225)
-#   RESUME=1 STEPS=240 models/default/train.sh
-# Both legs on one thread; the result is bit-identical to that run.
+# The committed model was made in three legs (`train --resume` accepts a new --steps; the cosine
+# then continues from the current step towards the new end):
+#   STOP_AFTER=225 models/default/train.sh  (planned 400 steps; stopped with a checkpoint at 225)
+#   RESUME=1 STEPS=240 models/default/train.sh   (the shared machine was slow: ended at 240)
+#   RESUME=1 STEPS=1000 models/default/train.sh  (next session: extended to 1000; the lr jumps
+#                                                 back up to the cosine's value at 240 of 1000)
+# All legs on one thread; the result is bit-identical to that run.
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
 CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the files that ship beside the default model so `rankrl search` runs on a fresh machine:
+#   ranking/{rkd,vrkd,test}.jsonl + manifest.json  `rankrl data build` items from the HELD-OUT
+#       documents (val.txt + test.txt of build_corpus.sh; the model never trained on them),
+#       documents shuffled into the splits 40/20/40, 300/150/300 items, 4 choices, no
+#       same-document ("hard") distractor: with one the default model's accuracy on rkd/vrkd/test
+#       is 0.23/0.29/0.28, without 0.29/0.37/0.27 (chance 0.25) -- a weak model needs easier items
+#       for the ranking reward to carry signal
+#   calib.txt    calibration text: every 40th training document, cut at about 40 KB (~10K tokens)
+#   heldout.txt  perplexity text: every 2nd document of test.txt, cut at about 70 KB (~18K tokens)
+# Usage: models/default/build_data.sh   (from the repository root; RANKRL=build/rankrl, CORPUS=...)
+set -euo pipefail
+RANKRL=${RANKRL:-build/rankrl}
+CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ -f "$CORPUS/train.txt" ] || "$HERE/build_corpus.sh" "$CORPUS"
+"$RANKRL" data build --corpus "$CORPUS/val.txt" "$CORPUS/test.txt" --out "$HERE/ranking" \
+  --split-items 300,150,300 --split 0.4,0.2,0.4 --split-order shuffle --hard 0 --seed 1 \
+  --model "$HERE" --context-tokens 64 --max-choice-tokens 96 --force -q > /dev/null
+# Every k-th blank-line-separated document of FILE until LIMIT bytes (whole documents only).
+every_kth_document() {  # FILE K LIMIT
+  awk -v k="$2" -v limit="$3" 'BEGIN { RS = ""; ORS = "\n\n" }
+    (NR - 1) % k == 0 { if (bytes + length($0) > limit) exit; bytes += length($0) + 2; print }' "$1"
+}
+every_kth_document "$CORPUS/train.txt" 40 40000 > "$HERE/calib.txt.tmp" && mv "$HERE/calib.txt.tmp" "$HERE/calib.txt"
+every_kth_document "$CORPUS/test.txt" 2 70000 > "$HERE/heldout.txt.tmp" && mv "$HERE/heldout.txt.tmp" "$HERE/heldout.txt"
+"$RANKRL" data check "$HERE/ranking"
+wc -c "$HERE/calib.txt" "$HERE/heldout.txt"
