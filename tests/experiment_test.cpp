@@ -35,6 +35,7 @@ struct ExperimentCli : ::testing::Test {
                  {"calib_tokens", 1024},
                  {"ctx", 128},
                  {"data", "tasks"},  // relative to the spec file
+                 {"heldout", "heldout.txt"},
                  {"keeps", {0.6}},
                  {"agents", {"ppo"}},
                  {"seeds", {1, 2}},
@@ -42,6 +43,8 @@ struct ExperimentCli : ::testing::Test {
                  {"extra_args",
                   {{"baselines", "uniform,random"}, {"methods", "dense,svd"}, {"reward_items", 8},
                    {"--episodes-per-update", 2}, {"finalists", 1}, {"heldout-tokens", 1024}, {"sensitivity-grid", 1}}}};
+    std::string text = test::read_text(data_file("tinystories/tinystories_val.txt")).substr(0, 1500);
+    test::write_text(dir.file("heldout.txt"), text.substr(0, text.rfind(' ')));
     test::write_text(dir.file("tiny.json"), spec.dump(2));
   }
   test::TempDir dir;
@@ -75,6 +78,12 @@ TEST_F(ExperimentCli, RunsEveryCellAggregatesOverSeedsAndSkipsFinishedCells) {
     }
   }
   EXPECT_EQ(json::parse(test::read_text(dir.file("xo/tiny/0.6-1/results.json")))["seed"], 1);
+  // "heldout": the dense perplexity is that of the whole heldout.txt, as `rankrl eval --text` says.
+  test::CliResult e = test::run_cli("eval --model " + data_file("stories260K/stories260K.bin") + " --text " +
+                                    dir.file("heldout.txt") + " --ctx 128 --threads 1 --json -q");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_NEAR(json::parse(test::read_text(dir.file("xo/tiny/0.6-1/results.json")))["dense"]["heldout_ppl"].get<double>(),
+              json::parse(e.out)["ppl"].get<double>(), 1e-9);
   EXPECT_EQ(json::parse(test::read_text(dir.file("xo/tiny/0.6-2/results.json")))["seed"], 2);
   ASSERT_EQ(j["groups"].size(), values.size());
   for (const json& g : j["groups"]) {

@@ -116,6 +116,7 @@ ExperimentSpec read_experiment(const std::string& path) {
   s.tokenizer = file("tokenizer", false);
   s.calib = file("calib", true);
   s.data = file("data", true);
+  s.heldout = file("heldout", false);
   s.calib_tokens = integer("calib_tokens", s.calib_tokens);
   s.ctx = integer("ctx", s.ctx);
   s.episodes = integer("episodes", s.episodes);
@@ -183,6 +184,7 @@ json run_experiment(const ExperimentSpec& spec, const std::string& out_root, int
     o.tokenizer = spec.tokenizer;
     o.stats.calib_file = spec.calib;
     o.stats.calib_tokens = spec.calib_tokens;
+    o.heldout_file = spec.heldout;
     o.stats.ctx = spec.ctx;
     o.rkd = o.vrkd = o.test = spec.data;
     o.agents = c.agents;

@@ -15,6 +15,7 @@ namespace rankrl {
 struct ExperimentSpec {
   std::string path;  // the spec file (relative paths inside it are relative to its directory)
   std::string name, model, tokenizer, calib, data;
+  std::string heldout;  // optional perplexity text (search --heldout)
   int64_t calib_tokens = 2048, ctx = 256, episodes = 24;
   std::vector<double> keeps;
   std::vector<std::vector<std::string>> agent_sets;  // "agents": ["ppo"] or [["ppo"], ["reinforce"]]
