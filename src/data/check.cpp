@@ -225,9 +225,10 @@ json check_report_json(const CheckReport& r) {
 std::string check_report_text(const CheckReport& r, size_t max_errors) {
   std::ostringstream out;
   for (const FileCheck& f : r.files) {
-    out << f.file << ": " << f.items << " items";
-    for (const auto& [k, n] : f.kinds) out << ", " << n << " " << k;
-    out << "; gold positions";
+    out << f.file << ": " << f.items << " items (";
+    bool first = true;
+    for (const auto& [k, n] : f.kinds) out << (first ? "" : ", ") << "kind " << k << ": " << n, first = false;
+    out << "); gold positions";
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
         << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.errors << " errors\n";
