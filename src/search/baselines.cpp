@@ -77,7 +77,7 @@ void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
     bool usable = true;
     for (size_t i : idx) {
       const WeightInfo& w = ws[i];
-      int64_t r = std::clamp<int64_t>(int64_t(std::floor(keep * w.dense_cost() / double(w.m + w.n))), 1, w.max_rank);
+      int64_t r = w.rank_for(keep);
       double loss = env.relative_error(i, spec, r) * w.output_energy;
       usable = usable && loss > 1.0 + 1e-9;
       inv_log.push_back(usable ? 1.0 / std::log(loss) : 0.0);
@@ -117,9 +117,7 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
       actions[st.units] = Action{method, double(g + 1) / double(grid + 1), 0};
       Plan plan = env.dense_plan();
       const WeightInfo& w = env.weights()[st.units];
-      const int64_t rank = std::clamp<int64_t>(
-          int64_t(actions[st.units].rank_frac * w.dense_cost() / double(w.m + w.n)), 1, w.max_rank);
-      plan.weights[w.name] = {env.options().methods[method], rank, "top"};
+      plan.weights[w.name] = {env.options().methods[method], w.rank_for(actions[st.units].rank_frac), "top"};
       ApproachState probe{st.name};
       drops.push_back(-ctx.score_plan(probe, plan, actions, {{"probe_weight", st.units}}));
       st.evaluations++;

@@ -44,12 +44,12 @@ double output_energy(const at::Tensor& E, const at::Tensor& gram) {
   return at::matmul(e, gram).mul_(e).sum().item<double>();
 }
 
-int64_t rank_for(double rank_frac, const WeightInfo& w) {
-  double r = std::floor(rank_frac * w.dense_cost() / double(w.m + w.n) + 1e-9);
-  return std::clamp<int64_t>(int64_t(r), 1, w.max_rank);
-}
-
 }  // namespace
+
+int64_t WeightInfo::rank_for(double rank_frac) const {
+  double r = std::floor(rank_frac * dense_cost() / double(m + n) + 1e-9);
+  return std::clamp<int64_t>(int64_t(r), 1, max_rank);
+}
 
 SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts)
     : dense_(dense), cache_(cache), stats_(stats), opts_(std::move(opts)) {
@@ -94,7 +94,7 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
   dense_after_.assign(N + 1, 0.0);
   for (size_t i = N; i-- > 0;) {
     const WeightInfo& w = weights_[i];
-    cheapest_after_[i] = cheapest_after_[i + 1] + double(rank_for(opts_.min_rank_frac, w) * (w.m + w.n));
+    cheapest_after_[i] = cheapest_after_[i + 1] + double(w.rank_for(opts_.min_rank_frac) * (w.m + w.n));
     dense_after_[i] = dense_after_[i + 1] + w.dense_cost();
     dense_params_ += w.dense_cost();
   }
@@ -155,7 +155,7 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   applied.method = std::clamp(a.method, 0, int(opts_.methods.size()) - 1);
   applied.select = std::clamp(a.select, 0, int(opts_.selects.size()) - 1);
   std::string method = opts_.methods[applied.method];
-  int64_t rank = rank_for(std::clamp(a.rank_frac, 1e-6, 1.0), w);
+  int64_t rank = w.rank_for(std::clamp(a.rank_frac, 1e-6, 1.0));
   if (method == "dense" && w.dense_cost() > hi) {  // dense does not fit: factor it
     auto it = std::find_if(opts_.methods.begin(), opts_.methods.end(), [](const std::string& s) { return s != "dense"; });
     check(it != opts_.methods.end(), "", "keep < 1 needs at least one factoring method");

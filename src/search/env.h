@@ -55,6 +55,8 @@ struct WeightInfo {
   double output_energy = 0.0;                // ‖WX‖² over the calibration tokens
   double energy_share = 0.0;                 // ‖WX‖² / Σ over weights of the same type
   double dense_cost() const { return double(m) * double(n); }
+  // The rank a rank fraction means: ⌊ρ·m·n/(m+n)⌋ in [1, max_rank] (what every plan decodes to).
+  int64_t rank_for(double rank_frac) const;
 };
 
 class SearchEnv {
