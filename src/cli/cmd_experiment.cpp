@@ -20,7 +20,7 @@ Command add_experiment(CLI::App& app, Common& common) {
   auto f = std::make_shared<ExperimentFlags>();
   CLI::App* sub = app.add_subcommand(
       "experiment",
-      "Run a sweep described by FILE.json {name, model, tokenizer?, calib, calib_tokens, ctx, data (a split\n"
+      "Run a sweep described by FILE.json {name, model, tokenizer?, calib, heldout?, calib_tokens, ctx, data (a split\n"
       "directory), keeps, agents (names, or a list of name lists), seeds, episodes, extra_args (search flags)}:\n"
       "one `rankrl search` per keep × agent set × seed into OUT_ROOT/<name>/<keep>-<seed>/ (in-process;\n"
       "finished cells are skipped, checkpointed ones resumed), then OUT_ROOT/<name>/summary.csv (one row per\n"
@@ -33,7 +33,7 @@ Command add_experiment(CLI::App& app, Common& common) {
   return {sub, [f, &common] {
             ExperimentSpec spec = read_experiment(f->file);
             nlohmann::json r = f->summarize_only ? summarize_experiment(spec, f->out_root)
-                                                 : run_experiment(spec, f->out_root, common.threads);
+                                                 : run_experiment(spec, f->out_root);
             info("wrote " + r["csv"].get<std::string>() + " and " + r["md"].get<std::string>());
             if (common.json) print_json(r);
             else std::printf("%s", read_file(r["md"].get<std::string>()).c_str());

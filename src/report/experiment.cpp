@@ -168,8 +168,8 @@ std::vector<ExperimentCell> experiment_cells(const ExperimentSpec& spec, const s
   return cells;
 }
 
-json run_experiment(const ExperimentSpec& spec, const std::string& out_root, int threads) {
-  (void)threads;  // the caller has set the thread count; recorded in each results.json
+// The caller has set the thread count (recorded in each results.json).
+json run_experiment(const ExperimentSpec& spec, const std::string& out_root) {
   std::vector<ExperimentCell> cells = experiment_cells(spec, out_root);
   fs::create_directories(out_root + "/" + spec.name);
   int64_t ran = 0, skipped = 0, resumed = 0;

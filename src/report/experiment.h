@@ -36,7 +36,7 @@ std::vector<ExperimentCell> experiment_cells(const ExperimentSpec& spec, const s
 
 // Runs every cell that has no results.json yet, then aggregates. Returns summarize_experiment's
 // object plus {"ran", "skipped", "resumed"}.
-nlohmann::json run_experiment(const ExperimentSpec& spec, const std::string& out_root, int threads);
+nlohmann::json run_experiment(const ExperimentSpec& spec, const std::string& out_root);
 
 // Aggregation only (every cell must have results.json). Writes summary.csv / summary.md and
 // returns {"name", "cells", "csv", "md", "groups": [{keep, agents, approach, n, <metric>: {mean,
