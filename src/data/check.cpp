@@ -226,8 +226,11 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
   std::ostringstream out;
   for (const FileCheck& f : r.files) {
     out << f.file << ": " << f.items << " items (";
-    bool first = true;
-    for (const auto& [k, n] : f.kinds) out << (first ? "" : ", ") << "kind " << k << ": " << n, first = false;
+    const char* sep = "";
+    for (const auto& [k, n] : f.kinds) {
+      out << sep << "kind " << k << ": " << n;
+      sep = ", ";
+    }
     out << "); gold positions";
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
