@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -264,7 +265,7 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   // --heldout: a short text, so perplexity covers all of it, as `rankrl eval --text` does.
   std::string text = test::read_text(data_file(kVal)).substr(0, 2000);
   test::write_text(dir.file("heldout.txt"), text.substr(0, text.rfind(' ')));
-  test::CliResult r = test::run_cli(args("run", "--json -q --heldout " + dir.file("heldout.txt")));
+  test::CliResult r = test::run_cli(args("run", "--json -q --promote 3 --baseline-evaluations 5 --heldout " + dir.file("heldout.txt")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json res = json::parse(r.out);
   EXPECT_EQ(res, read_json(dir.file("run/results.json")));
@@ -276,9 +277,31 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   }
   for (const char* n : {"uniform:svd", "uniform:asvd", "uniform:svdllm", "svdllm2", "sensitivity", "ppo", "random", "evolution"})
     EXPECT_TRUE(names.count(n)) << n;
-  // PPO: 6 episodes + the greedy plan; random and evolution get the same number of evaluations.
-  for (const auto& a : res["approaches"])
-    if (a["name"] == "ppo" || a["name"] == "random" || a["name"] == "evolution") EXPECT_EQ(a["evaluations"], 7) << a["name"];
+  // PPO trains on the KL surrogate (6 episodes + the greedy plan) and scores its 3 best on RkD;
+  // random and evolution get --baseline-evaluations, more than the agent's.
+  for (const auto& a : res["approaches"]) {
+    if (a["name"] == "ppo") EXPECT_EQ(a["evaluations"], 3);
+    EXPECT_EQ(a["surrogate_evaluations"], a["name"] == "ppo" ? 7 : 0) << a["name"];
+    if (a["name"] == "random" || a["name"] == "evolution") EXPECT_EQ(a["evaluations"], 5) << a["name"];
+  }
+  // The promoted plans are the best 3 distinct training plans by surrogate (= −KL), best first.
+  std::vector<double> trained, promoted;
+  std::set<std::string> seen;
+  std::ifstream log(dir.file("run/log.jsonl"));
+  for (std::string line; std::getline(log, line);) {
+    json j = json::parse(line);
+    if (j["approach"] != "ppo") continue;
+    if (j.contains("kl")) {
+      EXPECT_DOUBLE_EQ(j["surrogate"].get<double>(), -j["kl"].get<double>());
+      EXPECT_GT(j["kl"].get<double>(), 0.0);
+      if (seen.insert(j["actions"].dump()).second) trained.push_back(j["surrogate"]);
+    } else {
+      promoted.push_back(j["surrogate"]);
+    }
+  }
+  std::sort(trained.rbegin(), trained.rend());
+  ASSERT_GE(trained.size(), 3u);
+  EXPECT_EQ(promoted, std::vector<double>(trained.begin(), trained.begin() + 3));
   // Savings: every training evaluation scored 8 of the 16 RkD items; arc_easy contexts are
   // shared by 4 choices, so sharing saves between 0 and 3/4 of the tokens.
   const json& sv = res["savings"];
@@ -323,6 +346,24 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
   EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+  // Killed after the 10th checkpoint: 6 episodes, the greedy plan, then the first promoted plan's RkD score.
+  ASSERT_EQ(test::run_cli(args("promo", fast + " --abort-after 10")).exit_code, 3);
+  test::CliResult again = test::run_cli(args("promo", fast + " --resume"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("promo/plan.json")));
+  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("promo/log.jsonl")));
+}
+
+TEST_F(SearchCli, SurrogateNoneScoresEveryEpisodeOnRkd) {
+  test::CliResult r = test::run_cli(args("rkd", "--json -q --surrogate none --baselines uniform,random --methods dense,svdllm"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json res = json::parse(r.out);
+  // PPO: 6 episodes + the greedy plan, each one RkD evaluation; random gets as many.
+  for (const auto& a : res["approaches"]) {
+    EXPECT_EQ(a["surrogate_evaluations"], 0) << a["name"];
+    if (a["name"] == "ppo" || a["name"] == "random") EXPECT_EQ(a["evaluations"], 7) << a["name"];
+  }
+  EXPECT_EQ(res["timing"]["surrogate_evaluations"], 0);
 }
 
 TEST_F(SearchCli, KillNineHalfwayThenResumeGivesTheSamePlan) {
@@ -359,6 +400,8 @@ TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
       {{}, "--resume", "nothing to resume", 1},
       {{{"--rkd", dir.file("empty.jsonl")}}, "", "empty.jsonl", 1},
       {{{"--methods", "dense,svd,bogus"}}, "", "bogus", 1},
+      {{{"--surrogate", "mse"}}, "", "unknown --surrogate 'mse'", 2},
+      {{{"--promote", "0"}}, "", "--promote", 2},
   };
   for (const Case& c : cases) {
     test::CliResult r = test::run_cli(args("bad", c.extra, c.overrides));

@@ -25,8 +25,13 @@ const char* kDescription =
     "          summed log-likelihoods; acc = accuracy; nll = minus the mean NLL of the calibration tokens.\n"
     "  A plan with non-finite scores gets -10. --shaping S adds -S * (relative output error of each\n"
     "  decision on the calibration data) at every step.\n"
+    "Agents train on a surrogate by default (--surrogate kl): reward = -KL(dense || compressed), the mean\n"
+    "  over --surrogate-tokens calibration tokens of the next-token KL divergence (nats/token), plus the same\n"
+    "  size term; it scores no RkD item. The agent's --promote best plans by surrogate are then scored with\n"
+    "  the RkD reward above, and only those count as its RkD evaluations. --surrogate none: RkD every episode.\n"
     "Baselines: uniform (every method), svdllm2 (SVD-LLM v2 loss-based allocation), sensitivity (ASVD-style\n"
-    "table + threshold search), random and evolution (as many evaluations as the agents).\n"
+    "table + threshold search), random and evolution (as many RkD evaluations as the agents, at least\n"
+    "--baseline-evaluations).\n"
     "Every approach's best plans are re-scored on all of RkD; the finalists are compared on VRkD; the test\n"
     "split is only reported. OUT: plan.json, model/, plans/, log.jsonl, results.json, checkpoint/.\n"
     "Interrupted runs continue with --resume (same flags and threads give the same plan).";
@@ -64,6 +69,11 @@ Command add_search(CLI::App& app, Common& common) {
   sub->add_option("--reward", o.reward.kind, "Reward metric: margin | acc | nll");
   sub->add_option("--size-weight", o.reward.size_weight, "Weight of the size term");
   sub->add_option("--shaping", o.shaping, "Per-step shaping weight (0 = terminal reward only)");
+  sub->add_option("--surrogate", o.surrogate, "What agents train on: kl (surrogate, default) | none (RkD reward)");
+  sub->add_option("--surrogate-tokens", o.surrogate_tokens, "Calibration tokens the KL surrogate scores");
+  sub->add_option("--promote", o.promote, "Agent plans (best by surrogate) scored on RkD");
+  sub->add_option("--baseline-evaluations", o.baseline_evaluations,
+                  "Least RkD evaluations of random and evolution (default: as many as the agents)");
   sub->add_option("--reward-items", o.reward_items, "RkD items per training evaluation (0 = all)");
   sub->add_option("--finalists", o.finalists, "Best plans per approach compared on VRkD");
   sub->add_option("--sensitivity-grid", o.sensitivity_grid, "Rank fractions per weight in the sensitivity table");

@@ -47,6 +47,10 @@ const std::map<std::string, Setter>& setters() {
       {"entropy", [](SearchOptions& o, const std::string& v) { o.agent.entropy = std::stod(v); }},
       {"init-std", [](SearchOptions& o, const std::string& v) { o.agent.init_std = std::stod(v); }},
       {"prior-method", [](SearchOptions& o, const std::string& v) { o.prior_method = v; }},
+      {"surrogate", [](SearchOptions& o, const std::string& v) { o.surrogate = v; }},
+      {"surrogate-tokens", [](SearchOptions& o, const std::string& v) { o.surrogate_tokens = std::stoll(v); }},
+      {"promote", [](SearchOptions& o, const std::string& v) { o.promote = std::stoll(v); }},
+      {"baseline-evaluations", [](SearchOptions& o, const std::string& v) { o.baseline_evaluations = std::stoll(v); }},
       {"factor-cache", [](SearchOptions& o, const std::string& v) { o.factor_cache = v; }},
       // Testing aid, as search's hidden --abort-after: exit(3) after N checkpoints of a cell.
       {"abort-after", [](SearchOptions& o, const std::string& v) { o.abort_after_checkpoints = std::stoll(v); }},

@@ -351,6 +351,7 @@ struct LogEntry {
   std::string approach;
   double reward = 0, best = 0;
   bool probe = false;
+  bool surrogate = false;  // an agent's training episode on the surrogate (−KL), not an RkD reward
 };
 
 std::vector<LogEntry> read_log(const std::string& path) {
@@ -364,10 +365,12 @@ std::vector<LogEntry> read_log(const std::string& path) {
     json j = json::parse(line, nullptr, false);
     check(!j.is_discarded() && j.is_object(), path, where + "not a JSON object");
     check(j.contains("approach") && j["approach"].is_string(), path, where + "missing 'approach'");
-    check(j.contains("reward") && j["reward"].is_number(), path, where + "missing numeric 'reward'");
     LogEntry e;
+    e.surrogate = j.contains("surrogate") && !j.contains("reward");
+    const char* key = e.surrogate ? "surrogate" : "reward";
+    check(j.contains(key) && j[key].is_number(), path, where + "missing numeric '" + key + "'");
     e.approach = j["approach"];
-    e.reward = j["reward"];
+    e.reward = j[key];
     e.best = j.contains("best") && j["best"].is_number() ? j["best"].get<double>() : e.reward;
     e.probe = j.contains("probe_weight");
     log.push_back(e);
@@ -567,13 +570,19 @@ Rendered render_unchecked(const std::string& out) {
   std::map<std::string, std::string> colour = {{"dense", kPalette[0]}};
   for (const json& a : res["approaches"]) colour.emplace(a["name"].get<std::string>(), kPalette[colour.size() % kPalette.size()]);
   for (const std::string& n : curve_names) colour.emplace(n, kPalette[colour.size() % kPalette.size()]);
-  std::vector<Series> reward, best;
+  std::vector<Series> reward, best, surrogate;
+  for (size_t i = 0; i < curve_names.size(); ++i) {
+    Series g{curve_names[i], {}, colour[curve_names[i]], false, 1.2};
+    for (const LogEntry& e : log)
+      if (e.approach == curve_names[i] && e.surrogate) g.points.push_back({double(g.points.size() + 1), e.reward});
+    if (!g.points.empty()) surrogate.push_back(g);
+  }
   for (size_t i = 0; i < curve_names.size(); ++i) {
     Series s{curve_names[i], {}, colour[curve_names[i]], false, 1.2};
     Series b{curve_names[i], {}, s.color, curve_names[i] == "random" || curve_names[i] == "evolution", 2.0};
     double run = -INFINITY;
     for (const LogEntry& e : log)
-      if (e.approach == curve_names[i] && !e.probe) {
+      if (e.approach == curve_names[i] && !e.probe && !e.surrogate) {
         double x = double(s.points.size() + 1);
         s.points.push_back({x, e.reward});
         run = std::max(run, e.reward);
@@ -592,6 +601,12 @@ Rendered render_unchecked(const std::string& out) {
          << "<figcaption>Running maximum of the reward (dashed: random and evolution baselines).</figcaption></figure>\n";
     r.charts.push_back("chart-reward");
     r.charts.push_back("chart-best");
+  }
+  if (!surrogate.empty()) {
+    body << "<figure>" << line_chart("chart-surrogate", "Agent training reward (surrogate)", "episode", "-KL(dense || plan)", surrogate)
+         << "<figcaption>The agents' training reward per episode: minus the KL divergence from the dense model on the "
+            "calibration text (nats/token). Their best plans by this reward are then scored on RkD (the curves above).</figcaption></figure>\n";
+    r.charts.push_back("chart-surrogate");
   }
   // Quality vs size.
   std::vector<LabeledPoint> qs;

@@ -87,6 +87,37 @@ double SearchContext::score(ApproachState& st, const std::vector<Action>& action
   return score_plan(st, plan, env.applied(), std::move(log_extra));
 }
 
+double SearchContext::score_surrogate(ApproachState& st, const std::vector<Action>& actions,
+                                      nlohmann::json log_extra) {
+  auto start = std::chrono::steady_clock::now();
+  Plan plan = env.decode(actions);
+  const double cost = env.plan_cost(plan);
+  double kl = 0.0;
+  const double reward = evaluator.surrogate(plan, cost, env.budget(), env.dense_params(), &kl);
+  st.extra["surrogate_evaluations"] = st.extra.value("surrogate_evaluations", 0) + 1;
+  nlohmann::json& pool = st.extra["pool"];
+  if (!pool.is_array()) pool = nlohmann::json::array();
+  const std::string key = plan_to_json(plan).dump();
+  bool known = false;
+  for (const auto& p : pool) known = known || p.at("key").get<std::string>() == key;
+  if (!known) {
+    size_t pos = 0;
+    while (pos < pool.size() && pool[pos].at("reward").get<double>() >= reward) ++pos;
+    if (int64_t(pos) < pool_size) {
+      nlohmann::json entry = {{"reward", reward}, {"key", key}, {"actions", actions_to_json(env.applied())}};
+      pool.insert(pool.begin() + pos, std::move(entry));
+      if (int64_t(pool.size()) > pool_size) pool.erase(pool.end() - 1);
+    }
+  }
+  nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"surrogate", reward}, {"kl", kl},
+                         {"best_surrogate", pool.empty() ? reward : pool[0].at("reward").get<double>()},
+                         {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
+                         {"actions", actions_to_json(env.applied())}, {"seconds", seconds_since(start)}};
+  for (auto& [k, v] : log_extra.items()) line[k] = v;
+  log.append(line);
+  return reward;
+}
+
 double SearchContext::score_plan(ApproachState& st, const Plan& plan, const std::vector<Action>& actions,
                                  nlohmann::json log_extra) {
   auto start = std::chrono::steady_clock::now();

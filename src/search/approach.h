@@ -63,10 +63,15 @@ struct SearchContext {
   int64_t budget_units = 0;    // evaluations for random and evolutionary search
   RunLog& log;
   std::function<void()> checkpoint;  // saves every approach's state and the engine
+  int64_t pool_size = 16;      // plans an agent keeps by surrogate reward (promoted to RkD)
 
   // Evaluates `actions` (decoded through the env's budget clip) on the reward subset, keeps the
   // candidate when it is among the best, logs one line and counts the evaluation.
   double score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
+  // A training evaluation on the surrogate (evaluator.surrogate: −KL on the calibration text; no
+  // RkD item). The plan joins st.extra["pool"] (the best pool_size distinct plans by surrogate
+  // reward, best first, as applied actions) when it is good enough; logs one line.
+  double score_surrogate(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
   // The same for a plan built directly (no budget clip): sensitivity probes.
   double score_plan(ApproachState& st, const Plan& plan, const std::vector<Action>& actions,
                     nlohmann::json log_extra = {});

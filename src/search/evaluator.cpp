@@ -12,6 +12,7 @@
 #include "compress/factor_cache.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "eval/divergence.h"
 #include "eval/perplexity.h"
 #include "eval/ranking_batch.h"
 #include "model/transformer.h"
@@ -117,6 +118,32 @@ double PlanEvaluator::reward(const Plan& plan, const std::vector<size_t>& subset
                : reward_.kind == "nll" ? -(c.nll - d.nll)
                                        : c.margin - d.margin;
   return delta + reward_.size_weight * (budget - cost) / dense_cost;
+}
+
+void PlanEvaluator::enable_surrogate(const std::vector<int32_t>& ids, int64_t ctx) {
+  divergence_ = std::make_unique<DivergenceScorer>(dense_, ids, ctx);
+}
+
+int64_t PlanEvaluator::surrogate_tokens() const { return divergence_ ? divergence_->tokens() : 0; }
+
+double PlanEvaluator::surrogate(const Plan& plan, double cost, double budget, double dense_cost, double* kl) {
+  check(divergence_ != nullptr, "", "internal: surrogate() before enable_surrogate()");
+  std::string key = plan_to_json(plan).dump();
+  auto it = kl_memo_.find(key);
+  double d = 0.0;
+  if (it != kl_memo_.end()) {
+    counters_.memo_hits++;
+    d = it->second;
+  } else {
+    const Transformer& net = apply(plan);
+    auto start = std::chrono::steady_clock::now();
+    d = kl_memo_[key] = divergence_->kl(net);
+    counters_.surrogate_evaluations++;
+    counters_.surrogate_seconds += seconds_since(start);
+  }
+  if (kl) *kl = d;
+  if (!std::isfinite(d)) return -reward_.nonfinite_penalty;
+  return -d + reward_.size_weight * (budget - cost) / dense_cost;
 }
 
 }  // namespace rankrl

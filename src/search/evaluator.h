@@ -9,6 +9,8 @@
 // where metric is the mean gold-choice margin (log-softmax of the gold choice's summed
 // log-likelihood among the choices; default), accuracy ("acc"), or minus the mean NLL per token
 // of the reward text ("nll"); a plan whose scores are not finite gets −nonfinite_penalty instead.
+// The agents may instead train on a surrogate, −KL(dense ‖ compressed) on the calibration text
+// (see surrogate()), and spend RkD evaluations only on the plans it promotes.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -23,6 +25,7 @@ namespace rankrl {
 
 struct CalibStats;
 class FactorCache;
+class DivergenceScorer;
 class RankingScorer;
 class Tokenizer;
 class Transformer;
@@ -42,6 +45,8 @@ struct EvalCounters {
   int64_t items_scored = 0;  // items those evaluations scored
   int64_t memo_hits = 0;
   int64_t subset_evaluations = 0, subset_items = 0;  // training evaluations on the reward subset
+  int64_t surrogate_evaluations = 0;                  // KL evaluations (no RkD item)
+  double surrogate_seconds = 0.0;
   double forward_seconds = 0.0, apply_seconds = 0.0;
 };
 
@@ -65,6 +70,13 @@ class PlanEvaluator {
   // reward(plan) on RkD items `subset` (see the header comment).
   double reward(const Plan& plan, const std::vector<size_t>& subset, double cost, double budget,
                 double dense_cost, RankMetrics* metrics = nullptr);
+  // The surrogate reward (search --surrogate kl): −KL(dense ‖ plan) in nats per token on `ids`
+  // (the calibration text) plus the same size term; no RkD item is scored. Call enable_surrogate
+  // first. Non-finite → −nonfinite_penalty.
+  void enable_surrogate(const std::vector<int32_t>& ids, int64_t ctx);
+  bool has_surrogate() const { return divergence_ != nullptr; }
+  int64_t surrogate_tokens() const;
+  double surrogate(const Plan& plan, double cost, double budget, double dense_cost, double* kl = nullptr);
   // The working model under `plan` (valid until the next call).
   Transformer& apply(const Plan& plan);
 
@@ -86,7 +98,9 @@ class PlanEvaluator {
   RewardOptions reward_;
   std::vector<int32_t> nll_ids_;
   int64_t ctx_;
+  std::unique_ptr<DivergenceScorer> divergence_;
   std::map<std::string, RankMetrics> memo_;
+  std::map<std::string, double> kl_memo_;
   EvalCounters counters_;
 };
 

@@ -53,7 +53,8 @@ std::string fingerprint(const SearchOptions& o, const std::string& model_id) {
             {"calib", o.stats.calib_file}, {"calib_tokens", o.stats.calib_tokens}, {"ctx", o.stats.ctx},
             {"stats", o.stats.stats_file}, {"rkd", o.rkd}, {"limit", o.limit}, {"heldout", o.heldout_file},
             {"lr", o.agent.lr}, {"hidden", o.agent.hidden}, {"epu", o.agent.episodes_per_update},
-            {"prior", o.prior_method}, {"threads", at::get_num_threads()}};
+            {"prior", o.prior_method}, {"surrogate", o.surrogate}, {"surrogate_tokens", o.surrogate_tokens},
+            {"promote", o.promote}, {"baseline_evaluations", o.baseline_evaluations}, {"threads", at::get_num_threads()}};
   return j.dump();
 }
 
@@ -100,6 +101,7 @@ class SearchRun {
   void checkpoint();
   void run_approaches(SearchContext& ctx);
   void run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind);
+  void promote(SearchContext& ctx, ApproachState& st);
   Finalist finalize(const ApproachState& st);
   json dense_row();
   nlohmann::json savings_json(const EvalCounters& c) const;
@@ -177,9 +179,16 @@ void SearchRun::setup() {
   env.step_errors = o_.shaping != 0.0;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
+  std::vector<int32_t> surrogate_text;
+  if (o_.surrogate == "kl") {
+    check(!reward_text.empty(), "", "--surrogate kl needs --calib FILE (the text its KL is measured on)");
+    const int64_t n = std::min<int64_t>(o_.surrogate_tokens, int64_t(reward_text.size()));
+    surrogate_text.assign(reward_text.begin(), reward_text.begin() + n);
+  }
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd),
                                                std::move(vrkd), std::move(test), o_.reward, std::move(reward_text),
                                                o_.stats.ctx > 0 ? o_.stats.ctx : 256);
+  if (!surrogate_text.empty()) evaluator_->enable_surrogate(surrogate_text, o_.stats.ctx > 0 ? o_.stats.ctx : 256);
   // The reward subset: a seeded shuffle of RkD, its first reward_items.
   std::vector<size_t> order(evaluator_->size(Split::rkd));
   std::iota(order.begin(), order.end(), 0);
@@ -220,6 +229,7 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
   Agent& agent = *agents_.at(kind);
   if (st.done) return;
   SearchEnv& env = ctx.env;
+  const bool surrogate = evaluator_->has_surrogate();
   Progress progress(st.name, o_.episodes, "episodes");
   progress.advance(st.units);
   while (st.units < o_.episodes) {
@@ -235,7 +245,8 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
     }
     std::vector<Action> requested;
     for (const StepRecord& r : episode) requested.push_back(r.action);
-    episode.back().reward += ctx.score(st, requested, {{"update", agent.last_update()}});
+    json extra = {{"update", agent.last_update()}};
+    episode.back().reward += surrogate ? ctx.score_surrogate(st, requested, extra) : ctx.score(st, requested, extra);
     agent.finish_episode(std::move(episode));
     st.units++;
     st.seconds += seconds_since(start);
@@ -253,10 +264,40 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
     greedy.push_back(agent.act(s, rng_, rec, true));
     s = env.step(greedy.back());
   }
-  ctx.score(st, greedy, {{"greedy", true}});
-  st.seconds += seconds_since(start);
+  if (surrogate) {
+    if (!st.extra.contains("promoted")) {
+      ctx.score_surrogate(st, greedy, {{"greedy", true}});
+      st.extra["promoted"] = 0;
+      st.seconds += seconds_since(start);
+      checkpoint();
+    }
+    promote(ctx, st);
+  } else {
+    ctx.score(st, greedy, {{"greedy", true}});
+    st.seconds += seconds_since(start);
+  }
   st.done = true;
   checkpoint();
+}
+
+// The agent's best plans by surrogate, best first, each scored on the RkD reward (one RkD
+// evaluation each, checkpointed after each), so its candidates compete on RkD like every other
+// approach's.
+void SearchRun::promote(SearchContext& ctx, ApproachState& st) {
+  const json& pool = st.extra.at("pool");
+  const int64_t n = std::min<int64_t>(o_.promote, int64_t(pool.size()));
+  Progress progress(st.name + " promote", n, "plans");
+  progress.advance(st.extra.at("promoted").get<int64_t>());
+  for (int64_t i = st.extra.at("promoted"); i < n; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    ctx.score(st, actions_from_json(pool[size_t(i)].at("actions")),
+              {{"promoted", i}, {"surrogate", pool[size_t(i)].at("reward")}});
+    st.extra["promoted"] = i + 1;
+    st.seconds += seconds_since(start);
+    progress.advance();
+    checkpoint();
+  }
+  progress.finish();
 }
 
 void SearchRun::run_approaches(SearchContext& ctx) {
@@ -284,7 +325,7 @@ void SearchRun::run_approaches(SearchContext& ctx) {
     run_agent(ctx, state(kind), kind);
     agent_evaluations = std::max(agent_evaluations, state(kind).evaluations);
   }
-  ctx.budget_units = agent_evaluations > 0 ? agent_evaluations : o_.episodes + 1;
+  ctx.budget_units = std::max(agent_evaluations > 0 ? agent_evaluations : o_.episodes + 1, o_.baseline_evaluations);
   if (has("random")) run_random(ctx, state("random"));
   if (has("evolution")) run_evolution(ctx, state("evolution"), best_uniform_state->top.front().actions);
 }
@@ -353,7 +394,8 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
     std::string file = f.name;
     std::replace(file.begin(), file.end(), ':', '-');
     write_plan(o_.out + "/plans/" + file + ".json", f.chosen.plan);
-    approaches.push_back({{"name", f.name}, {"evaluations", st.evaluations}, {"seconds", st.seconds},
+    approaches.push_back({{"name", f.name}, {"evaluations", st.evaluations},
+                          {"surrogate_evaluations", st.extra.value("surrogate_evaluations", 0)}, {"seconds", st.seconds},
                           {"rkd", metrics_json(f.rkd)}, {"vrkd", metrics_json(f.vrkd)}, {"test", metrics_json(f.test)},
                           {"heldout_ppl", f.heldout_ppl}, {"linear_params", f.params.linear},
                           {"keep_actual", f.cost / env_->dense_params()}, {"total_params", f.params.total},
@@ -366,13 +408,16 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
       {"seed", o_.seed}, {"threads", at::get_num_threads()}, {"model", o_.model}, {"keep", o_.env.keep},
       {"methods", o_.env.methods}, {"selects", o_.env.selects}, {"agents", o_.agents}, {"episodes", o_.episodes},
       {"reward", {{"kind", o_.reward.kind}, {"size_weight", o_.reward.size_weight}, {"shaping", o_.shaping},
-                  {"items_per_evaluation", subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size()}}},
+                  {"items_per_evaluation", subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size()},
+                  {"agent_surrogate", o_.surrogate}, {"surrogate_tokens", evaluator_->surrogate_tokens()},
+                  {"promote", o_.promote}}},
       {"splits", {{"rkd", evaluator_->size(Split::rkd)}, {"vrkd", evaluator_->size(Split::vrkd)}, {"test", evaluator_->size(Split::test)}}},
       {"heldout_tokens", heldout_.size()}, {"dense", dense_row()}, {"approaches", approaches}, {"chosen", best.name},
       {"timing", {{"seconds", seconds}, {"setup_seconds", setup_seconds_}, {"decompose_seconds", cache_->seconds()},
                   {"factorizations_loaded", factors_loaded_},
                   {"calibration_seconds", stats_.seconds}, {"evaluations", c.evaluations},
                   {"items_scored", c.items_scored}, {"memo_hits", c.memo_hits},
+                  {"surrogate_evaluations", c.surrogate_evaluations}, {"surrogate_seconds", c.surrogate_seconds},
                   {"forward_seconds", c.forward_seconds}, {"apply_seconds", c.apply_seconds},
                   {"evaluations_per_second", c.forward_seconds > 0 ? c.evaluations / c.forward_seconds : 0.0},
                   {"forward_share", seconds > 0 ? c.forward_seconds / seconds : 0.0}}},
@@ -420,7 +465,7 @@ json SearchRun::run() {
   }
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
   SearchContext ctx{*env_, *evaluator_, rng_, subset_, std::max<int64_t>(o_.finalists, 1), 0, *log_,
-                    [this] { checkpoint(); }};
+                    [this] { checkpoint(); }, std::max<int64_t>(o_.promote, 1)};
   run_approaches(ctx);
   std::vector<Finalist> finals;
   Progress progress("final evaluation", int64_t(states_.size()), "approaches");
@@ -450,6 +495,9 @@ std::vector<std::string> split_list(const std::string& s) {
 json run_search(const SearchOptions& opts) {
   check(opts.episodes >= 1, "", "--episodes must be at least 1");
   check(!opts.agents.empty(), "", "--agent needs at least one agent");
+  if (opts.surrogate != "kl" && opts.surrogate != "none") throw usage_error("unknown --surrogate '" + opts.surrogate + "' (kl, none)");
+  if (opts.surrogate == "kl" && (opts.promote < 1 || opts.surrogate_tokens < 2))
+    throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
   const std::vector<std::string> agents = known_agents();
   for (const std::string& a : opts.agents)
     if (std::find(agents.begin(), agents.end(), a) == agents.end()) {

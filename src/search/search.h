@@ -38,6 +38,14 @@ struct SearchOptions {
   // The method the initial policy prefers: "auto" = the factoring method with the lowest mean
   // closed-form output error over the weights (no RkD evaluation), "none", or a --methods name.
   std::string prior_method = "auto";
+  // What agents train on: "kl" = the surrogate −KL(dense ‖ plan) on the first surrogate_tokens of
+  // the calibration text (no RkD item; then their best `promote` plans by surrogate are scored on
+  // the RkD reward), or "none" = the RkD reward every episode.
+  std::string surrogate = "kl";
+  int64_t surrogate_tokens = 2048;
+  int64_t promote = 12;
+  // RkD evaluations of random and evolutionary search: the agents' RkD evaluations, at least this.
+  int64_t baseline_evaluations = 0;
   int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
   int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
   std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution"};
