@@ -16,7 +16,8 @@ mode=--force; [ "${1:-}" = "--resume" ] && mode=--resume
 ./build/rankrl search --model $M --keep 0.6 \
   --calib $M/calib.txt --calib-tokens 4096 --ctx 256 --heldout $M/heldout.txt --heldout-tokens 8192 \
   --rkd $M/ranking --vrkd $M/ranking --test $M/ranking --limit 100 \
-  --agent ppo --episodes 16 --reward-items 24 --finalists 1 --sensitivity-grid 1 \
+  --agent ppo --episodes 120 --surrogate-tokens 1024 --promote 8 --baseline-evaluations 17 \
+  --reward-items 24 --finalists 1 --sensitivity-grid 1 \
   --seed 1 --out demo-out/search $mode
 echo "demo: finished in $(( $(date +%s) - start )) s"
 echo "demo: report $(pwd)/demo-out/search/report.html (tables: demo-out/search/report.md; compressed model: demo-out/search/model)"

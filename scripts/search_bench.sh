@@ -3,6 +3,8 @@
 # from the TinyStories file by `rankrl data build`, every approach in one `rankrl search` run.
 # Prints one markdown table per run and a summary: the agent's test-margin drop and held-out
 # perplexity increase over the dense model, next to the best baseline's (lowest on test).
+# evolution-kl (when in --baselines) is an ablation, not one of the baselines: it is
+# printed but never counted as the best baseline.
 # Usage: scripts/search_bench.sh [build-dir] [keeps] [seeds] [extra search flags...] > bench.md
 set -euo pipefail
 BUILD=${1:-build}
@@ -35,15 +37,17 @@ for path in sorted(glob.glob(os.path.join(work, "search-*/results.json"))):
     keep, seed = os.path.basename(os.path.dirname(path)).split("-")[1:]
     d = r["dense"]
     print(f"\n### keep {keep}, seed {seed} ({times.get((keep, seed), '?')} s wall; dense test margin {d['test']['margin']:.3f}, ppl {d['heldout_ppl']:.2f})\n")
-    print("| approach | evals | s | RkD margin | VRkD margin | test margin | test drop | test acc | ppl | keep |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| approach | RkD evals | KL evals | s | RkD margin | VRkD margin | test margin | test drop | test acc | ppl | KL | keep |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     agents = set(r["agents"])
+    ablations = {"evolution-kl"}
     best_base = None
     for a in r["approaches"]:
         drop = d["test"]["margin"] - a["test"]["margin"]
-        print(f"| {a['name']} | {a['evaluations']} | {a['seconds']:.0f} | {a['rkd']['margin']:.3f} | {a['vrkd']['margin']:.3f} | "
-              f"{a['test']['margin']:.3f} | {drop:.3f} | {a['test']['acc']:.3f} | {a['heldout_ppl']:.2f} | {a['keep_actual']:.4f} |")
-        if a["name"] not in agents and (best_base is None or drop < best_base[1]):
+        kl = a.get("surrogate_kl")
+        print(f"| {a['name']} | {a['evaluations']} | {a.get('surrogate_evaluations', 0)} | {a['seconds']:.0f} | {a['rkd']['margin']:.3f} | {a['vrkd']['margin']:.3f} | "
+              f"{a['test']['margin']:.3f} | {drop:.3f} | {a['test']['acc']:.3f} | {a['heldout_ppl']:.2f} | {'-' if kl is None else f'{kl:.3f}'} | {a['keep_actual']:.4f} |")
+        if a["name"] not in agents and a["name"] not in ablations and (best_base is None or drop < best_base[1]):
             best_base = (a["name"], drop, a["heldout_ppl"] - d["heldout_ppl"])
     for a in r["approaches"]:
         if a["name"] in agents:

@@ -133,6 +133,24 @@ TEST_F(EnvFixture, FeaturesAreTheClosedFormTruncationErrors) {
 
 // The agent's default prior: the factoring method with the lowest mean output error at half the
 // largest saving rank, recomputed here from relative_error (W − A·B against the Gram matrix).
+TEST_F(EnvFixture, RelativeRankFractionScalesByTheKeepTheRestMustMeet) {
+  EnvOptions o;
+  o.keep = 0.6;
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  const auto& ws = env.weights();
+  double total = 0.0;
+  for (const auto& w : ws) total += w.dense_cost();
+  env.reset();
+  EXPECT_NEAR(env.relative_rank_frac(0.6), 0.6, 1e-12);  // nothing spent yet: need = keep
+  EXPECT_NEAR(env.relative_rank_frac(0.3), 0.3, 1e-12);
+  env.step(Action{0, 1.0, 0});  // "dense" for the first weight (fits the budget)
+  ASSERT_EQ(env.plan().weights.at(ws[0].name).method, "dense");
+  const double need = (0.6 * total - ws[0].dense_cost()) / (total - ws[0].dense_cost());
+  EXPECT_NEAR(env.relative_rank_frac(0.6), need, 1e-12);
+  EXPECT_NEAR(env.relative_rank_frac(0.3), 0.5 * need, 1e-12);
+  EXPECT_DOUBLE_EQ(env.relative_rank_frac(5.0), 1.0);  // never above dense
+}
+
 TEST_F(EnvFixture, PriorMethodHasTheLowestMeanOutputError) {
   EnvOptions o;
   o.methods = {"dense", "svd", "asvd", "svdllm"};
@@ -265,7 +283,8 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   // --heldout: a short text, so perplexity covers all of it, as `rankrl eval --text` does.
   std::string text = test::read_text(data_file(kVal)).substr(0, 2000);
   test::write_text(dir.file("heldout.txt"), text.substr(0, text.rfind(' ')));
-  test::CliResult r = test::run_cli(args("run", "--json -q --promote 3 --baseline-evaluations 5 --heldout " + dir.file("heldout.txt")));
+  test::CliResult r = test::run_cli(args("run", "--json -q --promote 3 --baseline-evaluations 5 --heldout " + dir.file("heldout.txt") +
+                                             " --baselines uniform,svdllm2,sensitivity,random,evolution,evolution-kl"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json res = json::parse(r.out);
   EXPECT_EQ(res, read_json(dir.file("run/results.json")));
@@ -275,13 +294,16 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
     EXPECT_NEAR(a["keep_actual"].get<double>(), 0.6, 0.006) << a["name"];
     EXPECT_LE(a["test"]["margin"].get<double>(), 0.0);
   }
-  for (const char* n : {"uniform:svd", "uniform:asvd", "uniform:svdllm", "svdllm2", "sensitivity", "ppo", "random", "evolution"})
+  for (const char* n : {"uniform:svd", "uniform:asvd", "uniform:svdllm", "svdllm2", "sensitivity", "ppo", "random", "evolution", "evolution-kl"})
     EXPECT_TRUE(names.count(n)) << n;
   // PPO trains on the KL surrogate (6 episodes + the greedy plan) and scores its 3 best on RkD;
   // random and evolution get --baseline-evaluations, more than the agent's.
+  // evolution-kl (the ablation) spends as many surrogate evaluations as PPO and promotes as many.
   for (const auto& a : res["approaches"]) {
-    if (a["name"] == "ppo") EXPECT_EQ(a["evaluations"], 3);
-    EXPECT_EQ(a["surrogate_evaluations"], a["name"] == "ppo" ? 7 : 0) << a["name"];
+    const bool kl_trained = a["name"] == "ppo" || a["name"] == "evolution-kl";
+    if (kl_trained) EXPECT_EQ(a["evaluations"], 3) << a["name"];
+    EXPECT_EQ(a["surrogate_evaluations"], kl_trained ? 7 : 0) << a["name"];
+    EXPECT_GT(a["surrogate_kl"].get<double>(), 0.0) << a["name"];
     if (a["name"] == "random" || a["name"] == "evolution") EXPECT_EQ(a["evaluations"], 5) << a["name"];
   }
   // The promoted plans are the best 3 distinct training plans by surrogate (= −KL), best first.
@@ -302,6 +324,7 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   std::sort(trained.rbegin(), trained.rend());
   ASSERT_GE(trained.size(), 3u);
   EXPECT_EQ(promoted, std::vector<double>(trained.begin(), trained.begin() + 3));
+  EXPECT_EQ(res["savings"]["surrogate"]["rkd_evaluations_avoided"], 14);
   // Savings: every training evaluation scored 8 of the 16 RkD items; arc_easy contexts are
   // shared by 4 choices, so sharing saves between 0 and 3/4 of the tokens.
   const json& sv = res["savings"];
@@ -402,6 +425,8 @@ TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
       {{{"--methods", "dense,svd,bogus"}}, "", "bogus", 1},
       {{{"--surrogate", "mse"}}, "", "unknown --surrogate 'mse'", 2},
       {{{"--promote", "0"}}, "", "--promote", 2},
+      {{{"--surrogate", "none"}}, "--baselines uniform,evolution-kl", "evolution-kl baseline needs --surrogate kl", 2},
+      {{{"--rank-action", "sideways"}}, "", "unknown --rank-action 'sideways'", 2},
   };
   for (const Case& c : cases) {
     test::CliResult r = test::run_cli(args("bad", c.extra, c.overrides));

@@ -31,7 +31,8 @@ const char* kDescription =
     "  the RkD reward above, and only those count as its RkD evaluations. --surrogate none: RkD every episode.\n"
     "Baselines: uniform (every method), svdllm2 (SVD-LLM v2 loss-based allocation), sensitivity (ASVD-style\n"
     "table + threshold search), random and evolution (as many RkD evaluations as the agents, at least\n"
-    "--baseline-evaluations).\n"
+    "--baseline-evaluations); evolution-kl (opt-in ablation) runs evolution on the agents' surrogate with as\n"
+    "many surrogate evaluations as an agent's episodes and promotes its best plans like an agent.\n"
     "Every approach's best plans are re-scored on all of RkD; the finalists are compared on VRkD; the test\n"
     "split is only reported. OUT: plan.json, model/, plans/, log.jsonl, results.json, checkpoint/.\n"
     "Interrupted runs continue with --resume (same flags and threads give the same plan).";
@@ -65,10 +66,12 @@ Command add_search(CLI::App& app, Common& common) {
   sub->add_flag("--force", o.replace, "Start over in a non-empty --out");
   sub->add_option("--methods", f->methods, "Enabled methods (decomposer specs and 'dense'), comma-separated");
   sub->add_option("--selects", f->selects, "Enabled selection rules: top, importance");
-  sub->add_option("--baselines", f->baselines, "Baselines to run: uniform,svdllm2,sensitivity,random,evolution");
+  sub->add_option("--baselines", f->baselines, "Baselines to run: uniform,svdllm2,sensitivity,random,evolution[,evolution-kl]");
   sub->add_option("--reward", o.reward.kind, "Reward metric: margin | acc | nll");
   sub->add_option("--size-weight", o.reward.size_weight, "Weight of the size term");
   sub->add_option("--shaping", o.shaping, "Per-step shaping weight (0 = terminal reward only)");
+  sub->add_option("--rank-action", o.rank_action,
+                  "Agent rank fraction: absolute (the env's own) | relative (to the average keep the remaining weights must meet)");
   sub->add_option("--surrogate", o.surrogate, "What agents train on: kl (surrogate, default) | none (RkD reward)");
   sub->add_option("--surrogate-tokens", o.surrogate_tokens, "Calibration tokens the KL surrogate scores");
   sub->add_option("--promote", o.promote, "Agent plans (best by surrogate) scored on RkD");

@@ -48,6 +48,7 @@ const std::map<std::string, Setter>& setters() {
       {"init-std", [](SearchOptions& o, const std::string& v) { o.agent.init_std = std::stod(v); }},
       {"prior-method", [](SearchOptions& o, const std::string& v) { o.prior_method = v; }},
       {"surrogate", [](SearchOptions& o, const std::string& v) { o.surrogate = v; }},
+      {"rank-action", [](SearchOptions& o, const std::string& v) { o.rank_action = v; }},
       {"surrogate-tokens", [](SearchOptions& o, const std::string& v) { o.surrogate_tokens = std::stoll(v); }},
       {"promote", [](SearchOptions& o, const std::string& v) { o.promote = std::stoll(v); }},
       {"baseline-evaluations", [](SearchOptions& o, const std::string& v) { o.baseline_evaluations = std::stoll(v); }},

@@ -564,7 +564,7 @@ Rendered render_unchecked(const std::string& out) {
     if (!e.probe && std::find(curve_names.begin(), curve_names.end(), e.approach) == curve_names.end()) {
       bool agent = res.contains("agents") && res["agents"].is_array() &&
                    std::find(res["agents"].begin(), res["agents"].end(), e.approach) != res["agents"].end();
-      if (agent || e.approach == "random" || e.approach == "evolution") curve_names.push_back(e.approach);
+      if (agent || e.approach == "random" || e.approach == "evolution" || e.approach == "evolution-kl") curve_names.push_back(e.approach);
     }
   // One colour per approach in every chart: dense first, then results.json's order.
   std::map<std::string, std::string> colour = {{"dense", kPalette[0]}};

@@ -27,7 +27,7 @@ struct StepRecord {
 };
 
 struct AgentOptions {
-  double lr = 3e-3;
+  double lr = 5e-3;
   int hidden = 64;
   double gamma = 1.0, lambda = 0.95;   // GAE (PPO)
   double clip = 0.2;                   // PPO clipped objective

@@ -64,6 +64,7 @@ struct SearchContext {
   RunLog& log;
   std::function<void()> checkpoint;  // saves every approach's state and the engine
   int64_t pool_size = 16;      // plans an agent keeps by surrogate reward (promoted to RkD)
+  int64_t surrogate_units = 0; // surrogate evaluations of evolution-kl (an agent's episodes + 1)
 
   // Evaluates `actions` (decoded through the env's budget clip) on the reward subset, keeps the
   // candidate when it is among the best, logs one line and counts the evaluation.
@@ -83,6 +84,7 @@ void run_uniform(SearchContext& ctx, ApproachState& st, int method);
 void run_svdllm2(SearchContext& ctx, ApproachState& st, int method);
 void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t grid);
 void run_random(SearchContext& ctx, ApproachState& st);
-void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start);
+// surrogate: score on the KL surrogate for ctx.surrogate_units plans (else RkD, budget_units).
+void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start, bool surrogate = false);
 
 }  // namespace rankrl

@@ -14,7 +14,10 @@
 //                     budget, as many evaluations as the agents used;
 // - evolution         a (1+1) evolutionary local search from the best uniform plan: mutate one to
 //                     three weights (rank fraction ×e^N(0,0.3), method or selection resampled
-//                     with probability 0.2), keep the child when its reward is not worse.
+//                     with probability 0.2), keep the child when its reward is not worse;
+// - evolution-kl      the same local search on the agents' KL surrogate, as many surrogate
+//                     evaluations as an agent's episodes, then its best plans promoted to RkD as
+//                     the agents' are: the ablation that says what the surrogate alone buys.
 #include <cmath>
 
 #include "core/error.h"
@@ -182,21 +185,23 @@ void run_random(SearchContext& ctx, ApproachState& st) {
   finish(ctx, st);
 }
 
-void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start_actions) {
+void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Action>& start_actions, bool surrogate) {
+  auto score = [&](const std::vector<Action>& a) { return surrogate ? ctx.score_surrogate(st, a) : ctx.score(st, a); };
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
   if (!st.extra.contains("parent")) {
     auto start = std::chrono::steady_clock::now();
-    st.extra["parent_reward"] = ctx.score(st, start_actions);
+    st.extra["parent_reward"] = score(start_actions);
     st.extra["parent"] = actions_to_json(env.applied());
     st.units = 1;
     elapsed_into(st, start);
     ctx.checkpoint();
   }
-  Progress progress("evolution", ctx.budget_units, "plans");
+  const int64_t units = surrogate ? ctx.surrogate_units : ctx.budget_units;
+  Progress progress(st.name, units, "plans");
   progress.advance(st.units);
-  while (st.units < ctx.budget_units) {
+  while (st.units < units) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Action> child = actions_from_json(st.extra["parent"]);
     const int changes = 1 + pick(ctx.rng, 3);
@@ -206,7 +211,7 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
       if (uniform01(ctx.rng) < 0.2) a.method = pick(ctx.rng, M);
       if (uniform01(ctx.rng) < 0.2) a.select = pick(ctx.rng, S);
     }
-    double r = ctx.score(st, child);
+    double r = score(child);
     if (r >= st.extra["parent_reward"].get<double>()) {
       st.extra["parent_reward"] = r;
       st.extra["parent"] = actions_to_json(env.applied());

@@ -183,6 +183,11 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   return WeightDecision{method, rank, opts_.selects[applied.select]};
 }
 
+double SearchEnv::relative_rank_frac(double frac) const {
+  const double need = (budget_ - spent_) / std::max(dense_after_[pos_], 1.0);
+  return std::clamp(frac * need / opts_.keep, 1e-6, 1.0);
+}
+
 std::vector<float> SearchEnv::step(const Action& requested) {
   check(pos_ < weights_.size(), "", "episode already finished");
   Action applied;

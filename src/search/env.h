@@ -82,6 +82,12 @@ class SearchEnv {
   // Relative output error of the decision just taken (for per-step reward shaping).
   double last_error() const { return last_error_; }
 
+  // Budget-relative rank action (the agents' default, search --rank-action relative): `frac`
+  // rescaled by need/keep, where need = (budget − spent) / Σ dense cost of the weights from the
+  // current one on is the average keep they must still meet. A policy asking for `keep`
+  // everywhere then spreads an earlier overspend (say a weight kept dense) over all later weights
+  // instead of the budget clip dumping it on the last ones (rank 1 for the last layer).
+  double relative_rank_frac(double frac) const;
   // A whole action sequence → plan (random and evolutionary search), with the same clip.
   Plan decode(const std::vector<Action>& actions);
   // Every weight dense (no budget clip): the start of single-weight probes.

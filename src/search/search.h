@@ -28,7 +28,7 @@ struct SearchOptions {
   std::string rkd, vrkd, test;    // task files (uniform schema) or split directories
   int64_t limit = 0;              // items per split (0 = all)
   std::vector<std::string> agents = {"ppo"};
-  int64_t episodes = 120;         // per agent
+  int64_t episodes = 500;         // per agent (cheap with the surrogate)
   uint64_t seed = 0;
   bool resume = false, replace = false;
   EnvOptions env;
@@ -41,6 +41,9 @@ struct SearchOptions {
   // What agents train on: "kl" = the surrogate −KL(dense ‖ plan) on the first surrogate_tokens of
   // the calibration text (no RkD item; then their best `promote` plans by surrogate are scored on
   // the RkD reward), or "none" = the RkD reward every episode.
+  // How an agent's rank fraction is read: "relative" to the budget still to meet
+  // (SearchEnv::relative_rank_frac) or "absolute" (the env's own ρ).
+  std::string rank_action = "absolute";
   std::string surrogate = "kl";
   int64_t surrogate_tokens = 2048;
   int64_t promote = 12;
