@@ -41,6 +41,19 @@ RankMetrics metrics_from(const nlohmann::json& j) {
   return m;
 }
 
+// Inserts a plan into `pool` (best reward first, at most `size`, each plan once by its JSON key).
+void add_to_pool(nlohmann::json& pool, double reward, const std::string& key, nlohmann::json actions, int64_t size) {
+  if (!pool.is_array()) pool = nlohmann::json::array();
+  for (const auto& p : pool)
+    if (p.at("key").get<std::string>() == key) return;
+  size_t pos = 0;
+  while (pos < pool.size() && pool[pos].at("reward").get<double>() >= reward) ++pos;
+  if (int64_t(pos) >= size) return;
+  nlohmann::json entry = {{"reward", reward}, {"key", key}, {"actions", std::move(actions)}};
+  pool.insert(pool.begin() + pos, std::move(entry));
+  if (int64_t(pool.size()) > size) pool.erase(pool.end() - 1);
+}
+
 }  // namespace
 
 nlohmann::json to_json(const ApproachState& s) {
@@ -96,19 +109,7 @@ double SearchContext::score_surrogate(ApproachState& st, const std::vector<Actio
   const double reward = evaluator.surrogate(plan, cost, env.budget(), env.dense_params(), &kl);
   st.extra["surrogate_evaluations"] = st.extra.value("surrogate_evaluations", 0) + 1;
   nlohmann::json& pool = st.extra["pool"];
-  if (!pool.is_array()) pool = nlohmann::json::array();
-  const std::string key = plan_to_json(plan).dump();
-  bool known = false;
-  for (const auto& p : pool) known = known || p.at("key").get<std::string>() == key;
-  if (!known) {
-    size_t pos = 0;
-    while (pos < pool.size() && pool[pos].at("reward").get<double>() >= reward) ++pos;
-    if (int64_t(pos) < pool_size) {
-      nlohmann::json entry = {{"reward", reward}, {"key", key}, {"actions", actions_to_json(env.applied())}};
-      pool.insert(pool.begin() + pos, std::move(entry));
-      if (int64_t(pool.size()) > pool_size) pool.erase(pool.end() - 1);
-    }
-  }
+  add_to_pool(pool, reward, plan_to_json(plan).dump(), actions_to_json(env.applied()), pool_size);
   nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"surrogate", reward}, {"kl", kl},
                          {"best_surrogate", pool.empty() ? reward : pool[0].at("reward").get<double>()},
                          {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
