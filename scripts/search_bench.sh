@@ -6,6 +6,7 @@
 # evolution-kl (when in --baselines) is an ablation, not one of the baselines: it is
 # printed but never counted as the best baseline.
 # Usage: scripts/search_bench.sh [build-dir] [keeps] [seeds] [extra search flags...] > bench.md
+# (WORK=dir keeps the runs; DATA_SEED=n draws another set of items, default 1.)
 set -euo pipefail
 BUILD=${1:-build}
 KEEPS=${2:-"0.8 0.6"}
@@ -16,7 +17,7 @@ MODEL=$DATA/stories260K/stories260K.bin
 TEXT=$DATA/tinystories/tinystories_val.txt
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
-"$BUILD/rankrl" data build --corpus "$TEXT" --out "$WORK/data" --split-items 200,100,200 --seed 1 \
+"$BUILD/rankrl" data build --corpus "$TEXT" --out "$WORK/data" --split-items 200,100,200 --seed "${DATA_SEED:-1}" \
   --model "$MODEL" --context-tokens 48 --force -q > /dev/null
 for keep in $KEEPS; do
   for seed in $SEEDS; do
