@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -30,12 +31,12 @@ const char* split_name(Split s) {
 
 PlanEvaluator::PlanEvaluator(const Transformer& dense, FactorCache& cache, const CalibStats& stats,
                              const Tokenizer& tok, std::vector<TaskItem> rkd, std::vector<TaskItem> vrkd,
-                             std::vector<TaskItem> test, RewardOptions reward, std::vector<int32_t> nll_ids,
+                             std::vector<TaskItem> test, RewardOptions reward, std::vector<int32_t> calib_ids,
                              int64_t ctx)
-    : dense_(dense), cache_(cache), stats_(stats), reward_(std::move(reward)), nll_ids_(std::move(nll_ids)), ctx_(ctx) {
+    : dense_(dense), cache_(cache), stats_(stats), reward_(std::move(reward)), calib_ids_(std::move(calib_ids)), ctx_(ctx) {
   check(reward_.kind == "margin" || reward_.kind == "acc" || reward_.kind == "nll", "",
         "unknown reward '" + reward_.kind + "' (margin, acc, nll)");
-  check(reward_.kind != "nll" || int64_t(nll_ids_.size()) > ctx_, "", "the nll reward needs more than --ctx tokens of text");
+  check(reward_.kind != "nll" || int64_t(calib_ids_.size()) > ctx_, "", "the nll reward needs more than --ctx tokens of text");
   work_ = std::make_unique<Transformer>(dense.config(), dense.weights());
   const int64_t max_len = dense.config().max_seq_len;
   scorers_[0] = std::make_unique<RankingScorer>(tok, std::move(rkd), max_len);
@@ -71,7 +72,7 @@ RankMetrics PlanEvaluator::run(Split split, const std::vector<size_t>& subset) {
   auto start = std::chrono::steady_clock::now();
   RankMetrics m;
   if (reward_.kind == "nll" && split == Split::rkd) {
-    PerplexityResult p = perplexity(*work_, nll_ids_, ctx_, 8, false);
+    PerplexityResult p = perplexity(*work_, calib_ids_, ctx_, 8, false);
     m.nll = p.nll;
   }
   RankingResult r = scorer(split).score(*work_, subset);
@@ -120,8 +121,10 @@ double PlanEvaluator::reward(const Plan& plan, const std::vector<size_t>& subset
   return delta + reward_.size_weight * (budget - cost) / dense_cost;
 }
 
-void PlanEvaluator::enable_surrogate(const std::vector<int32_t>& ids, int64_t ctx) {
-  divergence_ = std::make_unique<DivergenceScorer>(dense_, ids, ctx);
+void PlanEvaluator::enable_surrogate(int64_t tokens) {
+  check(!calib_ids_.empty(), "", "--surrogate kl needs --calib FILE (the text its KL is measured on)");
+  const size_t n = size_t(std::min<int64_t>(tokens, int64_t(calib_ids_.size())));
+  divergence_ = std::make_unique<DivergenceScorer>(dense_, std::vector<int32_t>(calib_ids_.begin(), calib_ids_.begin() + n), ctx_);
 }
 
 int64_t PlanEvaluator::surrogate_tokens() const { return divergence_ ? divergence_->tokens() : 0; }

@@ -58,10 +58,11 @@ struct RewardOptions {
 
 class PlanEvaluator {
  public:
-  // `nll_ids`/`ctx`: the reward text for kind "nll" (may be empty otherwise).
+  // `calib_ids`/`ctx`: the calibration text, which the "nll" reward and the KL surrogate score
+  // (may be empty when neither is used).
   PlanEvaluator(const Transformer& dense, FactorCache& cache, const CalibStats& stats, const Tokenizer& tok,
                 std::vector<TaskItem> rkd, std::vector<TaskItem> vrkd, std::vector<TaskItem> test,
-                RewardOptions reward, std::vector<int32_t> nll_ids = {}, int64_t ctx = 256);
+                RewardOptions reward, std::vector<int32_t> calib_ids = {}, int64_t ctx = 256);
   ~PlanEvaluator();
 
   // Metrics of the model under `plan` on the split's items at `subset` (all when empty).
@@ -70,10 +71,10 @@ class PlanEvaluator {
   // reward(plan) on RkD items `subset` (see the header comment).
   double reward(const Plan& plan, const std::vector<size_t>& subset, double cost, double budget,
                 double dense_cost, RankMetrics* metrics = nullptr);
-  // The surrogate reward (search --surrogate kl): −KL(dense ‖ plan) in nats per token on `ids`
-  // (the calibration text) plus the same size term; no RkD item is scored. Call enable_surrogate
-  // first. Non-finite → −nonfinite_penalty.
-  void enable_surrogate(const std::vector<int32_t>& ids, int64_t ctx);
+  // The surrogate reward (search --surrogate kl): −KL(dense ‖ plan) in nats per token on the
+  // first `tokens` of the calibration text plus the same size term; no RkD item is scored. Call
+  // enable_surrogate first. Non-finite → −nonfinite_penalty.
+  void enable_surrogate(int64_t tokens);
   bool has_surrogate() const { return divergence_ != nullptr; }
   int64_t surrogate_tokens() const;
   double surrogate(const Plan& plan, double cost, double budget, double dense_cost, double* kl = nullptr);
@@ -96,7 +97,7 @@ class PlanEvaluator {
   std::string work_plan_;  // JSON of the plan applied to work_ ("" = dense)
   std::unique_ptr<RankingScorer> scorers_[3];
   RewardOptions reward_;
-  std::vector<int32_t> nll_ids_;
+  std::vector<int32_t> calib_ids_;
   int64_t ctx_;
   std::unique_ptr<DivergenceScorer> divergence_;
   std::map<std::string, RankMetrics> memo_;

@@ -160,7 +160,7 @@ void SearchRun::setup() {
                             [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
   if (!o_.stats.given()) throw usage_error("search needs --calib FILE (or --stats FILE)");
   stats_ = obtain_stats(model_, o_.stats, fisher);
-  std::vector<int32_t> reward_text;  // the calibration tokens (the nll reward scores them)
+  std::vector<int32_t> reward_text;  // the calibration tokens (the nll reward and the KL surrogate score them)
   if (!o_.stats.calib_file.empty()) {
     const int64_t after = o_.heldout_file.empty() ? o_.heldout_tokens : 0;
     std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + after);
@@ -182,16 +182,10 @@ void SearchRun::setup() {
   env.step_errors = o_.shaping != 0.0;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
-  std::vector<int32_t> surrogate_text;
-  if (o_.surrogate == "kl") {
-    check(!reward_text.empty(), "", "--surrogate kl needs --calib FILE (the text its KL is measured on)");
-    const int64_t n = std::min<int64_t>(o_.surrogate_tokens, int64_t(reward_text.size()));
-    surrogate_text.assign(reward_text.begin(), reward_text.begin() + n);
-  }
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd),
                                                std::move(vrkd), std::move(test), o_.reward, std::move(reward_text),
                                                o_.stats.ctx > 0 ? o_.stats.ctx : 256);
-  if (!surrogate_text.empty()) evaluator_->enable_surrogate(surrogate_text, o_.stats.ctx > 0 ? o_.stats.ctx : 256);
+  if (o_.surrogate == "kl") evaluator_->enable_surrogate(o_.surrogate_tokens);
   // The reward subset: a seeded shuffle of RkD, its first reward_items.
   std::vector<size_t> order(evaluator_->size(Split::rkd));
   std::iota(order.begin(), order.end(), 0);
@@ -283,17 +277,17 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
       checkpoint();
     }
     promote(ctx, st);
-  } else {
-    ctx.score(st, greedy, {{"greedy", true}});
-    st.seconds += seconds_since(start);
+    return;
   }
+  ctx.score(st, greedy, {{"greedy", true}});
+  st.seconds += seconds_since(start);
   st.done = true;
   checkpoint();
 }
 
-// The agent's best plans by surrogate, best first, each scored on the RkD reward (one RkD
+// The approach's best plans by surrogate, best first, each scored on the RkD reward (one RkD
 // evaluation each, checkpointed after each), so its candidates compete on RkD like every other
-// approach's.
+// approach's; then the approach is done.
 void SearchRun::promote(SearchContext& ctx, ApproachState& st) {
   const json& pool = st.extra.at("pool");
   const int64_t n = std::min<int64_t>(o_.promote, int64_t(pool.size()));
@@ -309,6 +303,8 @@ void SearchRun::promote(SearchContext& ctx, ApproachState& st) {
     checkpoint();
   }
   progress.finish();
+  st.done = true;
+  checkpoint();
 }
 
 void SearchRun::run_approaches(SearchContext& ctx) {
@@ -352,11 +348,7 @@ void SearchRun::run_approaches(SearchContext& ctx) {
       st.done = false, st.extra["promoted"] = 0;
       checkpoint();
     }
-    if (!st.done) {
-      promote(ctx, st);
-      st.done = true;
-      checkpoint();
-    }
+    if (!st.done) promote(ctx, st);
   }
 }
 
