@@ -6,24 +6,33 @@
 // calibration text. Prints Spearman rank correlations of every signal with the test margin change
 // and with held-out perplexity, over all plans and over the perturbed (good) plans only, plus the
 // cost of one evaluation of each signal.
+// --candidates OUT/checkpoint/state.json instead scores the plans a search kept (every approach's
+// best plans and the agents' surrogate pools) and prints one row per plan: what each signal says
+// and where the plan lands on test. That is an after-the-fact analysis of the search's choice
+// (could a better selector among its own candidates have won?), never an input to it.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <numeric>
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
 #include "compress/pipeline.h"
+#include "compress/refit.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "eval/divergence.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
 #include "search/agent.h"
+#include "search/approach.h"
 #include "search/env.h"
 #include "search/evaluator.h"
 
@@ -48,15 +57,37 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
   return sxy / std::sqrt(sxx * syy);
 }
 
+struct SourcedPlan {
+  std::string source;  // "<approach> top" or "<approach> pool"
+  Plan plan;
+};
+
+// The plans a search checkpoint holds: every approach's top plans and the agents' surrogate pools.
+std::vector<SourcedPlan> read_candidates(const std::string& path, SearchEnv& env) {
+  std::ifstream in(path);
+  if (!in) throw Error(path, "cannot open");
+  nlohmann::json state = nlohmann::json::parse(in);
+  std::vector<SourcedPlan> out;
+  for (const auto& a : state.at("approaches")) {
+    const std::string name = a.at("name");
+    for (const auto& t : a.at("top")) out.push_back({name + " top", plan_from_json(t.at("plan"), path)});
+    if (a.at("extra").contains("pool"))
+      for (const auto& p : a.at("extra").at("pool"))
+        out.push_back({name + " pool", env.decode(actions_from_json(p.at("actions")))});
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"correlation of cheap reward signals with test margin and held-out perplexity"};
-  std::string model, calib, tasks;
+  std::string model, calib, tasks, candidates_file;
   int64_t calib_tokens = 4096, heldout_tokens = 16384, ctx = 256, plans = 40, reward_items = 32;
   double keep = 0.6;
   uint64_t seed = 1;
   int threads = 0;
+  bool refit = false;
   app.add_option("--model", model)->required();
   app.add_option("--calib", calib)->required();
   app.add_option("--tasks", tasks, "directory with rkd/vrkd/test.jsonl")->required();
@@ -65,9 +96,11 @@ int main(int argc, char** argv) {
   app.add_option("--ctx", ctx);
   app.add_option("--keep", keep);
   app.add_option("--plans", plans);
+  app.add_option("--candidates", candidates_file, "score the plans in a search's checkpoint/state.json instead of sampling");
   app.add_option("--reward-items", reward_items);
   app.add_option("--seed", seed);
   app.add_option("--threads", threads);
+  app.add_flag("--refit", refit, "refit every plan's factored weights error-compensated (compress/refit.h) first");
   CLI11_PARSE(app, argc, argv);
   try {
     setup_threads(threads);
@@ -87,6 +120,8 @@ int main(int argc, char** argv) {
     PlanEvaluator ev(*m.net, cache, stats, *m.tokenizer, read_tasks(tasks + "/rkd.jsonl", "", 0),
                      read_tasks(tasks + "/vrkd.jsonl", "", 0), read_tasks(tasks + "/test.jsonl", "", 0), ro,
                      reward_text, ctx);
+    // refit_compensated runs its reference through observers, so it gets a dense copy of its own.
+    std::unique_ptr<Transformer> refit_dense = refit ? std::make_unique<Transformer>(m.net->config(), m.net->weights()) : nullptr;
     DivergenceScorer div(*m.net, reward_text, ctx);
     std::mt19937_64 rng(seed);
     std::vector<size_t> subset(ev.size(Split::rkd));
@@ -98,11 +133,13 @@ int main(int argc, char** argv) {
     const int svdllm = int(std::find(eo.methods.begin(), eo.methods.end(), "svdllm") - eo.methods.begin());
     RankMetrics d_sub = ev.dense_metrics(Split::rkd, subset), d_rkd = ev.dense_metrics(Split::rkd),
                 d_vrkd = ev.dense_metrics(Split::vrkd), d_test = ev.dense_metrics(Split::test);
-    std::map<std::string, std::vector<double>> sig;
+    std::vector<SourcedPlan> candidates;
     std::vector<int> perturbed;
-    double t_sub = 0, t_kl = 0;
-    Progress progress("plans", plans, "plans");
-    for (int64_t p = 0; p < plans; ++p) {
+    if (!candidates_file.empty()) {
+      candidates = read_candidates(candidates_file, env);
+      perturbed.assign(candidates.size(), 1);
+    }
+    for (int64_t p = 0; candidates_file.empty() && p < plans; ++p) {
       std::vector<Action> a(env.steps(), Action{svdllm, keep, 0});
       const bool near = p % 2 == 1;
       if (near) {
@@ -120,8 +157,18 @@ int main(int argc, char** argv) {
           x.select = std::min(S - 1, int(uniform01(rng) * S));
         }
       }
-      Plan plan = env.decode(a);
+      candidates.push_back({near ? "perturbed" : "random", env.decode(a)});
       perturbed.push_back(near);
+    }
+    std::map<std::string, std::vector<double>> sig;
+    double t_sub = 0, t_kl = 0;
+    nlohmann::json rows = nlohmann::json::array();
+    Progress progress("plans", int64_t(candidates.size()), "plans");
+    for (const SourcedPlan& c : candidates) {
+      const Plan& plan = c.plan;
+      // The evaluator keeps its working model while the plan stays the same, so every signal
+      // below sees the refitted weights.
+      if (refit_dense) refit_compensated(*refit_dense, ev.apply(plan), reward_text, ctx);
       auto t0 = std::chrono::steady_clock::now();
       RankMetrics sub = ev.evaluate(plan, Split::rkd, subset);
       t_sub += seconds_since(t0);
@@ -135,12 +182,17 @@ int main(int argc, char** argv) {
       sig["calib_kl"].push_back(-div.kl(net));
       t_kl += seconds_since(t0);
       sig["heldout_ppl"].push_back(-perplexity(net, heldout, ctx, 8, false).ppl);
+      nlohmann::json row = {{"source", c.source}};
+      for (const auto& [name, v] : sig) row[name] = v.back();
+      rows.push_back(row);
       progress.advance();
     }
     progress.finish();
-    nlohmann::json out = {{"plans", plans}, {"keep", keep}, {"seed", seed}, {"reward_items", subset.size()},
-                          {"seconds_per_subset_eval", t_sub / plans}, {"seconds_per_kl_eval", t_kl / plans}};
-    for (int only_near = 0; only_near < 2; ++only_near) {
+    const int64_t n_plans = int64_t(candidates.size());
+    nlohmann::json out = {{"plans", n_plans}, {"keep", keep}, {"seed", seed}, {"reward_items", subset.size()},
+                          {"seconds_per_subset_eval", t_sub / double(n_plans)}, {"seconds_per_kl_eval", t_kl / double(n_plans)}};
+    if (!candidates_file.empty()) out["candidates"] = rows;
+    for (int only_near = 0; only_near < (candidates_file.empty() ? 2 : 1); ++only_near) {
       auto pick = [&](const std::vector<double>& v) {
         std::vector<double> r;
         for (size_t i = 0; i < v.size(); ++i)
