@@ -24,7 +24,7 @@
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
 #include "compress/pipeline.h"
-#include "compress/refit.h"
+#include "compress/heal.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   double keep = 0.6;
   uint64_t seed = 1;
   int threads = 0;
-  bool refit = false;
+  bool heal_compensate = false;
   app.add_option("--model", model)->required();
   app.add_option("--calib", calib)->required();
   app.add_option("--tasks", tasks, "directory with rkd/vrkd/test.jsonl")->required();
@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   app.add_option("--reward-items", reward_items);
   app.add_option("--seed", seed);
   app.add_option("--threads", threads);
-  app.add_flag("--refit", refit, "refit every plan's factored weights error-compensated (compress/refit.h) first");
+  app.add_flag("--heal-compensate", heal_compensate, "first heal every plan's factors with the compensating closed form (compress/heal.h)");
   CLI11_PARSE(app, argc, argv);
   try {
     setup_threads(threads);
@@ -120,8 +120,10 @@ int main(int argc, char** argv) {
     PlanEvaluator ev(*m.net, cache, stats, *m.tokenizer, read_tasks(tasks + "/rkd.jsonl", "", 0),
                      read_tasks(tasks + "/vrkd.jsonl", "", 0), read_tasks(tasks + "/test.jsonl", "", 0), ro,
                      reward_text, ctx);
-    // refit_compensated runs its reference through observers, so it gets a dense copy of its own.
-    std::unique_ptr<Transformer> refit_dense = refit ? std::make_unique<Transformer>(m.net->config(), m.net->weights()) : nullptr;
+    // The compensating heal runs its reference through observers, so it gets a dense copy of its own.
+    std::unique_ptr<Transformer> heal_dense = heal_compensate ? std::make_unique<Transformer>(m.net->config(), m.net->weights()) : nullptr;
+    HealOptions heal_opts;
+    heal_opts.ctx = ctx, heal_opts.compensate = true;
     DivergenceScorer div(*m.net, reward_text, ctx);
     std::mt19937_64 rng(seed);
     std::vector<size_t> subset(ev.size(Split::rkd));
@@ -167,8 +169,8 @@ int main(int argc, char** argv) {
     for (const SourcedPlan& c : candidates) {
       const Plan& plan = c.plan;
       // The evaluator keeps its working model while the plan stays the same, so every signal
-      // below sees the refitted weights.
-      if (refit_dense) refit_compensated(*refit_dense, ev.apply(plan), reward_text, ctx);
+      // below sees the healed weights.
+      if (heal_dense) heal(ev.apply(plan), *heal_dense, reward_text, heal_opts);
       auto t0 = std::chrono::steady_clock::now();
       RankMetrics sub = ev.evaluate(plan, Split::rkd, subset);
       t_sub += seconds_since(t0);

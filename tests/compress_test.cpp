@@ -299,6 +299,62 @@ TEST(Heal, ClosedFormRefitLowersOutputErrorAndPerplexity) {
   EXPECT_LT(heldout_ppl(*m.net), before);
 }
 
+// Rows = tokens: the input `name` receives in `net` on `windows`, float64 [N, n].
+at::Tensor inputs_of(Transformer& net, const std::string& name, const at::Tensor& windows) {
+  c10::InferenceMode guard;
+  at::Tensor out;
+  net.set_observer([&](const Linear& l, const at::Tensor& x) {
+    if (l.name() == name) out = x.reshape({-1, x.size(-1)}).to(at::kDouble);
+  });
+  net.forward(windows);
+  net.set_observer(nullptr);
+  return out;
+}
+
+// Σ‖W·x − Ŵ·x̃‖² over the rows of X and X̃.
+double compensation_objective(const at::Tensor& W, const at::Tensor& X, const at::Tensor& W_hat, const at::Tensor& X_tilde) {
+  return (at::mm(X, W.t()) - at::mm(X_tilde, W_hat.t())).pow(2).sum().item<double>();
+}
+
+// The compensating form is SVD-LLM where the inputs are unchanged (layer 0's q_proj) and, on a
+// downstream weight, the reduced-rank-regression optimum of Σ‖W·x − Ŵ·x̃‖² computed by another
+// route (OLS, then the top eigenvectors of the fitted values' covariance; Izenman 1975).
+TEST(Heal, CompensatingFormIsSvdLlmUpstreamAndTheReducedRankRegressionOptimumDownstream) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  Transformer dense(m.config(), m.net->weights());
+  apply_plan(*m.net, uniform_plan(*m.net, 0.5, "svdllm"), &calib_stats());
+  const double ppl_before = heldout_ppl(*m.net);
+  const std::string first = "model.layers.0.self_attn.q_proj.weight", down = "model.layers.2.mlp.down_proj.weight";
+  const at::Tensor first_before = m.net->find_linear(first)->dense_weight().to(at::kDouble);
+  const at::Tensor down_before = m.net->find_linear(down)->dense_weight().to(at::kDouble);
+  const int64_t down_rank = m.net->find_linear(down)->rank();
+  std::vector<int32_t> ids(val_ids().begin(), val_ids().begin() + kCalibTokens);
+  HealOptions opts;
+  opts.ctx = kCtx, opts.compensate = true;
+  json r = heal(*m.net, dense, ids, opts);
+  ASSERT_EQ(r["layers"].size(), 35u);
+  for (const json& l : r["layers"])
+    EXPECT_LE(l["rel_error_after"].get<double>(), l["rel_error_before"].get<double>() + 1e-6) << l["name"];
+
+  const at::Tensor first_after = m.net->find_linear(first)->dense_weight().to(at::kDouble);
+  EXPECT_LT((first_after - first_before).norm().item<double>(), 1e-4 * first_before.norm().item<double>());
+
+  const at::Tensor windows = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).view({-1, kCtx});
+  const at::Tensor W = dense.find_linear(down)->dense_weight().to(at::kDouble);
+  const at::Tensor X = inputs_of(dense, down, windows), X_tilde = inputs_of(*m.net, down, windows);
+  const at::Tensor W_ols = std::get<0>(at::linalg_lstsq(X_tilde, at::mm(X, W.t()))).t();  // [m, n]
+  const at::Tensor fitted = at::mm(X_tilde, W_ols.t());
+  const at::Tensor evecs = std::get<1>(at::linalg_eigh(at::mm(fitted.t(), fitted)));  // ascending eigenvalues
+  const at::Tensor P = evecs.narrow(1, evecs.size(1) - down_rank, down_rank);
+  const double want = compensation_objective(W, X, at::mm(P, at::mm(P.t(), W_ols)), X_tilde);
+  const double got = compensation_objective(W, X, m.net->find_linear(down)->dense_weight().to(at::kDouble), X_tilde);
+  EXPECT_NEAR(got, want, 1e-4 * want);
+  EXPECT_LT(got, 0.9 * compensation_objective(W, X, down_before, X_tilde));
+  EXPECT_EQ(m.net->find_linear(down)->rank(), down_rank);
+  EXPECT_LT(heldout_ppl(*m.net), 0.8 * ppl_before);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input through the CLI: exit 1, one error line, nothing written.
 

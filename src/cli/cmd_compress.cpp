@@ -40,6 +40,8 @@ Command add_compress(CLI::App& app, Common& common) {
   sub->add_option("--out", o->out, "Output directory")->required();
   sub->add_flag("--force", o->replace, "Replace an existing non-empty --out");
   sub->add_flag("--heal", o->heal, "Refit every A by least squares on the compressed model's own inputs");
+  sub->add_flag("--heal-compensate", o->heal_compensate,
+                "Refit A and B together to the dense model's outputs (reduced-rank regression on the compressed inputs; also corrects upstream errors)");
   sub->add_option("--heal-steps", o->heal_steps, "Then N Adam steps on the factors (LM loss on --calib)");
   sub->add_option("--heal-lr", o->heal_lr, "Learning rate of --heal-steps");
   add_common(sub, common);

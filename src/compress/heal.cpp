@@ -53,30 +53,71 @@ std::vector<std::vector<std::string>> input_groups(const CalibStats& s, const Tr
 // layers, the LM head) cannot change that input, so it is skipped.
 struct StopForward {};
 
-// Gram XᵀX (float64) of the input that `first` (the first linear of a group) reads, over every
-// window, running each forward only up to that linear. Forward order is what makes the early exit
-// valid: every linear upstream of `first` has already been healed when this is called.
-at::Tensor group_gram(Transformer& net, const at::Tensor& windows, const std::string& first, int64_t batch) {
+// Rows = tokens: the input that `first` (the first linear of a group) reads on `batch`, float64,
+// running the forward only up to that linear. Forward order is what makes the early exit valid:
+// every linear upstream of `first` has already been healed when this is called.
+at::Tensor group_input(Transformer& net, const at::Tensor& batch, const std::string& first) {
   c10::InferenceMode guard;
-  const Linear* target = net.find_linear(first);
-  at::Tensor gram = at::zeros({target->in_features(), target->in_features()}, at::kDouble);
+  at::Tensor rows;
   net.set_observer([&](const Linear& l, const at::Tensor& x) {
     if (l.name() != first) return;
-    const at::Tensor rows = x.reshape({-1, x.size(-1)}).to(at::kDouble);
-    gram.addmm_(rows.t(), rows);
+    rows = x.reshape({-1, x.size(-1)}).to(at::kDouble);
     throw StopForward{};
   });
   struct Reset {
     Transformer& n;
     ~Reset() { n.set_observer(nullptr); }
   } reset{net};
-  for (int64_t i = 0; i < windows.size(0); i += batch) {
-    try {
-      net.forward(windows.narrow(0, i, std::min(batch, windows.size(0) - i)));
-    } catch (const StopForward&) {
-    }
+  try {
+    net.forward(batch);
+  } catch (const StopForward&) {
   }
-  return gram;
+  return rows;
+}
+
+// The Grams a group's refit needs, summed over `windows` in batches of `batch` windows: G = Σ x̃x̃ᵀ
+// of the compressed model's input; with `dense`, also C = Σ x x̃ᵀ and D = Σ x xᵀ (x: the dense
+// model's input on the same tokens).
+struct GroupGrams {
+  at::Tensor G, C, D;
+};
+
+GroupGrams group_grams(Transformer& net, Transformer* dense, const std::vector<at::Tensor>& windows,
+                       const std::string& first, int64_t batch) {
+  GroupGrams g;
+  auto add = [](at::Tensor& sum, const at::Tensor& a, const at::Tensor& b) {
+    sum = sum.defined() ? sum.addmm_(a.t(), b) : at::mm(a.t(), b);
+  };
+  for (const at::Tensor& w : windows)
+    for (int64_t i = 0; i < w.size(0); i += batch) {
+      const at::Tensor part = w.narrow(0, i, std::min(batch, w.size(0) - i));
+      const at::Tensor xc = group_input(net, part, first);
+      add(g.G, xc, xc);
+      if (!dense) continue;
+      const at::Tensor xd = group_input(*dense, part, first);
+      add(g.C, xd, xc);
+      add(g.D, xd, xd);
+    }
+  return g;
+}
+
+// The compensating closed form (see heal.h): Ŵ = U_r·U_rᵀ·W* as A = U_r, B = U_rᵀ·W*.
+std::pair<at::Tensor, at::Tensor> compensated_factors(const at::Tensor& W, int64_t rank, const GroupGrams& g) {
+  const int64_t n = W.size(1);
+  const double ridge = 1e-6 * std::max(g.G.diagonal().mean().item<double>(), 1e-30);
+  const at::Tensor G = g.G + ridge * at::eye(n, g.G.options());
+  const at::Tensor W_star = at::linalg_solve(G, (at::mm(W, g.C) + ridge * W).t()).t();  // G symmetric
+  const at::Tensor U = std::get<0>(at::linalg_svd(at::mm(W_star, at::linalg_cholesky(G)), false));
+  const at::Tensor Ur = U.narrow(1, 0, rank);
+  return {Ur, at::mm(Ur.t(), W_star)};
+}
+
+// Σ‖W·x − A·B·x̃‖² / Σ‖W·x‖² through the Grams.
+double compensated_error(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, const GroupGrams& g) {
+  const at::Tensor What = at::mm(A, B);
+  const double dense = (at::mm(W, g.D) * W).sum().item<double>();
+  const double num = dense - 2.0 * (at::mm(W, g.C) * What).sum().item<double>() + (at::mm(What, g.G) * What).sum().item<double>();
+  return dense > 0 ? num / dense : 0.0;
 }
 
 // Calibration ids as [windows, ctx] (whole windows only) plus the shorter tail window, if any.
@@ -89,12 +130,12 @@ std::vector<at::Tensor> window_batches(const std::vector<int32_t>& ids, int64_t 
   return out;
 }
 
-json closed_form(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, int64_t ctx,
-                 int64_t batch) {
+json closed_form(Transformer& net, Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
+  const int64_t batch = std::max<int64_t>(o.batch, 1);
   // One full pass only to learn which linears share an input (the groups).
-  const CalibOptions calib{int64_t(ids.size()), ctx, batch, false};
+  const CalibOptions calib{int64_t(ids.size()), o.ctx, batch, false};
   const auto groups = input_groups(calibrate(net, ids, calib), net);
-  const auto windows = window_batches(ids, ctx);
+  const auto windows = window_batches(ids, o.ctx);
   json layers = json::array();
   Progress progress("heal", int64_t(groups.size()), "groups");
   for (const auto& group : groups) {
@@ -103,21 +144,25 @@ json closed_form(Transformer& net, const Transformer& dense, const std::vector<i
     for (const std::string& name : group) any = any || net.find_linear(name)->is_low_rank();
     if (!any) continue;
     // Inputs as the model compressed & healed so far produces them.
-    at::Tensor G;
-    for (const at::Tensor& w : windows) {
-      at::Tensor g = group_gram(net, w, group.front(), batch);
-      G = G.defined() ? G + g : g;
-    }
+    const GroupGrams g = group_grams(net, o.compensate ? &dense : nullptr, windows, group.front(), batch);
     for (const std::string& name : group) {
       Linear* l = net.find_linear(name);
       if (!l->is_low_rank()) continue;
-      const at::Tensor W = const_cast<Transformer&>(dense).find_linear(name)->dense_weight().to(at::kDouble);
-      const at::Tensor B = l->B().to(at::kDouble);
-      const double before = relative_output_error(W, l->A().to(at::kDouble), B, G);
-      const at::Tensor A = refit_A(W, B, G);
-      l->set_low_rank(A.to(at::kFloat).contiguous(), l->B());
-      layers.push_back({{"name", name}, {"rel_error_before", before},
-                        {"rel_error_after", relative_output_error(W, A, B, G)}});
+      const at::Tensor W = dense.find_linear(name)->dense_weight().to(at::kDouble);
+      const at::Tensor A0 = l->A().to(at::kDouble), B0 = l->B().to(at::kDouble);
+      json entry = {{"name", name}};
+      if (o.compensate) {
+        auto [A, B] = compensated_factors(W, l->rank(), g);
+        entry["rel_error_before"] = compensated_error(W, A0, B0, g);
+        entry["rel_error_after"] = compensated_error(W, A, B, g);
+        l->set_low_rank(A.to(at::kFloat).contiguous(), B.to(at::kFloat).contiguous());
+      } else {
+        const at::Tensor A = refit_A(W, B0, g.G);
+        entry["rel_error_before"] = relative_output_error(W, A0, B0, g.G);
+        entry["rel_error_after"] = relative_output_error(W, A, B0, g.G);
+        l->set_low_rank(A.to(at::kFloat).contiguous(), l->B());
+      }
+      layers.push_back(entry);
     }
   }
   progress.finish();
@@ -161,9 +206,9 @@ json gradient_steps(Transformer& net, const std::vector<int32_t>& ids, const Hea
 
 }  // namespace
 
-json heal(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
+json heal(Transformer& net, Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
   json out = json::object();
-  if (o.closed_form) out["layers"] = closed_form(net, dense, ids, o.ctx, std::max<int64_t>(o.batch, 1));
+  if (o.closed_form) out["layers"] = closed_form(net, dense, ids, o);
   if (o.steps > 0) out["step_losses"] = gradient_steps(net, ids, o);
   return out;
 }

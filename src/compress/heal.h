@@ -5,8 +5,18 @@
 // *compressed* model (upstream layers already healed) feeds it, A minimises ‖X_c·Bᵀ·Aᵀ − X_c·Wᵀ‖_F
 // (the dense layer's outputs on the same inputs), B fixed. With G = X_cᵀX_c:
 //     A = W·G·Bᵀ · (B·G·Bᵀ + λI)⁻¹,   λ = 1e-6 · tr(B·G·Bᵀ)/r  (a small ridge for rank-deficient G).
-// The refit makes each layer correct the errors its upstream layers left, which plain
-// per-layer decomposition (on the dense inputs) cannot.
+// The refit fits each layer to the inputs the compressed model really feeds it, which plain
+// per-layer decomposition (on the dense inputs) cannot; its target is still W on those inputs, so
+// it does not undo what the upstream layers got wrong.
+//
+// Compensating closed form (compensate = true, --heal-compensate): A and B are refitted together,
+// at the layer's rank, to the *dense model's* outputs: Ŵ = argmin_{rank r} Σ‖W·x − Ŵ·x̃‖², x the
+// input the dense model feeds the layer, x̃ the compressed one's (sequential calibration, as GPTQ
+// does for quantization; a reduced-rank regression). With G̃ = Σ x̃x̃ᵀ, C = Σ x x̃ᵀ and a small ridge
+// λ toward W: W* = (W·C + λW)(G̃ + λI)⁻¹ is the full-rank solution, and Ŵ = U_r·U_rᵀ·W* with U_r the
+// top r left singular vectors of W*·S̃, S̃S̃ᵀ = G̃ + λI (Eckart–Young in the x̃-whitened norm). Where
+// x̃ = x it is SVD-LLM's factorization; downstream it also corrects the upstream layers' errors.
+// The report's errors are then Σ‖W·x − Ŵ·x̃‖² / Σ‖W·x‖².
 //
 // Gradient steps (--heal-steps N): then N Adam steps on every A and B, minimising the mean
 // next-token NLL of the calibration windows.
@@ -26,11 +36,13 @@ struct HealOptions {
   double lr = 1e-3;
   int64_t ctx = 256;
   int64_t batch = 8;  // windows per gradient step
+  bool compensate = false;  // closed form: A and B to the dense outputs (see above), not A alone
 };
 
-// `net` is the compressed model (modified in place); `dense` the original with the same names.
+// `net` is the compressed model (modified in place); `dense` the original with the same names
+// (its weights are only read; its observer is set and cleared while the compensating form runs).
 // Returns a report: per-layer relative output error before/after the refit, loss per step.
-nlohmann::json heal(Transformer& net, const Transformer& dense, const std::vector<int32_t>& ids,
+nlohmann::json heal(Transformer& net, Transformer& dense, const std::vector<int32_t>& ids,
                     const HealOptions& opts);
 
 }  // namespace rankrl

@@ -121,10 +121,11 @@ json compress_model(const CompressOptions& o) {
 
   Plan plan = make_plan(o, *m.net);
   const PlanNeeds needs = needs_of(plan);
-  if ((needs.stats || o.heal || o.heal_steps > 0) && !o.stats.given())
+  const bool closed_form = o.heal || o.heal_compensate;
+  if ((needs.stats || closed_form || o.heal_steps > 0) && !o.stats.given())
     throw usage_error("this plan needs calibration statistics: pass --calib FILE --calib-tokens N --ctx C, or --stats");
-  if ((o.heal || o.heal_steps > 0) && o.stats.calib_file.empty())
-    throw usage_error("--heal/--heal-steps need --calib (the calibration tokens themselves)");
+  if ((closed_form || o.heal_steps > 0) && o.stats.calib_file.empty())
+    throw usage_error("--heal/--heal-compensate/--heal-steps need --calib (the calibration tokens themselves)");
   timer.lap("load");
 
   json report = {{"model", o.model}, {"model_identity", plan.model_identity}};
@@ -145,9 +146,10 @@ json compress_model(const CompressOptions& o) {
   json seconds_detail = {{"decompose", applied.decompose_seconds},
                          {"apply_other", std::max(0.0, apply_total - applied.decompose_seconds)}};
 
-  if (o.heal || o.heal_steps > 0) {
+  if (closed_form || o.heal_steps > 0) {
     const auto ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
-    HealOptions h{o.heal, o.heal_steps, o.heal_lr, o.stats.ctx};
+    HealOptions h{closed_form, o.heal_steps, o.heal_lr, o.stats.ctx};
+    h.compensate = o.heal_compensate;
     report["heal"] = heal(*m.net, dense, ids, h);
     timer.lap("heal");
   }

@@ -29,6 +29,7 @@ struct CompressOptions {
   uint64_t seed = 0;
   bool replace = false;
   bool heal = false;            // closed-form least-squares refit of every A (needs --calib)
+  bool heal_compensate = false; // closed form: A and B to the dense model's outputs instead (heal.h)
   int64_t heal_steps = 0;       // then this many gradient steps on the factors
   double heal_lr = 1e-3;
 };
