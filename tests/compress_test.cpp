@@ -355,6 +355,23 @@ TEST(Heal, CompensatingFormIsSvdLlmUpstreamAndTheReducedRankRegressionOptimumDow
   EXPECT_LT(heldout_ppl(*m.net), 0.8 * ppl_before);
 }
 
+TEST(Heal, CompensateFromTheCliReportsEveryFactoredWeight) {
+  REQUIRE_STORIES();
+  test::TempDir tmp;
+  test::CliResult r = test::run_cli("compress --model " + data_file(kBin) + " --calib " + data_file(kVal) +
+                                    " --calib-tokens 1024 --ctx 256 --keep 0.6 --method svd --heal-compensate --json -q --out " +
+                                    tmp.file("c"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json report = json::parse(r.out);
+  ASSERT_EQ(report["heal"]["layers"].size(), 35u);
+  for (const json& l : report["heal"]["layers"])
+    EXPECT_LT(l["rel_error_after"].get<double>(), l["rel_error_before"].get<double>()) << l["name"];
+  EXPECT_GT(report["seconds"]["heal"].get<double>(), 0.0);
+  r = test::run_cli("compress --model " + data_file(kBin) + " --stats " + tmp.file("none") + " --keep 0.6 --method svd --heal-compensate --out " + tmp.file("d"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--heal-compensate"), std::string::npos) << r.err;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input through the CLI: exit 1, one error line, nothing written.
 
