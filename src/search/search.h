@@ -28,7 +28,7 @@ struct SearchOptions {
   std::string rkd, vrkd, test;    // task files (uniform schema) or split directories
   int64_t limit = 0;              // items per split (0 = all)
   std::vector<std::string> agents = {"ppo"};
-  int64_t episodes = 500;         // per agent (cheap with the surrogate)
+  int64_t episodes = 1000;        // per agent (cheap with the surrogate)
   uint64_t seed = 0;
   bool resume = false, replace = false;
   EnvOptions env;
