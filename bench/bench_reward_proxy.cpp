@@ -137,10 +137,8 @@ int main(int argc, char** argv) {
                 d_vrkd = ev.dense_metrics(Split::vrkd), d_test = ev.dense_metrics(Split::test);
     std::vector<SourcedPlan> candidates;
     std::vector<int> perturbed;
-    if (!candidates_file.empty()) {
-      candidates = read_candidates(candidates_file, env);
-      perturbed.assign(candidates.size(), 1);
-    }
+    // (perturbed stays empty with --candidates: only the all-plans correlation is printed then.)
+    if (!candidates_file.empty()) candidates = read_candidates(candidates_file, env);
     for (int64_t p = 0; candidates_file.empty() && p < plans; ++p) {
       std::vector<Action> a(env.steps(), Action{svdllm, keep, 0});
       const bool near = p % 2 == 1;

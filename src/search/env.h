@@ -82,7 +82,7 @@ class SearchEnv {
   // Relative output error of the decision just taken (for per-step reward shaping).
   double last_error() const { return last_error_; }
 
-  // Budget-relative rank action (the agents' default, search --rank-action relative): `frac`
+  // Budget-relative rank action (opt-in, search --rank-action relative; default absolute): `frac`
   // rescaled by need/keep, where need = (budget − spent) / Σ dense cost of the weights from the
   // current one on is the average keep they must still meet. A policy asking for `keep`
   // everywhere then spreads an earlier overspend (say a weight kept dense) over all later weights
