@@ -1,5 +1,7 @@
 #include "core/threads.h"
 
+#include "core/allocator.h"
+
 #include <ATen/Parallel.h>
 
 #include <cstdlib>
@@ -9,6 +11,7 @@
 namespace rankrl {
 
 int setup_threads(int requested) {
+  tune_allocator();  // every entry point comes here first
   int n = requested;
   if (n <= 0) {
     const char* env = std::getenv("OMP_NUM_THREADS");
