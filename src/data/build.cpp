@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -312,8 +313,10 @@ struct Vocabulary {
   }
 
   // A content word of another document, of `word`'s frequency class or the nearest one that has
-  // one; "" when there is none.
-  std::string draw(const std::string& word, int doc, Rng& rng) const {
+  // one, capitalised inside a sentence exactly when `word` is (a name for a name); "" when there
+  // is none.
+  std::string draw(const std::string& word, bool sentence_start, int doc, Rng& rng) const {
+    bool name = !sentence_start && std::isupper(static_cast<unsigned char>(word[0]));
     auto it = words.find(lower_ascii(word));
     if (it == words.end() || by_class.empty()) return "";
     int home = int(frequency_class(it->second.count));
@@ -323,7 +326,8 @@ struct Vocabulary {
       for (int attempt = 0; attempt < 8; ++attempt) {
         const std::string& k = by_class[c][rng.below(by_class[c].size())];
         const Word& w = words.at(k);
-        if (k != it->first && (w.many_docs || w.first_doc != doc)) return w.surface;
+        bool capital = std::isupper(static_cast<unsigned char>(w.surface[0]));
+        if (k != it->first && capital == name && (w.many_docs || w.first_doc != doc)) return w.surface;
       }
     }
     return "";
@@ -564,7 +568,8 @@ struct Builder {
   }
 
   // One content word (one or two when the sentence has four or more) replaced by content words
-  // of other documents of the split, of the same frequency class where there is one.
+  // of other documents of the split, of the same frequency class where there is one (names by
+  // names: capitalisation would give a lower-case word in a name's place away).
   void replace_distractors(const SentenceWords& words, int d, size_t need, Rng& rng, std::vector<Choice>& out) {
     std::vector<size_t> content;
     for (size_t i = 0; i < words.core.size(); ++i)
@@ -576,7 +581,7 @@ struct Builder {
       std::vector<WordEdit> edits;
       for (size_t i = 0; i < m; ++i) {
         std::swap(content[i], content[i + rng.below(content.size() - i)]);
-        std::string word = vocabulary.draw(token_parts(words.core[content[i]]).word, d, rng);
+        std::string word = vocabulary.draw(token_parts(words.core[content[i]]).word, content[i] == 0, d, rng);
         if (!word.empty()) edits.push_back({content[i], word});
       }
       if (edits.size() == m) add_distinct(with_words(words, edits), used, out);
