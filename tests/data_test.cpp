@@ -1,4 +1,5 @@
-// Ranking datasets: build (integrity properties on a synthetic corpus and on TinyStories), check
+// Ranking datasets: build (integrity properties on a synthetic corpus and on TinyStories; the
+// item kinds of --kinds, each with its own properties, and that stories260K ranks them), check
 // (each kind of error at its line), importers, and cloze/partial scoring against the independent
 // reference (tests/reference/data_ref.py → tests/expected/data_ref.json).
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "data/check.h"
 #include "data/hashing.h"
 #include "data/import.h"
+#include "data/kinds.h"
 #include "data/tasks.h"
 #include "eval/ranking.h"
 #include "model/model.h"
@@ -289,6 +291,331 @@ TEST(DataBuild, TinyStoriesCountsAndLengths) {
   r = run_cli("data check " + tmp.file("ts") + " --json");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["ok"], true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// item kinds (--kinds)
+
+std::vector<std::string> words_of(const std::string& s) {
+  std::istringstream in(s);
+  return {std::istream_iterator<std::string>(in), std::istream_iterator<std::string>()};
+}
+
+// `choice` without the end mark `end`; the test's own reading of "keeps the end mark".
+std::string without_end(const std::string& choice, const std::string& end) {
+  EXPECT_TRUE(choice.ends_with(end)) << choice << " | " << end;
+  return choice.substr(0, choice.size() - std::min(end.size(), choice.size()));
+}
+
+// The sentence-closing punctuation of `s` (trailing . ! ? " ' only: the synthetic text's marks).
+std::string end_mark(const std::string& s) {
+  size_t e = s.find_last_not_of(".!?\"'");
+  return s.substr(e + 1);
+}
+
+TEST(DataKinds, SentenceWordsAndEdits) {
+  SentenceWords w = sentence_words("She felt  very sad.");
+  EXPECT_EQ(w.core, std::vector<std::string>({"She", "felt", "very", "sad"}));
+  EXPECT_EQ(w.end, ".");
+  EXPECT_EQ(join_words(w), "She felt very sad.");
+  EXPECT_EQ(sentence_words("\"Help me!\"").end, "!\"");
+  EXPECT_EQ(sentence_words("Why, Roxy\xE2\x80\x9D?").end, "\xE2\x80\x9D?");
+  SentenceWords wiki = sentence_words("It has 5 plain words .");
+  EXPECT_EQ(wiki.core.size(), 5u);
+  EXPECT_EQ(wiki.end, " .");
+  EXPECT_EQ(join_words(wiki), "It has 5 plain words .");
+
+  TokenParts p = token_parts("(hill),");
+  EXPECT_EQ(p.lead, "(");
+  EXPECT_EQ(p.word, "hill");
+  EXPECT_EQ(p.trail, "),");
+  EXPECT_TRUE(is_plain_word("don't"));
+  EXPECT_FALSE(is_plain_word("2nd"));
+  EXPECT_FALSE(is_plain_word("-x"));
+  EXPECT_TRUE(is_content_word("garden"));
+  EXPECT_FALSE(is_content_word("the"));
+  EXPECT_FALSE(is_content_word("She"));
+  EXPECT_FALSE(is_content_word("go"));  // too short
+
+  SentenceWords g = sentence_words("Anna saw the (red) kite.");
+  EXPECT_EQ(with_words(g, {{0, "ben"}, {3, "blue"}}), "Ben saw the (blue) kite.");
+  EXPECT_EQ(with_span(g, 0, {"a", "dog"}), "A dog the (red) kite.");
+  EXPECT_EQ(with_span(g, 2, {"my", "old"}), "Anna saw my old kite.");
+
+  // Every permutation keeps the multiset of words and the end mark, and none reads as the
+  // original; a 3-word sentence has exactly 5 other orders, a sentence of one repeated word none.
+  Rng rng(3);
+  std::vector<std::string> v = shuffled_variants(sentence_words("Ducks swim well."), 8, rng);
+  EXPECT_EQ(v.size(), 5u);
+  std::set<uint64_t> seen = {normalized_hash("Ducks swim well.")};
+  for (const std::string& s : v) {
+    std::vector<std::string> a = words_of(without_end(s, ".")), b = {"Ducks", "swim", "well"};
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    EXPECT_EQ(a, b) << s;
+    EXPECT_TRUE(seen.insert(normalized_hash(s)).second) << s;
+  }
+  EXPECT_TRUE(shuffled_variants(sentence_words("Go go go!"), 3, rng).empty());
+
+  // The shape checks data check runs on tagged items.
+  EXPECT_EQ(item_kind_problem("shuffle", {"A b c.", "c b A."}, 0), "");
+  EXPECT_NE(item_kind_problem("shuffle", {"A b c.", "c d A."}, 0).find("not a permutation"), std::string::npos);
+  EXPECT_NE(item_kind_problem("shuffle", {"A b c.", "c b A!"}, 0).find("end mark"), std::string::npos);
+  EXPECT_EQ(item_kind_problem("replace", {"We saw a big red kite.", "We saw a big blue kite."}, 0), "");
+  EXPECT_NE(item_kind_problem("replace", {"We saw a big red kite.", "We hid a small blue kite."}, 0).find("3 words"),
+            std::string::npos);
+  EXPECT_EQ(item_kind_problem("swap", {"We saw a big red kite.", "We saw my old red kite."}, 0), "");
+  EXPECT_NE(item_kind_problem("swap", {"We saw a big red kite.", "They saw a big red boat."}, 0).find("one span"),
+            std::string::npos);
+  EXPECT_NE(item_kind_problem("lastword", {"kite.", "red kite."}, 0).find("not one word"), std::string::npos);
+  EXPECT_NE(item_kind_problem("nextword", {"a", "b"}, 0).find("unknown item_kind"), std::string::npos);
+}
+
+// 40 short stories over shared vocabulary, so that every kind has material: names are unique to a
+// story, objects, places, animals and colours recur across stories.
+std::string kinds_corpus() {
+  const char* names[] = {"Anna", "Ben", "Cara", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivan", "Jade",
+                         "Kurt", "Lena", "Milo", "Nora", "Otto", "Pia", "Quinn", "Rosa", "Sami", "Tess",
+                         "Umar", "Vera", "Wade", "Xena", "Yuri", "Zoe", "Arlo", "Bea", "Cole", "Dina",
+                         "Emil", "Fay", "Glen", "Hugo", "Iris", "Joel", "Kira", "Luca", "Maya", "Ned"};
+  const char* objects[] = {"kite", "drum", "lamp", "boat", "ball", "hat", "book"};
+  const char* places[] = {"garden", "harbour", "market", "forest", "meadow"};
+  const char* animals[] = {"puppy", "kitten", "parrot", "goat"};
+  const char* colours[] = {"red", "green", "yellow", "purple", "orange", "silver"};
+  std::string text;
+  for (int i = 0; i < 40; ++i) {
+    std::string n = names[i], m = names[(i + 7) % 40], o = objects[i % 7], p = places[i % 5],
+                a = animals[i % 4], c = colours[i % 6], c2 = colours[(i + 2) % 6];
+    text += n + " found a " + c + " " + o + " near the " + p + ". The " + o + " was heavy and " + n +
+            " carried it home slowly. At home " + n + " showed the " + o + " to a sleepy " + a + ".\n\n" +
+            "The " + a + " sniffed the " + o + " and wagged its tail " + std::to_string(i + 2) + " times. Later " +
+            n + " painted the " + o + " with bright " + c2 + " paint. Everyone in the " + p +
+            " admired the shiny " + o + " of " + n + ". " + n + " kept the " + o + " beside the window for " +
+            std::to_string(i + 3) + " days. Then " + n + " gave the " + o + " to a friend named " + m + ".\n" +
+            "<|endoftext|>\n";
+  }
+  return text;
+}
+
+BuildOptions kinds_options(const std::string& corpus, const std::string& out, uint64_t seed) {
+  BuildOptions o;
+  o.corpora = {corpus};
+  o.out = out;
+  o.split_items = {40, 20, 20};
+  o.context_tokens = 24;
+  o.seed = seed;
+  o.kinds = {"next", "shuffle", "swap", "replace", "lastword"};
+  o.progress = false;
+  return o;
+}
+
+TEST(DataKinds, EachKindHasItsProperties) {
+  TempDir tmp;
+  std::string corpus = tmp.file("stories.txt");
+  std::string text = kinds_corpus();
+  test::write_text(corpus, text);
+  Corpus docs = parse_synthetic(text);
+  docs.docs.pop_back();  // the empty tail after the last marker
+  ASSERT_EQ(docs.docs.size(), 40u);
+  json m = build_ranking_data(kinds_options(corpus, tmp.file("a"), 5));
+  EXPECT_EQ(m["kinds"], json({"next", "shuffle", "swap", "replace", "lastword"}));
+
+  // Documents of each split, from where every item's query comes (a split's items only).
+  std::map<int, std::string> split_of_doc;
+  std::map<std::string, std::vector<TaskItem>> items;
+  for (const std::string& split : task_splits()) {
+    items[split] = read_task_split(tmp.file("a"), split);
+    for (const TaskItem& it : items[split]) {
+      int d = docs.doc_of(it.query);
+      ASSERT_GE(d, 0) << it.query;
+      auto [pos, fresh] = split_of_doc.emplace(d, split);
+      EXPECT_EQ(pos->second, split) << "document " << d << " in two splits";
+    }
+  }
+  // A word or span of the split's text outside document `d`: in another document that no other
+  // split uses.
+  auto elsewhere_in_split = [&](const std::string& text, int d, const std::string& split) {
+    std::string n = " " + normalize_text(text) + " ";
+    for (size_t e = 0; e < docs.docs.size(); ++e) {
+      if (int(e) == d || (split_of_doc.count(e) && split_of_doc[e] != split)) continue;
+      if ((" " + docs.docs[e] + " ").find(n) != std::string::npos) return true;
+    }
+    return false;
+  };
+
+  for (const std::string& split : task_splits()) {
+    int per_kind = m["counts"][split].get<int>() / 5;
+    std::map<std::string, std::vector<int64_t>> gold_hist;
+    for (const TaskItem& it : items[split]) {
+      SCOPED_TRACE(it.item_kind + ": " + it.query);
+      ASSERT_EQ(it.choices.size(), 4u);
+      std::vector<int64_t>& hist = gold_hist[it.item_kind];
+      hist.resize(4, 0);
+      hist[it.gold]++;
+      std::set<uint64_t> distinct;
+      for (const std::string& c : it.choices) distinct.insert(normalized_hash(c));
+      EXPECT_EQ(distinct.size(), 4u) << "choices equal after normalisation";
+      int d = docs.doc_of(it.query);
+      const std::string& gold = it.choices[it.gold];
+      // The gold is what the document really says next (for lastword: the sentence's last word).
+      EXPECT_GE(docs.doc_of(it.query + " " + gold), 0) << gold;
+      std::string end = end_mark(gold);
+      std::vector<std::string> g = words_of(without_end(gold, end));
+      for (size_t k = 0; k < it.choices.size(); ++k) {
+        if (int(k) == it.gold) continue;
+        const std::string& c = it.choices[k];
+        EXPECT_EQ(docs.doc_of(it.query + " " + c), -1) << "distractor continues the context: " << c;
+        if (it.item_kind == "next") continue;
+        std::vector<std::string> w = words_of(without_end(c, end));
+        if (it.item_kind == "shuffle") {
+          std::vector<std::string> a = w, b = g;
+          std::sort(a.begin(), a.end());
+          std::sort(b.begin(), b.end());
+          EXPECT_EQ(a, b) << c;
+          continue;
+        }
+        if (it.item_kind == "lastword") {
+          ASSERT_EQ(w.size(), 1u) << c;
+          std::string query_words = " " + normalize_text(it.query) + " ";
+          EXPECT_NE(query_words.find(" " + normalize_text(w[0]) + " "), std::string::npos) << c << " not in the passage";
+          EXPECT_TRUE(is_content_word(w[0])) << c;
+          continue;
+        }
+        ASSERT_EQ(w.size(), g.size()) << c;
+        std::vector<size_t> diff;
+        for (size_t i = 0; i < w.size(); ++i)
+          if (normalize_text(w[i]) != normalize_text(g[i])) diff.push_back(i);
+        ASSERT_FALSE(diff.empty()) << c;
+        if (it.item_kind == "replace") {
+          // exactly the replaced words differ: one or two content words, by words of other documents
+          EXPECT_LE(diff.size(), 2u) << c;
+          for (size_t i : diff) {
+            EXPECT_TRUE(is_content_word(token_parts(g[i]).word)) << g[i];
+            EXPECT_TRUE(elsewhere_in_split(token_parts(w[i]).word, d, split)) << w[i];
+          }
+        } else {  // swap: one span of at most three words, found in another document of the split
+          ASSERT_EQ(it.item_kind, "swap");
+          EXPECT_LT(diff.back() - diff.front(), 3u) << c;
+          std::string span;
+          for (size_t i = diff.front(); i <= diff.back(); ++i) span += w[i] + " ";
+          EXPECT_TRUE(elsewhere_in_split(span, d, split)) << span;
+        }
+      }
+    }
+    // Equal shares per kind, each with balanced gold positions (4 choices: exactly equal here).
+    ASSERT_EQ(gold_hist.size(), 5u) << split;
+    for (const auto& [kind, hist] : gold_hist) {
+      std::vector<int64_t> want(4, per_kind / 4);
+      EXPECT_EQ(hist, want) << split << " " << kind;
+      EXPECT_EQ(m["splits"][split]["kinds"][kind]["items"], per_kind);
+      EXPECT_EQ(m["splits"][split]["kinds"][kind]["gold_positions"], json(want));
+    }
+  }
+  CheckReport r = check_tasks(tmp.file("a"));
+  EXPECT_TRUE(r.ok()) << check_report_text(r);
+  ASSERT_EQ(r.files.size(), 3u);
+  EXPECT_EQ(r.files[0].item_kinds.size(), 5u);
+  EXPECT_EQ(r.files[0].item_kinds["swap"].items, 8);
+  EXPECT_EQ(r.files[0].item_kinds["swap"].gold_positions, std::vector<int64_t>({2, 2, 2, 2}));
+
+  // Same seed: the same bytes; another seed: other items.
+  build_ranking_data(kinds_options(corpus, tmp.file("b"), 5));
+  build_ranking_data(kinds_options(corpus, tmp.file("c"), 6));
+  for (const char* f : {"rkd.jsonl", "vrkd.jsonl", "test.jsonl", "manifest.json"})
+    EXPECT_EQ(read_file(tmp.file("a/") + f), read_file(tmp.file("b/") + f)) << f;
+  EXPECT_NE(read_file(tmp.file("a/rkd.jsonl")), read_file(tmp.file("c/rkd.jsonl")));
+}
+
+// The default (next alone) writes what rankrl wrote before --kinds existed: sha256 of the files
+// the previous build (commit 4f622b5) wrote for this command.
+TEST(DataKinds, DefaultOutputUnchanged) {
+  json ref = reference();
+  TempDir tmp;
+  std::string corpus = tmp.file("corpus.txt");
+  test::write_text(corpus, ref["corpus"]["text"].get<std::string>());
+  for (const std::string kinds : {"", " --kinds next"}) {
+    std::string out = tmp.file(kinds.empty() ? "a" : "b");
+    test::CliResult r = run_cli("data build --corpus " + corpus + " --out " + out +
+                                " --split-items 10,4,4 --context-tokens 24 --seed 7 -q" + kinds);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(sha256_hex(read_file(out + "/rkd.jsonl")), "4556f715abff08d0d754b5395cd1c65bb1698592d5d0af8e40261ac9c8b266e3");
+    EXPECT_EQ(sha256_hex(read_file(out + "/vrkd.jsonl")), "66772e9a967dcdba5f23269e0f3d6e78f7349e1a486474c720ecdf120b841e32");
+    EXPECT_EQ(sha256_hex(read_file(out + "/test.jsonl")), "9ea7c3a58295456dd88c841f74f42bd7ea27e3e5bbde1f8839118e6c14a967da");
+    json m = json::parse(read_file(out + "/manifest.json"));
+    EXPECT_EQ(m["kinds"], json({"next"}));
+    EXPECT_EQ(m["splits"]["rkd"]["kinds"]["next"]["items"], 10);
+  }
+  // Usage errors: an unknown or repeated kind.
+  test::CliResult r = run_cli("data build --corpus " + corpus + " --out " + tmp.file("x") + " --kinds next,cloze");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("unknown item kind 'cloze'"), std::string::npos) << r.err;
+  r = run_cli("data build --corpus " + corpus + " --out " + tmp.file("x") + " --kinds swap,swap");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("x")));
+}
+
+TEST(DataKinds, CheckFlagsProblemsPerKind) {
+  TempDir tmp;
+  auto line = [](const std::string& kind, const std::string& q, std::vector<std::string> choices, int gold) {
+    return json({{"query", q}, {"choices", choices}, {"gold", gold}, {"item_kind", kind}}).dump() + "\n";
+  };
+  test::write_text(tmp.file("rkd.jsonl"),
+                   line("shuffle", "Q1", {"Ann saw a kite.", "kite a saw Ann.", "a kite saw Ann."}, 0) +  // 1 ok
+                   line("swap", "Q2", {"We saw a big red kite.", "We saw a big, red kite."}, 0) +          // 2 equal after normalisation
+                   line("replace", "Q3", {"Ann saw a red kite.", "Ann hid a blue boat."}, 0) +             // 3 three words
+                   line("lastword", "Q4", {"kite.", "big boat."}, 1) +                                     // 4 two words
+                   line("nextword", "Q5", {"a.", "b."}, 0));                                               // 5 unknown kind
+  test::write_text(tmp.file("vrkd.jsonl"), line("swap", "Q6", {"We saw a big red kite.", "We saw my old red kite."}, 1));
+  test::write_text(tmp.file("test.jsonl"), line("swap", "Q7", {"We saw a big red kite.", "We saw my old red kite."}, 0));
+  test::write_text(tmp.file("manifest.json"),
+                   R"({"counts": {"rkd": 5, "vrkd": 1, "test": 1}, "splits": {"vrkd": {"kinds": {"swap": {"items": 1}}},)"
+                   R"( "test": {"kinds": {"swap": {"items": 2}}}}})");
+  CheckReport r = check_tasks(tmp.path());
+  std::map<std::string, std::string> got;
+  for (const CheckIssue& e : r.errors) got[e.where()] += e.what + ";";
+  EXPECT_EQ(got.size(), 5u) << check_report_text(r);
+  EXPECT_EQ(got["rkd.jsonl:2"], "choices 0 and 1 are equal after normalisation (item_kind swap);");
+  EXPECT_NE(got["rkd.jsonl:3"].find("differs from the gold in 3 words"), std::string::npos) << got["rkd.jsonl:3"];
+  EXPECT_NE(got["rkd.jsonl:4"].find("not one word"), std::string::npos) << got["rkd.jsonl:4"];
+  EXPECT_NE(got["rkd.jsonl:5"].find("unknown item_kind 'nextword'"), std::string::npos) << got["rkd.jsonl:5"];
+  EXPECT_NE(got["manifest.json"].find("splits.test.kinds.swap.items = 2 but test.jsonl has 1 swap items"),
+            std::string::npos) << got["manifest.json"];
+  EXPECT_EQ(r.files[0].item_kinds["shuffle"].items, 1);
+  EXPECT_EQ(r.files[0].item_kinds["shuffle"].errors, 0);
+  EXPECT_EQ(r.files[0].item_kinds["swap"].errors, 1);
+  EXPECT_EQ(r.files[0].item_kinds["shuffle"].gold_positions, std::vector<int64_t>({1}));
+  EXPECT_EQ(r.files[1].item_kinds["swap"].gold_positions, std::vector<int64_t>({0, 1}));
+  EXPECT_NE(check_report_text(r).find("  item_kind swap: 1 items; gold positions; 1 errors"), std::string::npos)
+      << check_report_text(r);
+  json j = check_report_json(r);
+  EXPECT_EQ(j["files"][0]["item_kinds"]["replace"]["errors"], 1);
+}
+
+// stories260K (260K parameters) ranks the edited kinds far above chance (0.25) on TinyStories:
+// proof the kinds are rankable by a small model, unlike next-sentence items (~0.3). Measured
+// with this command: shuffle 1.00, swap 0.90, replace 0.85, lastword 0.83 (100 items each).
+TEST(DataKinds, Stories260KRanksTheEditedKinds) {
+  RANKRL_REQUIRE_DATA("stories260K/stories260K.bin");
+  RANKRL_REQUIRE_DATA("tinystories/tinystories_val.txt");
+  TempDir tmp;
+  std::string model = data_file("stories260K/stories260K.bin");
+  test::CliResult r = run_cli("data build --corpus " + data_file("tinystories/tinystories_val.txt") + " --out " +
+                              tmp.file("k") + " --split-items 0,0,400 --kinds shuffle,swap,replace,lastword --model " +
+                              model + " --context-tokens 48 --seed 1 -q");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli("eval --model " + model + " --tasks " + tmp.file("k") + " --json --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["items"], 400);
+  double mean = 0;
+  for (const char* kind : {"shuffle", "swap", "replace", "lastword"}) {
+    const json& k = j["item_kinds"][kind];
+    EXPECT_EQ(k["items"], 100) << kind;
+    EXPECT_GT(k["acc"].get<double>(), 0.6) << kind;
+    mean += k["acc"].get<double>() / 4;
+  }
+  EXPECT_GT(j["item_kinds"]["shuffle"]["acc"].get<double>(), 0.9);
+  EXPECT_NEAR(j["acc"].get<double>(), mean, 1e-12);  // equal shares: the overall acc is their mean
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -139,7 +139,15 @@ Command add_data(CLI::App& app, Common& common) {
   build->add_option("--split", o->split, "Fractions of documents (and items) for rkd,vrkd,test (default 0.6,0.2,0.2)");
   build->add_option("--split-items", o->split_items, "Exact item counts for rkd,vrkd,test (instead of --items)");
   build->add_option("--choices", b.choices, "Choices per item, K (default 4; chance = 1/K)");
-  build->add_option("--hard", b.hard, "Same-document distractors per item (default 1)");
+  build->add_option("--hard", b.hard, "Same-document distractors per next-sentence item (default 1)");
+  build->add_option("--kinds", b.kinds,
+                    "Item kinds, comma-separated, sharing each split's items equally (default next):\n"
+                    "next (gold = the true next sentence, distractors = other sentences), shuffle (its\n"
+                    "words permuted), swap (a 2-3 word span from another document swapped in), replace\n"
+                    "(1-2 content words replaced by other documents' words), lastword (the sentence's\n"
+                    "last word among content words of the passage). Items are tagged \"item_kind\"\n"
+                    "unless the kind is next alone")
+      ->delimiter(',');
   build->add_option("--max-choice-tokens", b.max_choice_tokens,
                     "Longest usable choice, same unit as --context-tokens; longer sentences are skipped (default 96)");
   build->add_option("--context-tokens", b.context_tokens,

@@ -45,6 +45,31 @@ nlohmann::json run_perplexity(const Model& m, const EvalOptions& o) {
           {"tokens_per_second", double(r.text_tokens) / std::max(r.seconds, 1e-9)}};
 }
 
+// acc / acc_norm / margin per "item_kind" (data build --kinds), in first-seen order; null when
+// no item is tagged.
+nlohmann::json per_item_kind(const std::vector<TaskItem>& items, const RankingResult& r) {
+  std::vector<std::string> kinds;
+  for (const TaskItem& it : items)
+    if (!it.item_kind.empty() && std::find(kinds.begin(), kinds.end(), it.item_kind) == kinds.end())
+      kinds.push_back(it.item_kind);
+  if (kinds.empty()) return nullptr;
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string& kind : kinds) {
+    std::vector<TaskItem> subset;
+    std::vector<ItemScores> scores;
+    for (size_t i = 0; i < items.size(); ++i)
+      if (items[i].item_kind == kind) {
+        subset.push_back(items[i]);
+        scores.push_back(r.per_item[i]);
+      }
+    RankingResult k = summarize_ranking(subset, std::move(scores));
+    out[kind] = {{"items", k.items}, {"acc", k.acc}, {"acc_norm", k.acc_norm}, {"margin", k.margin}};
+    info(kind + ": acc " + std::to_string(k.acc) + ", acc_norm " + std::to_string(k.acc_norm) + " over " +
+         std::to_string(k.items) + " items");
+  }
+  return out;
+}
+
 nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
   // A directory from `rankrl data build`: its test split unless --split says otherwise.
   bool dir = is_directory(o.tasks);
@@ -59,6 +84,8 @@ nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
   if (dir) out["split"] = o.split.empty() ? "test" : o.split;
   if (r.cloze_items > 0)
     out["cloze"] = {{"items", r.cloze_items}, {"greedy_acc", r.cloze_greedy}, {"ll", r.cloze_ll}};
+  nlohmann::json kinds = per_item_kind(items, r);
+  if (!kinds.is_null()) out["item_kinds"] = kinds;
   return out;
 }
 

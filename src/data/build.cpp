@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -14,6 +16,8 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "data/hashing.h"
+#include "data/kinds.h"
+#include "data/rng.h"
 #include "data/tasks.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,23 +31,6 @@ namespace fs = std::filesystem;
 constexpr const char* kRankrlVersion = "0.1.0";
 constexpr const char* kEndOfText = "<|endoftext|>";
 constexpr size_t kNearest = 16;  // other-document distractors are drawn from the 16 closest lengths
-
-// splitmix64: tiny, and the same sequence on every platform (std distributions are not).
-struct Rng {
-  uint64_t state;
-  explicit Rng(uint64_t seed) : state(seed) {}
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  size_t below(size_t n) { return size_t(next() % n); }
-  template <class T>
-  void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-};
 
 struct Sentence {
   std::string text;
@@ -269,6 +256,8 @@ struct SplitStats {
   int64_t contexts_duplicate = 0, candidates_without_distractors = 0;
   Stat context_units, context_bytes, choice_units, choice_bytes, gold_bytes, distractor_bytes;
   std::vector<int64_t> gold_positions;
+  std::vector<int64_t> kind_items;                     // per --kinds entry
+  std::vector<std::vector<int64_t>> kind_gold_positions;
 };
 
 struct PoolEntry {
@@ -277,11 +266,81 @@ struct PoolEntry {
   int sent;
 };
 
+struct Choice {
+  std::string text;
+  int64_t units = 0;
+};
+
+// Content words of one split, for `replace`: how often each occurs, where, and in which form.
+struct Vocabulary {
+  struct Word {
+    std::string surface;       // as written inside a sentence (so "Roxy" stays capitalised)
+    bool inner = false;        // surface seen away from a sentence start
+    int64_t count = 0;
+    int first_doc = -1;
+    bool many_docs = false;    // occurs in more than one document
+  };
+  std::unordered_map<std::string, Word> words;         // by lower-case form
+  std::vector<std::vector<std::string>> by_class;      // frequency class floor(log2 count) -> words, sorted
+
+  static size_t frequency_class(int64_t count) {
+    size_t c = 0;
+    while (count > 1) count >>= 1, ++c;
+    return c;
+  }
+
+  void add(const std::string& word, bool sentence_start, int doc) {
+    Word& w = words[lower_ascii(word)];
+    if (!w.inner && (!sentence_start || w.surface.empty())) {
+      w.surface = sentence_start ? lower_ascii(word) : word;
+      w.inner = !sentence_start;
+    }
+    w.count++;
+    if (w.first_doc < 0) w.first_doc = doc;
+    w.many_docs = w.many_docs || w.first_doc != doc;
+  }
+
+  void finish() {
+    by_class.clear();
+    std::vector<std::string> keys;
+    for (const auto& [k, w] : words) keys.push_back(k);
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& k : keys) {
+      size_t c = frequency_class(words[k].count);
+      if (by_class.size() <= c) by_class.resize(c + 1);
+      by_class[c].push_back(k);
+    }
+  }
+
+  // A content word of another document, of `word`'s frequency class or the nearest one that has
+  // one, capitalised inside a sentence exactly when `word` is (a name for a name); "" when there
+  // is none.
+  std::string draw(const std::string& word, bool sentence_start, int doc, Rng& rng) const {
+    bool name = !sentence_start && std::isupper(static_cast<unsigned char>(word[0]));
+    auto it = words.find(lower_ascii(word));
+    if (it == words.end() || by_class.empty()) return "";
+    int home = int(frequency_class(it->second.count));
+    for (int step = 0; step < 2 * int(by_class.size()); ++step) {
+      int c = home + (step % 2 ? -(step + 1) / 2 : step / 2);
+      if (c < 0 || c >= int(by_class.size()) || by_class[c].empty()) continue;
+      for (int attempt = 0; attempt < 8; ++attempt) {
+        const std::string& k = by_class[c][rng.below(by_class[c].size())];
+        const Word& w = words.at(k);
+        bool capital = std::isupper(static_cast<unsigned char>(w.surface[0]));
+        if (k != it->first && capital == name && (w.many_docs || w.first_doc != doc)) return w.surface;
+      }
+    }
+    return "";
+  }
+};
+
 struct Builder {
   const BuildOptions& o;
   std::vector<Document> docs;
   std::unordered_set<uint64_t> contexts_seen;  // across splits: a context appears once at most
   int64_t choices_rejected = 0;
+  Vocabulary vocabulary;  // of the split being built (replace only)
+  std::vector<PoolEntry> pool;  // usable sentences of the split being built, by length
 
   explicit Builder(const BuildOptions& opts) : o(opts) {}
 
@@ -309,11 +368,30 @@ struct Builder {
 
   bool usable_choice(const Sentence& s) const { return s.units <= o.max_choice_tokens; }
 
+  int64_t units_of(const std::string& text) const {
+    return o.tokenizer ? int64_t(o.tokenizer->encode(text).size()) : word_count(text);
+  }
+
+  bool wants(const std::string& kind) const { return std::find(o.kinds.begin(), o.kinds.end(), kind) != o.kinds.end(); }
+
+  void build_vocabulary(const std::vector<int>& split_docs) {
+    vocabulary = Vocabulary();
+    for (int d : split_docs)
+      for (const Sentence& s : docs[d].sentences) {
+        std::vector<std::string> core = sentence_words(s.text).core;
+        for (size_t i = 0; i < core.size(); ++i) {
+          std::string w = token_parts(core[i]).word;
+          if (is_content_word(w)) vocabulary.add(w, i == 0, d);
+        }
+      }
+    vocabulary.finish();
+  }
+
   // Items for one split from its documents (indices into docs).
   std::vector<TaskItem> build_split(int split, const std::vector<int>& split_docs, int64_t wanted,
                                     SplitStats& st, Progress& progress) {
     Rng rng(o.seed * 0x2545f4914f6cdd1dull + uint64_t(split) + 1);
-    std::vector<PoolEntry> pool;
+    pool.clear();
     for (int d : split_docs)
       for (size_t i = 0; i < docs[d].sentences.size(); ++i)
         if (usable_choice(docs[d].sentences[i])) pool.push_back({docs[d].sentences[i].measure, d, int(i)});
@@ -322,6 +400,7 @@ struct Builder {
     });
     st.documents = split_docs.size();
     st.sentences = pool.size();
+    if (wants("replace")) build_vocabulary(split_docs);
 
     // Candidates (doc, boundary) in random order, but round-robin over documents: every document
     // gives its first item before any gives its second.
@@ -344,37 +423,210 @@ struct Builder {
       cands = std::move(sorted);
     }
 
-    // Balanced gold positions: 0..K-1 repeated, shuffled.
-    int K = o.choices;
-    std::vector<int> positions(wanted);
-    for (int64_t i = 0; i < wanted; ++i) positions[i] = int(i % K);
-    rng.shuffle(positions);
+    // Equal shares per kind (the first kinds take the remainder), and within each kind balanced
+    // gold positions: 0..K-1 repeated, shuffled. With one kind this is the original sequence.
+    int K = o.choices, kinds = o.kinds.size();
+    std::vector<int64_t> share(kinds);
+    std::vector<std::vector<int>> positions(kinds);
+    for (int k = 0; k < kinds; ++k) {
+      share[k] = wanted / kinds + (k < wanted % kinds);
+      for (int64_t i = 0; i < share[k]; ++i) positions[k].push_back(int(i % K));
+      rng.shuffle(positions[k]);
+    }
     st.gold_positions.assign(K, 0);
+    st.kind_items.assign(kinds, 0);
+    st.kind_gold_positions.assign(kinds, std::vector<int64_t>(K, 0));
 
+    // Kinds take turns over the candidates; a candidate one kind cannot use (too short a sentence
+    // to shuffle, say) goes to the next kind that still needs items.
     std::vector<TaskItem> items;
+    int turn = 0;
     for (const auto& [d, b] : cands) {
       if (int64_t(items.size()) == wanted) break;
-      TaskItem item;
-      if (!make_item(d, b, positions[items.size()], pool, rng, st, item)) continue;
-      st.gold_positions[item.gold]++;
-      items.push_back(std::move(item));
-      progress.advance();
+      for (int t = 0; t < kinds; ++t) {
+        int k = (turn + t) % kinds;
+        int64_t& made = st.kind_items[k];
+        if (made == share[k]) continue;
+        TaskItem item;
+        if (!make_item(o.kinds[k], d, b, positions[k][made], rng, st, item)) continue;
+        made++;
+        st.kind_gold_positions[k][item.gold]++;
+        st.gold_positions[item.gold]++;
+        items.push_back(std::move(item));
+        progress.advance();
+        turn = (k + 1) % kinds;
+        break;
+      }
     }
     st.items = items.size();
     return items;
   }
 
-  bool make_item(int d, int b, int gold_pos, const std::vector<PoolEntry>& pool, Rng& rng,
-                 SplitStats& st, TaskItem& item) {
+  bool make_item(const std::string& kind, int d, int b, int gold_pos, Rng& rng, SplitStats& st, TaskItem& item) {
     const Document& doc = docs[d];
     int a = window_start(doc, b);
     if (a < 0) return false;
-    std::string context = join(doc, a, b);
-    uint64_t ctx_hash = normalized_hash(context);
+    std::string query = join(doc, a, b);
+    int64_t query_units = 0;
+    for (int i = a; i < b; ++i) query_units += doc.sentences[i].units;
+    const Sentence& sentence = doc.sentences[b];
+    Choice gold{sentence.text, sentence.units};
+    SentenceWords words = sentence_words(sentence.text);
+    if (kind != "next") {
+      // Edits rebuild sentences from their words; so is the gold, lest spacing tell them apart.
+      std::string rebuilt = join_words(words);
+      if (rebuilt != gold.text) gold = {rebuilt, units_of(rebuilt)};
+    }
+    if (kind == "lastword") {
+      if (words.core.size() < 3 || !is_plain_word(words.core.back())) return false;
+      std::vector<std::string> prefix(words.core.begin(), words.core.end() - 1);
+      std::string lead;
+      for (const std::string& w : prefix) lead += (lead.empty() ? "" : " ") + w;
+      query += (sentence.paragraph == doc.sentences[b - 1].paragraph ? " " : "\n") + lead;
+      query_units += units_of(lead);
+      gold = {words.core.back() + words.end, 0};
+      gold.units = units_of(gold.text);
+    }
+    uint64_t ctx_hash = normalized_hash(query);
     if (contexts_seen.count(ctx_hash)) {
       st.contexts_duplicate++;
       return false;
     }
+    std::vector<Choice> distractors;
+    size_t need = o.choices - 1;
+    if (kind == "next") {
+      if (!next_distractors(d, b, rng, st, distractors)) return false;
+    } else {
+      if (kind == "shuffle") shuffle_distractors(words, need, rng, distractors);
+      else if (kind == "swap") swap_distractors(words, d, need, rng, distractors);
+      else if (kind == "replace") replace_distractors(words, d, need, rng, distractors);
+      else lastword_distractors(query, words, need, rng, distractors);
+      if (distractors.size() < need) {
+        st.candidates_without_distractors++;
+        return false;
+      }
+    }
+    rng.shuffle(distractors);
+    item.query = query;
+    item.gold = gold_pos;
+    for (int k = 0, j = 0; k < o.choices; ++k)
+      item.choices.push_back(k == gold_pos ? gold.text : distractors[j++].text);
+    if (o.kinds != std::vector<std::string>{"next"}) item.item_kind = kind;
+    contexts_seen.insert(ctx_hash);
+    st.context_units.add(query_units);
+    st.context_bytes.add(query.size());
+    st.choice_units.add(gold.units);
+    st.choice_bytes.add(gold.text.size());
+    st.gold_bytes.add(gold.text.size());
+    for (const Choice& c : distractors) {
+      st.choice_units.add(c.units);
+      st.choice_bytes.add(c.text.size());
+      st.distractor_bytes.add(c.text.size());
+    }
+    return true;
+  }
+
+  // Distractors are kept only when no two choices are equal after normalisation.
+  void add_distinct(std::string text, std::vector<uint64_t>& used, std::vector<Choice>& out) {
+    uint64_t h = normalized_hash(text);
+    if (std::find(used.begin(), used.end(), h) != used.end()) {
+      choices_rejected++;
+      return;
+    }
+    used.push_back(h);
+    int64_t units = units_of(text);
+    out.push_back({std::move(text), units});
+  }
+
+  void shuffle_distractors(const SentenceWords& words, size_t need, Rng& rng, std::vector<Choice>& out) {
+    if (words.core.size() < 3) return;
+    for (std::string& s : shuffled_variants(words, need, rng)) {
+      int64_t units = units_of(s);
+      out.push_back({std::move(s), units});
+    }
+  }
+
+  // A span of 2 words (3 in sentences of 8 words or more) at a random place, replaced by as many
+  // consecutive words from inside a sentence of another document of the split (never its first
+  // word, whose capital would give the span away).
+  void swap_distractors(const SentenceWords& words, int d, size_t need, Rng& rng, std::vector<Choice>& out) {
+    size_t n = words.core.size(), span = n >= 8 ? kMaxSwapSpan : 2;
+    if (n < 4 || pool.empty()) return;
+    std::vector<uint64_t> used = {normalized_hash(join_words(words))};
+    for (size_t attempt = 0; attempt < 20 * need && out.size() < need; ++attempt) {
+      size_t at = rng.below(n - span + 1);
+      const PoolEntry& e = pool[rng.below(pool.size())];
+      if (e.doc == d) continue;
+      std::vector<std::string> donor = sentence_words(docs[e.doc].sentences[e.sent].text).core;
+      if (donor.size() < span + 1) continue;
+      size_t from = 1 + rng.below(donor.size() - span);
+      std::vector<std::string> piece(donor.begin() + from, donor.begin() + from + span);
+      std::vector<std::string> old(words.core.begin() + at, words.core.begin() + at + span);
+      if (normalize_text(join_words({piece, ""})) == normalize_text(join_words({old, ""}))) continue;
+      add_distinct(with_span(words, at, piece), used, out);
+    }
+  }
+
+  // One content word (one or two when the sentence has four or more) replaced by content words
+  // of other documents of the split, of the same frequency class where there is one (names by
+  // names: capitalisation would give a lower-case word in a name's place away).
+  void replace_distractors(const SentenceWords& words, int d, size_t need, Rng& rng, std::vector<Choice>& out) {
+    std::vector<size_t> content;
+    for (size_t i = 0; i < words.core.size(); ++i)
+      if (is_content_word(token_parts(words.core[i]).word)) content.push_back(i);
+    if (content.empty()) return;
+    std::vector<uint64_t> used = {normalized_hash(join_words(words))};
+    for (size_t attempt = 0; attempt < 20 * need && out.size() < need; ++attempt) {
+      size_t m = content.size() >= 4 ? 1 + rng.below(2) : 1;
+      std::vector<WordEdit> edits;
+      for (size_t i = 0; i < m; ++i) {
+        std::swap(content[i], content[i + rng.below(content.size() - i)]);
+        std::string word = vocabulary.draw(token_parts(words.core[content[i]]).word, content[i] == 0, d, rng);
+        if (!word.empty()) edits.push_back({content[i], word});
+      }
+      if (edits.size() == m) add_distinct(with_words(words, edits), used, out);
+    }
+  }
+
+  // Other content words of the passage (context and the sentence so far), never a sentence's
+  // first word, each with the sentence's end mark as the true word has it.
+  void lastword_distractors(const std::string& query, const SentenceWords& words, size_t need, Rng& rng,
+                            std::vector<Choice>& out) {
+    std::vector<std::string> found;
+    std::vector<uint64_t> used = {normalized_hash(words.core.back())};
+    for (const std::string& s : split_sentences_of(query)) {
+      std::vector<std::string> core = sentence_words(s).core;
+      for (size_t i = 1; i < core.size(); ++i) {
+        std::string w = token_parts(core[i]).word;
+        uint64_t h = normalized_hash(w);
+        if (!is_content_word(w) || std::find(used.begin(), used.end(), h) != used.end()) continue;
+        used.push_back(h);
+        found.push_back(w);
+      }
+    }
+    if (found.size() < need) return;
+    for (size_t i = 0; i < need; ++i) {
+      std::swap(found[i], found[i + rng.below(found.size() - i)]);
+      std::string text = found[i] + words.end;
+      int64_t units = units_of(text);
+      out.push_back({std::move(text), units});
+    }
+  }
+
+  // The sentences of a query (its paragraphs split again, as the corpus was).
+  static std::vector<std::string> split_sentences_of(const std::string& query) {
+    std::vector<std::string> out;
+    for (const std::string& para : split_lines(query))
+      for (std::string& s : split_sentences(para)) out.push_back(std::move(s));
+    return out;
+  }
+
+  // The original next-sentence distractors: `hard` later sentences of the same document (at
+  // least two after the boundary, so neither the gold nor the sentence right after it), closest
+  // in length first, then random ones among the kNearest other-document sentences closest in
+  // length to the gold.
+  bool next_distractors(int d, int b, Rng& rng, SplitStats& st, std::vector<Choice>& out) {
+    const Document& doc = docs[d];
     const Sentence& gold = doc.sentences[b];
     std::vector<uint64_t> used = {gold.hash};
     auto fresh = [&](const Sentence& s) {
@@ -382,8 +634,6 @@ struct Builder {
       choices_rejected += !ok;
       return ok;
     };
-    // Hard distractors: later sentences of the same document (at least two after the boundary,
-    // so neither the gold nor the sentence right after it), closest in length first.
     std::vector<int> later;
     for (int j = b + 2; j < int(doc.sentences.size()); ++j)
       if (usable_choice(doc.sentences[j])) later.push_back(j);
@@ -402,7 +652,6 @@ struct Builder {
       st.candidates_without_distractors++;
       return false;
     }
-    // Easy distractors: random among the kNearest other-document sentences closest in length.
     size_t need = o.choices - 1 - distractors.size();
     std::vector<const Sentence*> near;
     size_t hi = std::lower_bound(pool.begin(), pool.end(), gold.measure,
@@ -426,27 +675,18 @@ struct Builder {
       std::swap(near[i], near[i + rng.below(near.size() - i)]);
       distractors.push_back(near[i]);
     }
-    rng.shuffle(distractors);
-    item.query = context;
-    item.gold = gold_pos;
-    for (int k = 0, j = 0; k < o.choices; ++k)
-      item.choices.push_back(k == gold_pos ? gold.text : distractors[j++]->text);
-    contexts_seen.insert(ctx_hash);
-    int64_t ctx_units = 0;
-    for (int i = a; i < b; ++i) ctx_units += doc.sentences[i].units;
-    st.context_units.add(ctx_units);
-    st.context_bytes.add(context.size());
-    st.choice_units.add(gold.units);
-    st.choice_bytes.add(gold.text.size());
-    st.gold_bytes.add(gold.text.size());
-    for (const Sentence* s : distractors) {
-      st.choice_units.add(s->units);
-      st.choice_bytes.add(s->text.size());
-      st.distractor_bytes.add(s->text.size());
-    }
+    for (const Sentence* s : distractors) out.push_back({s->text, s->units});
     return true;
   }
 };
+
+// Per kind: items and gold positions.
+json kinds_json(const std::vector<std::string>& kinds, const SplitStats& st) {
+  json out = json::object();
+  for (size_t k = 0; k < kinds.size(); ++k)
+    out[kinds[k]] = {{"items", st.kind_items[k]}, {"gold_positions", st.kind_gold_positions[k]}};
+  return out;
+}
 
 // Splits `n` by `fractions` (rounded; the last split takes the rest).
 std::array<int64_t, 3> apportion(int64_t n, const std::array<double, 3>& f) {
@@ -483,6 +723,13 @@ void validate_options(const BuildOptions& o) {
   if (o.split_order != "auto" && o.split_order != "shuffle" && o.split_order != "file")
     throw usage_error("--split-order must be auto, shuffle or file");
   if (o.items < 1 && o.split_items[0] < 0) throw usage_error("--items must be positive");
+  if (o.kinds.empty()) throw usage_error("--kinds lists no kind");
+  for (size_t i = 0; i < o.kinds.size(); ++i) {
+    if (!is_item_kind(o.kinds[i]))
+      throw usage_error("unknown item kind '" + o.kinds[i] + "' in --kinds (next, shuffle, swap, replace, lastword)");
+    if (std::find(o.kinds.begin(), o.kinds.begin() + i, o.kinds[i]) != o.kinds.begin() + i)
+      throw usage_error("--kinds lists '" + o.kinds[i] + "' twice");
+  }
 }
 
 }  // namespace
@@ -576,6 +823,7 @@ json build_ranking_data(const BuildOptions& o) {
                    {"command", o.command},
                    {"seed", o.seed},
                    {"choices", o.choices},
+                   {"kinds", o.kinds},
                    {"hard_distractors", std::min(o.hard, o.choices - 1)},
                    {"chance", 1.0 / o.choices},
                    {"context_tokens", o.context_tokens},
@@ -602,6 +850,7 @@ json build_ranking_data(const BuildOptions& o) {
                         {"sentences", st.sentences},
                         {"candidates", st.candidates},
                         {"gold_positions", st.gold_positions},
+                        {"kinds", kinds_json(o.kinds, st)},
                         {"context_length", st.context_units.to_json()},
                         {"context_bytes", st.context_bytes.to_json()},
                         {"choice_length", st.choice_units.to_json()},

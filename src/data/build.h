@@ -10,7 +10,8 @@
 // Documents are split disjointly into rkd / vrkd / test, so no text crosses splits; duplicate
 // documents, contexts and choices are removed by normalised hashing (data/hashing.h); gold
 // positions are balanced per split (each position equally often up to one); everything follows
-// from `seed`. The output directory (rkd.jsonl, vrkd.jsonl, test.jsonl, manifest.json) appears
+// from `seed`. Other item kinds (`kinds`, see data/kinds.h) edit the true next sentence into
+// its distractors or ask for a sentence's last word. The output directory (rkd.jsonl, vrkd.jsonl, test.jsonl, manifest.json) appears
 // at once by renaming a finished temporary directory.
 #pragma once
 #include <nlohmann/json.hpp>
@@ -30,7 +31,9 @@ struct BuildOptions {
   int64_t items = 300;               // total over the three splits, shared by `fractions`
   std::array<int64_t, 3> split_items = {-1, -1, -1};  // explicit per-split counts (override)
   int choices = 4;
-  int hard = 1;                      // same-document distractors per item
+  int hard = 1;                      // same-document distractors per item (kind next)
+  // Item kinds (data/kinds.h), sharing each split's items equally; {"next"} writes untagged items.
+  std::vector<std::string> kinds = {"next"};
   int64_t context_tokens = 64;       // words, or tokens when `tokenizer` is given
   // Longest usable choice (same unit): longer sentences are neither gold nor distractor, so an
   // item always fits a small model's context (one 300-token "sentence" would not).

@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "core/utf8.h"
 #include "data/hashing.h"
+#include "data/kinds.h"
 #include "data/tasks.h"
 
 namespace rankrl {
@@ -51,6 +52,10 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
   if (kind == "cloze") item.kind = TaskKind::cloze;
   else if (kind == "partial") item.kind = TaskKind::partial;
   else if (kind != "choice") problems.push_back("unknown kind '" + kind + "'");
+  if (j.contains("item_kind")) {
+    if (!j["item_kind"].is_string()) problems.push_back("non-string field 'item_kind'");
+    else if ((item.item_kind = j["item_kind"].get<std::string>()).empty()) problems.push_back("empty item_kind");
+  }
   bool partial = item.kind == TaskKind::partial;
   if (!partial || j.contains("query")) {
     if (!j.contains("query") || !j["query"].is_string()) problems.push_back("missing or non-string field 'query'");
@@ -87,7 +92,12 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
         if (blank(item.choices[k])) continue;
         if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
           problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
-        else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m]))
+        else if (normalized_hash(item.choices[k]) != normalized_hash(item.choices[m]))
+          continue;
+        else if (!item.item_kind.empty())  // a built item: a distractor that reads as the gold
+          problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) +
+                             " are equal after normalisation (item_kind " + item.item_kind + ")");
+        else
           near_duplicates++;
       }
   }
@@ -99,6 +109,10 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
   if (choices_ok && (item.gold < 0 || item.gold >= int(item.choices.size())))
     problems.push_back("gold " + std::to_string(item.gold) + " out of range (" +
                        std::to_string(item.choices.size()) + " choices)");
+  if (choices_ok && !item.item_kind.empty()) {
+    std::string shape = item_kind_problem(item.item_kind, item.choices, item.gold);
+    if (!shape.empty()) problems.push_back(shape);
+  }
   return choices_ok && problems.empty();
 }
 
@@ -147,6 +161,15 @@ void check_file(const std::string& path, const std::string& name, const std::str
     TaskItem item;
     bool usable = check_item(j, problems, item, fc.near_duplicate_choices);
     for (const std::string& p : problems) error(n, p);
+    if (!item.item_kind.empty()) {
+      ItemKindCheck& kc = fc.item_kinds[item.item_kind];
+      kc.items++;
+      kc.errors += problems.size();
+      if (usable) {
+        if (kc.gold_positions.size() <= size_t(item.gold)) kc.gold_positions.resize(item.gold + 1, 0);
+        kc.gold_positions[item.gold]++;
+      }
+    }
     if (!usable) continue;
     fc.kinds[task_kind_name(item.kind)]++;
     if (fc.gold_positions.size() <= size_t(item.gold)) fc.gold_positions.resize(item.gold + 1, 0);
@@ -168,6 +191,27 @@ void check_file(const std::string& path, const std::string& name, const std::str
   }
   if (fc.items == 0) error(0, "no items");
   report.files.push_back(fc);
+}
+
+// The manifest's per-kind item counts against the tagged items of a split file (untagged files,
+// the default `next` alone, are covered by the total count).
+void check_manifest_kinds(const json& m, const FileCheck& fc, std::vector<CheckIssue>& errors) {
+  if (fc.item_kinds.empty() || !m.contains("splits") || !m["splits"].contains(fc.split) ||
+      !m["splits"][fc.split].contains("kinds"))
+    return;
+  const json& kinds = m["splits"][fc.split]["kinds"];
+  for (const auto& [kind, v] : kinds.items()) {
+    auto it = fc.item_kinds.find(kind);
+    int64_t found = it == fc.item_kinds.end() ? 0 : it->second.items;
+    if (!v.contains("items") || v["items"] != found)
+      errors.push_back({"manifest.json", 0, "splits." + fc.split + ".kinds." + kind + ".items = " +
+                                                (v.contains("items") ? v["items"].dump() : "missing") + " but " +
+                                                fc.file + " has " + std::to_string(found) + " " + kind + " items"});
+  }
+  for (const auto& [kind, kc] : fc.item_kinds)
+    if (!kinds.contains(kind))
+      errors.push_back({"manifest.json", 0, "splits." + fc.split + ".kinds has no " + kind + " but " + fc.file +
+                                                " has " + std::to_string(kc.items) + " such items"});
 }
 
 }  // namespace
@@ -198,10 +242,12 @@ CheckReport check_tasks(const std::string& path) {
   if (file_exists(manifest_path)) {
     try {
       json m = json::parse(read_file(manifest_path));
-      for (const FileCheck& fc : report.files)
+      for (const FileCheck& fc : report.files) {
         if (m.contains("counts") && m["counts"].contains(fc.split) && m["counts"][fc.split] != fc.items)
           report.errors.push_back({"manifest.json", 0, "counts." + fc.split + " = " + m["counts"][fc.split].dump() +
                                                            " but " + fc.file + " has " + std::to_string(fc.items) + " items"});
+        check_manifest_kinds(m, fc, report.errors);
+      }
     } catch (const json::exception&) {
       report.errors.push_back({"manifest.json", 0, "malformed JSON"});
     }
@@ -211,11 +257,15 @@ CheckReport check_tasks(const std::string& path) {
 
 json check_report_json(const CheckReport& r) {
   json files = json::array();
-  for (const FileCheck& f : r.files)
+  for (const FileCheck& f : r.files) {
+    json kinds = json::object();
+    for (const auto& [k, kc] : f.item_kinds)
+      kinds[k] = {{"items", kc.items}, {"gold_positions", kc.gold_positions}, {"errors", kc.errors}};
     files.push_back({{"file", f.file}, {"split", f.split}, {"items", f.items}, {"kinds", f.kinds},
-                     {"gold_positions", f.gold_positions}, {"duplicate_items", f.duplicate_items},
-                     {"repeated_contexts", f.repeated_contexts},
+                     {"item_kinds", kinds}, {"gold_positions", f.gold_positions},
+                     {"duplicate_items", f.duplicate_items}, {"repeated_contexts", f.repeated_contexts},
                      {"near_duplicate_choices", f.near_duplicate_choices}, {"errors", f.errors}});
+  }
   json errors = json::array();
   for (const CheckIssue& e : r.errors) errors.push_back({{"file", e.file}, {"line", e.line}, {"what", e.what}});
   return {{"path", r.path}, {"ok", r.ok()}, {"files", files}, {"overlap", r.overlap},
@@ -235,6 +285,11 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
         << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.errors << " errors\n";
+    for (const auto& [k, kc] : f.item_kinds) {
+      out << "  item_kind " << k << ": " << kc.items << " items; gold positions";
+      for (size_t i = 0; i < kc.gold_positions.size(); ++i) out << (i ? "/" : " ") << kc.gold_positions[i];
+      out << "; " << kc.errors << " errors\n";
+    }
   }
   for (const auto& [pair, n] : r.overlap) out << "overlap " << pair << ": " << n << "\n";
   for (size_t i = 0; i < r.errors.size() && i < max_errors; ++i)

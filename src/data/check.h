@@ -2,7 +2,9 @@
 // Errors (each with file:line): malformed JSON or schema, gold out of range, fewer than two
 // choices (cloze: not exactly one), empty or whitespace-only choices, choices of an item that are
 // identical up to whitespace, duplicate items within a file (normalised), a context present in
-// two splits (normalised hash, directories only), item counts that disagree with manifest.json.
+// two splits (normalised hash, directories only), item counts that disagree with manifest.json
+// (per item kind too). Items tagged "item_kind" (data build --kinds) are also checked per kind:
+// an unknown kind, choices equal after normalisation, and the kind's shape (data/kinds.h).
 // Reported without being errors: gold-position histograms, kinds, contexts repeated within a
 // file with other choices, choices equal only after normalisation (case and punctuation can
 // matter: "100% Rr" / "100% rr" in ARC-Easy).
@@ -23,11 +25,18 @@ struct CheckIssue {
   std::string where() const { return line > 0 ? file + ":" + std::to_string(line) : file; }
 };
 
+// Items of one "item_kind" (data build --kinds) in a file.
+struct ItemKindCheck {
+  int64_t items = 0, errors = 0;
+  std::vector<int64_t> gold_positions;
+};
+
 struct FileCheck {
   std::string file, split;  // split "" for a lone file
   int64_t items = 0, duplicate_items = 0, repeated_contexts = 0, errors = 0;
   int64_t near_duplicate_choices = 0;  // choice pairs equal only after normalisation (not errors)
   std::map<std::string, int64_t> kinds;
+  std::map<std::string, ItemKindCheck> item_kinds;  // tagged items only
   std::vector<int64_t> gold_positions;  // histogram of gold indices
 };
 

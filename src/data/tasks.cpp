@@ -71,6 +71,10 @@ TaskItem uniform_item(const json& j, const std::string& where) {
   if (!j.contains("gold") || !j["gold"].is_number_integer())
     throw Error(where, "missing or non-integer field 'gold'");
   item.gold = j["gold"].get<int>();
+  if (j.contains("item_kind")) {
+    if (!j["item_kind"].is_string()) throw Error(where, "non-string field 'item_kind'");
+    item.item_kind = j["item_kind"].get<std::string>();
+  }
   return item;
 }
 
@@ -179,6 +183,7 @@ std::string task_item_json(const TaskItem& item) {
   j["choices"] = item.choices;
   if (item.kind == TaskKind::partial) j["continuation"] = item.continuation;
   j["gold"] = item.gold;
+  if (!item.item_kind.empty()) j["item_kind"] = item.item_kind;
   // Invalid UTF-8 is replaced rather than thrown on: callers validate their inputs first.
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }

@@ -6,6 +6,8 @@
 //   "partial": {"kind": "partial", "choices": [context, ...], "continuation": str, "gold": int}
 //              several contexts share one continuation; each context is scored by the
 //              log-likelihood of the continuation after it (WinoGrande partial scoring).
+// An optional string "item_kind" (written by `rankrl data build --kinds`, data/kinds.h) names how
+// the item was made; scoring ignores it, `data check` and `eval` report per item kind.
 // Original PIQA: {"goal", "sol1", "sol2"} per line plus a labels file (one 0/1 per line); its
 // default location is <name>-labels.lst beside <name>.jsonl.
 #pragma once
@@ -23,6 +25,7 @@ struct TaskItem {
   int gold = 0;
   TaskKind kind = TaskKind::choice;
   std::string continuation;  // partial only: shared by every context in `choices`
+  std::string item_kind;     // "item_kind" of `data build --kinds` items ("" if none); not for scoring
 };
 
 const char* task_kind_name(TaskKind kind);
@@ -45,7 +48,8 @@ std::vector<TaskItem> read_task_split(const std::string& dir_or_file, const std:
 // The file read_task_split reads.
 std::string task_split_path(const std::string& dir_or_file, const std::string& split = "");
 
-// One line of the uniform schema (no trailing newline); "kind" only when not "choice".
+// One line of the uniform schema (no trailing newline); "kind" only when not "choice",
+// "item_kind" only when set.
 std::string task_item_json(const TaskItem& item);
 // Writes items as JSONL atomically.
 void write_tasks(const std::string& path, const std::vector<TaskItem>& items);
