@@ -113,6 +113,36 @@ TEST(Ranking, MarginIsLogSoftmaxOfGold) {
   EXPECT_NEAR(r.margin, (m0 + m1) / 2, 1e-12);
   EXPECT_DOUBLE_EQ(r.acc, 0.0);       // item 0 argmax = 0 (gold 1); item 1 argmax = 2 (gold 0)
   EXPECT_DOUBLE_EQ(r.acc_norm, 0.5);  // item 0: -1/1 < -2/4, so the gold wins; item 1 → 2
+  // The per-item outcomes (what bootstrap intervals resample) are the terms of those means.
+  ASSERT_EQ(r.outcomes.size(), 2u);
+  EXPECT_NEAR(r.outcomes[0].margin, m0, 1e-12);
+  EXPECT_NEAR(r.outcomes[1].margin, m1, 1e-12);
+  EXPECT_FALSE(r.outcomes[0].acc);
+  EXPECT_TRUE(r.outcomes[0].acc_norm);
+  EXPECT_FALSE(r.outcomes[1].acc);
+  EXPECT_FALSE(r.outcomes[1].acc_norm);
+}
+
+TEST(Ranking, OutcomesFollowItemOrderAndKinds) {
+  // A cloze item's margin is its log-likelihood and it is right when greedy; a choice item in between.
+  TaskItem cloze{"q", {"x"}, 0};
+  cloze.kind = TaskKind::cloze;
+  std::vector<TaskItem> items = {cloze, {"q", {"a", "b"}, 0}, cloze};
+  std::vector<ItemScores> scores(3);
+  scores[0].scores = {-4.5};
+  scores[0].greedy = true;
+  scores[1].scores = {-0.5, -2.5};
+  scores[2].scores = {-7.0};
+  RankingResult r = summarize_ranking(items, scores);
+  ASSERT_EQ(r.outcomes.size(), 3u);
+  EXPECT_DOUBLE_EQ(r.outcomes[0].margin, -4.5);
+  EXPECT_TRUE(r.outcomes[0].acc && r.outcomes[0].acc_norm);
+  EXPECT_NEAR(r.outcomes[1].margin, -0.5 - std::log(std::exp(-0.5) + std::exp(-2.5)), 1e-12);
+  EXPECT_TRUE(r.outcomes[1].acc && r.outcomes[1].acc_norm);
+  EXPECT_DOUBLE_EQ(r.outcomes[2].margin, -7.0);
+  EXPECT_FALSE(r.outcomes[2].acc || r.outcomes[2].acc_norm);
+  EXPECT_NEAR(r.margin, (r.outcomes[0].margin + r.outcomes[1].margin + r.outcomes[2].margin) / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(r.acc, 2.0 / 3);
 }
 
 }  // namespace

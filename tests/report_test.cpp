@@ -220,6 +220,45 @@ TEST(Report, RendersEveryPartOfASearchOutput) {
   EXPECT_NE(r.md.find("rankrl search --model m.bin --note '<&\">'"), std::string::npos);
 }
 
+TEST(Report, DifferencesTableAndChoiceSummaryShowTheIntervals) {
+  test::TempDir dir;
+  write_synthetic_out(dir.path());
+  // Without intervals (results.json from before they existed): no differences section, no summary.
+  Rendered old = render_report(dir.path());
+  EXPECT_EQ(old.md.find("Differences"), std::string::npos);
+  EXPECT_EQ(old.html.find("diff-table"), std::string::npos);
+  EXPECT_EQ(choice_summary(json::parse(test::read_text(dir.file("results.json")))), "");
+  json res = json::parse(test::read_text(dir.file("results.json")));
+  auto d = [](double diff, double lo, double hi) { return json{{"diff", diff}, {"lo", lo}, {"hi", hi}}; };
+  res["bootstrap"] = {{"split", "test"}, {"level", 0.95}, {"resamples", 2000}, {"seed", 7}, {"best_uniform", "uniform:svd"}};
+  res["splits"] = {{"rkd", 40}, {"vrkd", 40}, {"test", 40}};
+  res["reward"] = {{"kind", "margin"}};
+  for (json& a : res["approaches"]) {
+    const bool ppo = a["name"] == "ppo";
+    a["vs_dense"] = {{"margin", ppo ? d(-0.1, -0.2, -0.02) : d(-0.3, -0.5, -0.1)}, {"acc", d(0.0, -0.05, 0.05)}};
+    a["vs_best_uniform"] = {{"margin", ppo ? d(0.2, 0.05, 0.35) : d(0.0, 0.0, 0.0)}, {"acc", d(0.025, 0.0, 0.075)}};
+  }
+  test::write_text(dir.file("results.json"), res.dump(2));
+  Rendered r = render_report(dir.path());
+  EXPECT_NE(r.md.find("| approach | test margin - dense | test acc - dense | test margin - uniform:svd | test acc - uniform:svd |"),
+            std::string::npos) << r.md;
+  // better/worse only when the interval excludes 0; an interval touching 0 is n.s.
+  EXPECT_NE(r.md.find("| ppo (chosen) | -0.100 [-0.200, -0.020] worse | +0.000 [-0.050, +0.050] n.s. | "
+                      "+0.200 [+0.050, +0.350] better | +0.025 [+0.000, +0.075] n.s. |"), std::string::npos) << r.md;
+  EXPECT_NE(r.md.find("| uniform:svd | -0.300 [-0.500, -0.100] worse | +0.000 [-0.050, +0.050] n.s. | "
+                      "+0.000 [+0.000, +0.000] n.s. |"), std::string::npos) << r.md;
+  EXPECT_EQ(count(r.html, "<table id=\"diff-table\">"), 1);
+  const std::string summary =
+      "chosen: ppo (best VRkD margin); on test, 95% paired bootstrap intervals over 40 items: vs dense margin "
+      "-0.100 [-0.200, -0.020] worse, acc +0.000 [-0.050, +0.050] no significant difference; vs best uniform "
+      "uniform:svd margin +0.200 [+0.050, +0.350] better, acc +0.025 [+0.000, +0.075] no significant difference";
+  EXPECT_EQ(choice_summary(res), summary);
+  EXPECT_NE(r.md.find(summary + "."), std::string::npos);
+  EXPECT_NE(r.html.find("<p id=\"choice-summary\">" + summary + ".</p>"), std::string::npos);
+  EXPECT_EQ(interval_text(d(-0.0004, -0.0009, 0.0004)), "+0.000 [-0.001, +0.000]");  // no "-0.000"
+  EXPECT_EQ(interval_text(json::object()), "-");
+}
+
 TEST(Report, CliWritesBothFilesAndRejectsBadInputWithoutWriting) {
   test::TempDir dir;
   write_synthetic_out(dir.file("ok"));

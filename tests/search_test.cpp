@@ -279,6 +279,41 @@ struct SearchCli : ::testing::Test {
   test::TempDir dir;
 };
 
+// results.json's test differences: every approach (and dense) vs dense and vs the best uniform
+// plan, each a mean difference inside its interval and equal to the difference of the two test
+// means (mean of differences = difference of means); a system against itself is exactly 0 [0, 0].
+void expect_test_intervals(const json& res, int items) {
+  const json& boot = res["bootstrap"];
+  EXPECT_EQ(boot["split"], "test");
+  EXPECT_EQ(boot["resamples"], 2000);
+  EXPECT_EQ(boot["seed"], res["seed"]);
+  // The best uniform plan is chosen on VRkD, not test.
+  std::string best;
+  double best_vrkd = -1e300;
+  std::map<std::string, json> test_of = {{"dense", res["dense"]["test"]}};
+  for (const auto& a : res["approaches"]) {
+    test_of[a["name"]] = a["test"];
+    const std::string name = a["name"];
+    if (name.rfind("uniform:", 0) == 0 && a["vrkd"]["margin"].get<double>() > best_vrkd)
+      best = name, best_vrkd = a["vrkd"]["margin"];
+  }
+  EXPECT_EQ(boot["best_uniform"], best);
+  std::vector<std::pair<std::string, json>> rows = {{"dense", res["dense"]}};
+  for (const auto& a : res["approaches"]) rows.push_back({a["name"], a});
+  for (const auto& [name, row] : rows)
+    for (const auto& [vs, other] : {std::pair{"vs_dense", std::string("dense")}, {"vs_best_uniform", best}})
+      for (const char* metric : {"margin", "acc"}) {
+        const json& d = row[vs][metric];
+        const std::string what = name + " " + vs + " " + metric;
+        EXPECT_LE(d["lo"].get<double>(), d["diff"].get<double>()) << what;
+        EXPECT_LE(d["diff"].get<double>(), d["hi"].get<double>()) << what;
+        EXPECT_NEAR(d["diff"].get<double>(), test_of[name][metric].get<double>() - test_of[other][metric].get<double>(), 1e-9) << what;
+        if (std::string(metric) == "acc")  // a difference of counts over `items`
+          EXPECT_NEAR(d["diff"].get<double>() * items, std::round(d["diff"].get<double>() * items), 1e-9) << what;
+        if (name == other) EXPECT_EQ(d, json({{"diff", 0.0}, {"lo", 0.0}, {"hi", 0.0}})) << what;
+      }
+}
+
 TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
   // --heldout: a short text, so perplexity covers all of it, as `rankrl eval --text` does.
   std::string text = test::read_text(data_file(kVal)).substr(0, 2000);
@@ -351,6 +386,19 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
     ASSERT_EQ(p.exit_code, 0) << p.err;
     EXPECT_NEAR(json::parse(p.out)["ppl"].get<double>(), ppl.get<double>(), 1e-6 * ppl.get<double>()) << model;
   }
+  // `eval --tasks` gives the same test metrics with bootstrap intervals around them.
+  const json evaluated = json::parse(e.out), ci = evaluated["ci95"];
+  EXPECT_EQ(ci["resamples"], 2000);
+  for (const char* k : {"acc", "acc_norm", "margin"}) {
+    const double v = evaluated[k];
+    EXPECT_LE(ci[k]["lo"].get<double>(), v) << k;
+    EXPECT_GE(ci[k]["hi"].get<double>(), v) << k;
+    EXPECT_LT(ci[k]["lo"].get<double>(), ci[k]["hi"].get<double>()) << k;  // 16 items that differ
+  }
+  expect_test_intervals(res, 16);
+  const std::string md = test::read_text(dir.file("run/report.md"));
+  EXPECT_NE(md.find("## Differences (paired bootstrap 95% intervals)"), std::string::npos);
+  EXPECT_NE(md.find("chosen: " + res["chosen"].get<std::string>() + " (best VRkD margin); on test, 95% paired bootstrap intervals over 16 items"), std::string::npos);
   Plan plan = read_plan(dir.file("run/plan.json"));
   Model m = stories();
   EXPECT_NO_THROW(validate_plan(plan, *m.net, "plan.json"));
@@ -369,6 +417,12 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
   EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+  // The test intervals are recomputed from the resumed run's plans: the same numbers.
+  json w = read_json(dir.file("whole/results.json")), p = read_json(dir.file("part/results.json"));
+  EXPECT_EQ(w["bootstrap"], p["bootstrap"]);
+  ASSERT_EQ(w["approaches"].size(), p["approaches"].size());
+  for (size_t i = 0; i < w["approaches"].size(); ++i)
+    for (const char* vs : {"vs_dense", "vs_best_uniform"}) EXPECT_EQ(w["approaches"][i][vs], p["approaches"][i][vs]) << i << vs;
   // Killed after the 10th checkpoint: 6 episodes, the greedy plan, then the first promoted plan's RkD score.
   ASSERT_EQ(test::run_cli(args("promo", fast + " --abort-after 10")).exit_code, 3);
   test::CliResult again = test::run_cli(args("promo", fast + " --resume"));

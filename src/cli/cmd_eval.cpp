@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "data/tasks.h"
+#include "eval/bootstrap.h"
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
 #include "model/model.h"
@@ -19,6 +20,7 @@ namespace {
 struct EvalOptions {
   std::string model, tokenizer, text, tasks, labels, split;
   int64_t ctx = 0, batch = 0, limit = 0;
+  uint64_t seed = 0;  // of the bootstrap resamples
 };
 
 // Enough windows per batch to keep the matrix multiplies busy without huge logits tensors.
@@ -70,17 +72,41 @@ nlohmann::json per_item_kind(const std::vector<TaskItem>& items, const RankingRe
   return out;
 }
 
+// acc, acc_norm and margin with percentile bootstrap 95% intervals over the items.
+nlohmann::json intervals_json(const RankingResult& r, const Bootstrap& boot) {
+  std::vector<double> acc, acc_norm, margin;
+  for (const ItemOutcome& o : r.outcomes) {
+    acc.push_back(o.acc);
+    acc_norm.push_back(o.acc_norm);
+    margin.push_back(o.margin);
+  }
+  nlohmann::json out = {{"level", boot.level()}, {"resamples", boot.resamples()}, {"seed", boot.seed()}};
+  for (const auto& [name, values] : {std::pair{"acc", &acc}, {"acc_norm", &acc_norm}, {"margin", &margin}}) {
+    Interval i = boot.mean(*values);
+    out[name] = {{"lo", i.lo}, {"hi", i.hi}};
+  }
+  return out;
+}
+
+std::string with_interval(double v, const nlohmann::json& i) {
+  return std::to_string(v) + " [" + std::to_string(i["lo"].get<double>()) + ", " + std::to_string(i["hi"].get<double>()) + "]";
+}
+
 nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
   // A directory from `rankrl data build`: its test split unless --split says otherwise.
   bool dir = is_directory(o.tasks);
   std::vector<TaskItem> items = dir ? read_task_split(o.tasks, o.split, o.limit)
                                     : read_tasks(o.tasks, o.labels, o.limit);
   RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items);
-  info("acc " + std::to_string(r.acc) + ", acc_norm " + std::to_string(r.acc_norm) + ", margin " +
-       std::to_string(r.margin) + " over " + std::to_string(r.items) + " items");
   nlohmann::json out = {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
                         {"acc_norm", r.acc_norm}, {"margin", r.margin}, {"truncated", r.truncated},
                         {"seconds", r.seconds}};
+  if (r.items > 0) {
+    const nlohmann::json ci = out["ci95"] = intervals_json(r, Bootstrap(o.seed));
+    info("acc " + with_interval(r.acc, ci["acc"]) + ", acc_norm " + with_interval(r.acc_norm, ci["acc_norm"]) +
+         ", margin " + with_interval(r.margin, ci["margin"]) + " over " + std::to_string(r.items) +
+         " items (bootstrap 95% intervals)");
+  }
   if (dir) out["split"] = o.split.empty() ? "test" : o.split;
   if (r.cloze_items > 0)
     out["cloze"] = {{"items", r.cloze_items}, {"greedy_acc", r.cloze_greedy}, {"ll", r.cloze_ll}};
@@ -101,7 +127,8 @@ Command add_eval(CLI::App& app, Common& common) {
       "first is scored; prints scored tokens, mean NLL (nats) and perplexity.\n"
       "Tasks: each choice is scored by the summed log-likelihood of ' ' + choice after the query\n"
       "(lm-evaluation-harness convention); acc = argmax, acc_norm = argmax of score / bytes of the\n"
-      "choice, margin = mean log-softmax of the gold choice's score among the choices.");
+      "choice, margin = mean log-softmax of the gold choice's score among the choices; each with a\n"
+      "percentile bootstrap 95% interval over the items (ci95: 2000 resamples drawn from --seed).");
   sub->add_option("--model", o->model, "llama2.c .bin or Hugging Face model directory")->required();
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer (default: found beside the model)");
   sub->add_option("--text", o->text, "Plain UTF-8 text file for perplexity");
@@ -113,6 +140,7 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--labels", o->labels, "PIQA labels file (default: <tasks stem>-labels.lst)");
   sub->add_option("--split", o->split, "With a --tasks directory from rankrl data build: rkd, vrkd or test (default test)");
   sub->add_option("--limit", o->limit, "Evaluate only the first N task items");
+  sub->add_option("--seed", o->seed, "Seed of the bootstrap resamples behind the tasks' 95% intervals (default 0)");
   add_common(sub, common);
   return {sub, [o, &common] {
             if (o->text.empty() && o->tasks.empty()) throw usage_error("eval needs --text and/or --tasks");

@@ -129,37 +129,42 @@ ItemScores score_encoded(const Transformer& net, EncodedItem e) {
   return out;
 }
 
+namespace {
+
+ItemOutcome item_outcome(const TaskItem& item, const ItemScores& scores) {
+  const auto& s = scores.scores;
+  if (item.kind == TaskKind::cloze) return {s[0], scores.greedy, scores.greedy};
+  // Partial items share one continuation: normalising by its length changes nothing.
+  bool partial = item.kind == TaskKind::partial;
+  size_t best = 0, best_norm = 0;
+  for (size_t k = 1; k < s.size(); ++k) {
+    if (s[k] > s[best]) best = k;
+    if (partial ? s[k] > s[best_norm]
+                : s[k] / item.choices[k].size() > s[best_norm] / item.choices[best_norm].size())
+      best_norm = k;
+  }
+  double top = *std::max_element(s.begin(), s.end()), z = 0.0;
+  for (double v : s) z += std::exp(v - top);
+  return {s[item.gold] - top - std::log(z), best == size_t(item.gold), best_norm == size_t(item.gold)};
+}
+
+}  // namespace
+
 RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<ItemScores> scores) {
   RankingResult r;
   r.items = items.size();
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto& s = scores[i].scores;
-    const auto& choices = items[i].choices;
+    const ItemOutcome o = item_outcome(items[i], scores[i]);
+    r.outcomes.push_back(o);
+    r.acc += o.acc;
+    r.acc_norm += o.acc_norm;
+    r.margin += o.margin;
+    r.truncated += scores[i].truncated;
     if (items[i].kind == TaskKind::cloze) {
       r.cloze_items++;
       r.cloze_greedy += scores[i].greedy;
-      r.cloze_ll += s[0];
-      r.acc += scores[i].greedy;
-      r.acc_norm += scores[i].greedy;
-      r.margin += s[0];
-      r.truncated += scores[i].truncated;
-      continue;
+      r.cloze_ll += scores[i].scores[0];
     }
-    // Partial items share one continuation: normalising by its length changes nothing.
-    bool partial = items[i].kind == TaskKind::partial;
-    size_t best = 0, best_norm = 0;
-    for (size_t k = 1; k < s.size(); ++k) {
-      if (s[k] > s[best]) best = k;
-      if (partial ? s[k] > s[best_norm]
-                  : s[k] / choices[k].size() > s[best_norm] / choices[best_norm].size())
-        best_norm = k;
-    }
-    double top = *std::max_element(s.begin(), s.end()), z = 0.0;
-    for (double v : s) z += std::exp(v - top);
-    r.acc += best == size_t(items[i].gold);
-    r.acc_norm += best_norm == size_t(items[i].gold);
-    r.margin += s[items[i].gold] - top - std::log(z);
-    r.truncated += scores[i].truncated;
   }
   if (r.items > 0) {
     r.acc /= r.items;

@@ -37,6 +37,13 @@ struct ItemScores {
   bool greedy = false;         // cloze: every continuation token is the model's argmax
 };
 
+// One item as the aggregates count it: its gold margin (a cloze item: its log-likelihood) and
+// whether acc and acc_norm count it right (a cloze item: the greedy match, for both).
+struct ItemOutcome {
+  double margin = 0.0;
+  bool acc = false, acc_norm = false;
+};
+
 struct RankingResult {
   int64_t items = 0;
   double acc = 0.0, acc_norm = 0.0, margin = 0.0;
@@ -45,6 +52,7 @@ struct RankingResult {
   double cloze_greedy = 0.0, cloze_ll = 0.0;  // their greedy-match rate and mean log-likelihood
   double seconds = 0.0;
   std::vector<ItemScores> per_item;
+  std::vector<ItemOutcome> outcomes;  // per item, in item order (what bootstrap intervals resample)
 };
 
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item);

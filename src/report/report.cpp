@@ -439,6 +439,26 @@ std::string intstr(const json& row, const char* key) {
   return row.contains(key) && row[key].is_number() ? std::to_string(row[key].get<int64_t>()) : "-";
 }
 
+bool has_interval(const json& d) {
+  return d.is_object() && d.contains("diff") && d.contains("lo") && d.contains("hi") && d["diff"].is_number() &&
+         d["lo"].is_number() && d["hi"].is_number();
+}
+std::string signed_num(double v, int prec) {
+  std::string s = num(v, prec);
+  if (s[0] == '-' && s.substr(1) == num(0.0, prec)) s = s.substr(1);  // no "-0.000"
+  return s[0] == '-' ? s : "+" + s;
+}
+std::string verdict_of(const json& d) {
+  if (d["lo"].get<double>() > 0) return "better";
+  if (d["hi"].get<double>() < 0) return "worse";
+  return "no significant difference";
+}
+// One comparison of an approach (`row`: vs_dense or vs_best_uniform) for one metric, or null.
+json comparison(const json& row, const char* vs, const char* metric) {
+  if (!row.is_object() || !row.contains(vs) || !row[vs].is_object() || !row[vs].contains(metric)) return nullptr;
+  return has_interval(row[vs][metric]) ? row[vs][metric] : json(nullptr);
+}
+
 struct Table {
   std::vector<std::string> head;
   std::vector<std::vector<std::string>> rows;
@@ -506,12 +526,36 @@ Table results_table(const json& res) {
   return t;
 }
 
+// Test differences with their paired bootstrap intervals; no rows when results.json has none.
+Table differences_table(const json& res) {
+  Table t;
+  const json& boot = res.contains("bootstrap") && res["bootstrap"].is_object() ? res["bootstrap"] : json::object();
+  const std::string uniform = boot.value("best_uniform", std::string("best uniform"));
+  t.head = {"approach", "test margin - dense", "test acc - dense", "test margin - " + uniform, "test acc - " + uniform};
+  auto row = [&](const std::string& name, const json& r) {
+    std::vector<std::string> c = {name};
+    bool any = false;
+    for (const char* vs : {"vs_dense", "vs_best_uniform"})
+      for (const char* metric : {"margin", "acc"}) {
+        json d = comparison(r, vs, metric);
+        any = any || !d.is_null();
+        const std::string word = d.is_null() ? "" : verdict_of(d) == "no significant difference" ? "n.s." : verdict_of(d);
+        c.push_back(d.is_null() ? "-" : interval_text(d) + " " + word);
+      }
+    if (any) t.rows.push_back(c);
+  };
+  if (res.contains("dense")) row("dense", res["dense"]);
+  std::string chosen = res.value("chosen", "");
+  for (const json& a : res["approaches"]) row(a.value("name", "?") + (a.value("name", "") == chosen ? " (chosen)" : ""), a);
+  return t;
+}
+
 Table meta_table(const json& res, const json& plan) {
   Table t;
   t.head = {"field", "value"};
   auto str = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   for (const char* k : {"command", "rankrl_version", "libtorch_version", "seed", "threads", "model", "keep", "methods",
-                        "selects", "agents", "episodes", "reward", "splits", "heldout_tokens", "chosen"})
+                        "selects", "agents", "episodes", "reward", "splits", "heldout_tokens", "chosen", "bootstrap"})
     if (res.contains(k)) t.rows.push_back({k, str(res[k])});
   if (plan.is_object() && plan.contains("model_identity")) t.rows.push_back({"model_identity", str(plan["model_identity"])});
   if (plan.is_object() && plan.contains("seed")) t.rows.push_back({"plan seed", str(plan["seed"])});
@@ -530,6 +574,37 @@ const char* kStyle =
     "#run-table td{text-align:left;word-break:break-all}";
 
 }  // namespace
+
+std::string interval_text(const json& d, int prec) {
+  if (!has_interval(d)) return "-";
+  return signed_num(d["diff"].get<double>(), prec) + " [" + signed_num(d["lo"].get<double>(), prec) + ", " +
+         signed_num(d["hi"].get<double>(), prec) + "]";
+}
+
+std::string choice_summary(const json& res) {
+  if (!res.is_object() || !res.contains("approaches") || !res["approaches"].is_array()) return "";
+  const std::string chosen = res.value("chosen", "");
+  const json* row = nullptr;
+  for (const json& a : res["approaches"])
+    if (a.is_object() && a.value("name", "") == chosen) row = &a;
+  if (!row || comparison(*row, "vs_dense", "margin").is_null()) return "";
+  const json& boot = res.value("bootstrap", json::object());
+  std::ostringstream s;
+  const json& reward = res.value("reward", json::object());
+  s << "chosen: " << chosen << " (best VRkD " << (reward.value("kind", "") == "acc" ? "acc" : "margin") << "); on test, " << int(std::lround(100 * boot.value("level", 0.95)))
+    << "% paired bootstrap intervals over " << res.value("splits", json::object()).value("test", 0) << " items";
+  const std::string uniform = boot.value("best_uniform", std::string("?"));
+  for (const char* vs : {"vs_dense", "vs_best_uniform"}) {
+    const bool dense = std::string(vs) == "vs_dense";
+    s << (dense ? ": vs dense" : "; vs best uniform " + uniform + (uniform == chosen ? " (itself)" : ""));
+    for (const char* metric : {"margin", "acc"}) {
+      json d = comparison(*row, vs, metric);
+      if (d.is_null()) continue;
+      s << (metric[0] == 'm' ? " " : ", ") << metric << " " << interval_text(d) << " " << verdict_of(d);
+    }
+  }
+  return s.str();
+}
 
 namespace {
 Rendered render_unchecked(const std::string& out);
@@ -680,8 +755,17 @@ Rendered render_unchecked(const std::string& out) {
   } else {
     body << "<p class=\"note\">No svd entries in a factor store in OUT: spectra skipped.</p>\n";
   }
-  Table results = results_table(res), meta = meta_table(res, plan);
+  Table results = results_table(res), meta = meta_table(res, plan), diffs = differences_table(res);
+  const std::string summary = choice_summary(res);
   body << "<h2>Results</h2>\n" << html_table(results, "results-table");
+  const std::string diffs_note =
+      "Differences on the test split (approach minus reference; margin in nats, acc as a fraction) with paired "
+      "bootstrap 95% intervals over the test items, the same resampled items for every approach. "
+      "\"better\"/\"worse\" only when the interval excludes 0; n.s. = no significant difference. The best uniform "
+      "plan is the uniform:<method> approach with the best VRkD margin (acc with --reward acc), not the best on test.";
+  if (!diffs.rows.empty())
+    body << "<h2>Differences (paired bootstrap 95% intervals)</h2>\n<p class=\"note\">" << escape_xml(diffs_note)
+         << "</p>\n" << html_table(diffs, "diff-table");
   body << "<h2>Run</h2>\n" << html_table(meta, "run-table");
 
   std::ostringstream html;
@@ -690,14 +774,19 @@ Rendered render_unchecked(const std::string& out) {
        << "</style></head><body>\n<h1>rankrl search report</h1>\n<p>Model <code>"
        << escape_xml(res.value("model", std::string("?"))) << "</code>, keep " << escape_xml(res.contains("keep") ? res["keep"].dump() : "?")
        << ", seed " << escape_xml(res.contains("seed") ? res["seed"].dump() : "?") << "; chosen approach <b>"
-       << escape_xml(res.value("chosen", std::string("?"))) << "</b>.</p>\n<p>Command: <code>"
+       << escape_xml(res.value("chosen", std::string("?"))) << "</b>.</p>\n"
+       << (summary.empty() ? "" : "<p id=\"choice-summary\">" + escape_xml(summary) + ".</p>\n") << "<p>Command: <code>"
        << escape_xml(res.value("command", std::string(""))) << "</code></p>\n"
        << body.str() << "</body></html>\n";
   r.html = html.str();
   std::ostringstream md;
   md << "# rankrl search report\n\nModel `" << res.value("model", std::string("?")) << "`, chosen approach **"
-     << res.value("chosen", std::string("?")) << "**.\n\nCommand:\n\n```\n" << res.value("command", std::string(""))
-     << "\n```\n\n## Results\n\n" << md_table(results) << "\n## Run\n\n" << md_table(meta);
+     << res.value("chosen", std::string("?")) << "**.\n\n" << (summary.empty() ? "" : summary + ".\n\n")
+     << "Command:\n\n```\n" << res.value("command", std::string(""))
+     << "\n```\n\n## Results\n\n" << md_table(results);
+  if (!diffs.rows.empty())
+    md << "\n## Differences (paired bootstrap 95% intervals)\n\n" << diffs_note << "\n\n" << md_table(diffs);
+  md << "\n## Run\n\n" << md_table(meta);
   r.md = md.str();
   return r;
 }

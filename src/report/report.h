@@ -89,6 +89,15 @@ std::string cell_fill(const std::string& method, double rank_frac);
 // the method's letter; a legend of the methods present.
 std::string heat_map(const std::string& id, const std::string& title, const std::vector<HeatCell>& cells);
 
+// "-1.234 [-2.010, -0.400]": a difference {diff, lo, hi} from results.json with its interval,
+// signed, `prec` decimals; "-" when the object is missing.
+std::string interval_text(const nlohmann::json& d, int prec = 3);
+// What the final choice may claim, from results.json: the chosen approach and, on the test split,
+// its margin and accuracy vs dense and vs the best uniform plan with their paired bootstrap 95%
+// intervals, each called better/worse only when its interval excludes 0 ("no significant
+// difference" otherwise). "" when results.json has no intervals (written before they existed).
+std::string choice_summary(const nlohmann::json& results);
+
 struct Rendered {
   std::string html, md;
   std::vector<std::string> charts;  // ids of the charts drawn

@@ -80,6 +80,7 @@ RankMetrics PlanEvaluator::run(Split split, const std::vector<size_t>& subset) {
   m.acc = r.acc;
   m.acc_norm = r.acc_norm;
   m.items = r.items;
+  m.per_item = std::move(r.outcomes);
   m.finite = std::isfinite(m.margin) && std::isfinite(m.nll);
   counters_.evaluations++;
   counters_.items_scored += r.items;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "data/tasks.h"
+#include "eval/ranking.h"
 #include "search/plan.h"
 
 namespace rankrl {
@@ -38,6 +39,7 @@ struct RankMetrics {
   double nll = 0.0;  // only for the "nll" reward
   int64_t items = 0;
   bool finite = true;
+  std::vector<ItemOutcome> per_item;  // in the order scored (item order when no subset)
 };
 
 struct EvalCounters {

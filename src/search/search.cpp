@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "eval/accounting.h"
+#include "eval/bootstrap.h"
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
 #include "eval/ranking_batch.h"
@@ -82,6 +83,22 @@ json metrics_json(const RankMetrics& m) {
 // The metric the final choice compares (higher is better).
 double choice_metric(const RankMetrics& m, const RewardOptions& r) { return r.kind == "acc" ? m.acc : m.margin; }
 
+std::vector<double> item_values(const RankMetrics& m, const std::string& metric) {
+  std::vector<double> v;
+  for (const ItemOutcome& o : m.per_item) v.push_back(metric == "acc" ? double(o.acc) : o.margin);
+  return v;
+}
+
+// {"margin": {diff, lo, hi}, "acc": {...}}: a − b on the same items, paired bootstrap intervals.
+json paired_json(const Bootstrap& boot, const RankMetrics& a, const RankMetrics& b) {
+  json out;
+  for (const char* metric : {"margin", "acc"}) {
+    Interval d = boot.paired_difference(item_values(a, metric), item_values(b, metric));
+    out[metric] = {{"diff", d.estimate}, {"lo", d.lo}, {"hi", d.hi}};
+  }
+  return out;
+}
+
 struct Finalist {
   std::string name;
   Candidate chosen;
@@ -91,6 +108,16 @@ struct Finalist {
   ParameterCounts params;
   double cost = 0.0;
 };
+
+// The reference plan every approach is also compared with: the uniform:<method> finalist with the
+// best VRkD score by the final choice's metric (never test, which only reports); ties: the first.
+const Finalist& best_uniform(const std::vector<Finalist>& finals, const RewardOptions& r) {
+  const Finalist* best = nullptr;
+  for (const Finalist& f : finals)
+    if (f.name.rfind("uniform:", 0) == 0 && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
+  check(best != nullptr, "", "--methods needs at least one factoring method");
+  return *best;
+}
 
 class SearchRun {
  public:
@@ -106,7 +133,7 @@ class SearchRun {
   void promote(SearchContext& ctx, ApproachState& st);
   Action act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy);
   Finalist finalize(const ApproachState& st);
-  json dense_row();
+  json dense_row(const Bootstrap& boot, const Finalist& uniform);
   nlohmann::json savings_json(const EvalCounters& c) const;
   json write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
 
@@ -401,11 +428,15 @@ json SearchRun::savings_json(const EvalCounters& c) const {
                             {"factorizations_loaded_from_disk", factors_loaded_}}}};
 }
 
-json SearchRun::dense_row() {
+json SearchRun::dense_row(const Bootstrap& boot, const Finalist& uniform) {
   PlanEvaluator& ev = *evaluator_;
+  const RankMetrics test = ev.dense_metrics(Split::test);
   json row = {{"rkd", metrics_json(ev.dense_metrics(Split::rkd))},
               {"vrkd", metrics_json(ev.dense_metrics(Split::vrkd))},
-              {"test", metrics_json(ev.dense_metrics(Split::test))}};
+              {"test", metrics_json(test)},
+              // Through the same code as every approach: dense vs dense is 0 [0, 0].
+              {"vs_dense", paired_json(boot, test, test)},
+              {"vs_best_uniform", paired_json(boot, test, uniform.test)}};
   if (int64_t(heldout_.size()) > o_.stats.ctx)
     row["heldout_ppl"] = perplexity(*model_.net, heldout_, o_.stats.ctx, 8, false).ppl;
   ParameterCounts p = count_parameters(*model_.net);
@@ -417,6 +448,10 @@ json SearchRun::dense_row() {
 
 json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
   fs::create_directories(o_.out + "/plans");
+  // One bootstrap for every comparison: the same resampled test items for every approach.
+  const Bootstrap boot(o_.seed);
+  const Finalist& uniform = best_uniform(finals, o_.reward);
+  const RankMetrics dense_test = evaluator_->dense_metrics(Split::test);
   json approaches = json::array();
   for (const Finalist& f : finals) {
     const ApproachState& st = *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == f.name; });
@@ -430,7 +465,9 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
                           {"surrogate_kl", std::isnan(f.kl) ? json(nullptr) : json(f.kl)},
                           {"keep_actual", f.cost / env_->dense_params()}, {"total_params", f.params.total},
                           {"total_bytes", 4 * f.params.total}, {"found_at_unit", f.chosen.unit},
-                          {"train_reward", f.chosen.reward}});
+                          {"train_reward", f.chosen.reward},
+                          {"vs_dense", paired_json(boot, f.test, dense_test)},
+                          {"vs_best_uniform", paired_json(boot, f.test, uniform.test)}});
   }
   const EvalCounters& c = evaluator_->counters();
   json results = {
@@ -442,7 +479,12 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
                   {"agent_surrogate", o_.surrogate}, {"surrogate_tokens", evaluator_->surrogate_tokens()},
                   {"promote", o_.promote}}},
       {"splits", {{"rkd", evaluator_->size(Split::rkd)}, {"vrkd", evaluator_->size(Split::vrkd)}, {"test", evaluator_->size(Split::test)}}},
-      {"heldout_tokens", heldout_.size()}, {"dense", dense_row()}, {"approaches", approaches}, {"chosen", best.name},
+      {"heldout_tokens", heldout_.size()}, {"dense", dense_row(boot, uniform)}, {"approaches", approaches}, {"chosen", best.name},
+      {"bootstrap", {{"split", "test"}, {"level", boot.level()}, {"resamples", boot.resamples()}, {"seed", boot.seed()},
+                     {"method", "paired percentile bootstrap over items: the same resampled item sets for every comparison"},
+                     {"best_uniform", uniform.name},
+                     {"best_uniform_rule", "the uniform:<method> approach with the best VRkD " +
+                                               std::string(o_.reward.kind == "acc" ? "acc" : "margin") + " (not test)"}}},
       {"timing", {{"seconds", seconds}, {"setup_seconds", setup_seconds_}, {"decompose_seconds", cache_->seconds()},
                   {"factorizations_loaded", factors_loaded_},
                   {"calibration_seconds", stats_.seconds}, {"evaluations", c.evaluations},

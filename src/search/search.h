@@ -6,8 +6,10 @@
 // log.jsonl (one line per evaluation: approach, unit, reward, RkD metrics, parameters, actions,
 // time; agents add their update statistics), checkpoint/ (state.json + agent files, atomic,
 // after every unit) and results.json (every approach × {rkd, vrkd, test} × {margin, acc,
-// acc_norm}, held-out perplexity, parameters, bytes, evaluations and time; the command, versions
-// and seed).
+// acc_norm}, held-out perplexity, parameters, bytes, evaluations and time; each approach's and
+// dense's test margin and acc minus dense's and minus the best uniform plan's (the uniform one
+// best on VRkD) with paired bootstrap 95% intervals, eval/bootstrap.h; the command, versions and
+// seed).
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
