@@ -2,10 +2,13 @@
 # Builds the files that ship beside the default model so `rankrl search` runs on a fresh machine:
 #   ranking/{rkd,vrkd,test}.jsonl + manifest.json  `rankrl data build` items from the HELD-OUT
 #       documents (val.txt + test.txt of build_corpus.sh; the model never trained on them),
-#       documents shuffled into the splits 40/20/40, 300/150/300 items, 4 choices, no
-#       same-document ("hard") distractor: with one the default model's accuracy on rkd/vrkd/test
-#       is 0.23/0.29/0.28, without 0.29/0.37/0.27 (chance 0.25) -- a weak model needs easier items
-#       for the ranking reward to carry signal
+#       documents shuffled into the splits 40/20/40, 300/150/300 items, 4 choices, of the kinds
+#       swap, replace and lastword in equal shares (README "Item kinds"): the true continuation
+#       against a span swapped in from another document, against content words replaced, and the
+#       passage's last word among other words of the passage. Not `next` (next sentence against
+#       other sentences: 0.43 for the default model, near chance, and its margins of about -13
+#       would drown the other kinds' -1..-2 in the search's mean-margin reward) and not `shuffle`
+#       (solved outright, 1.00: no signal)
 #   calib.txt    calibration text: every 40th training document, cut at about 40 KB (~10K tokens)
 #   heldout.txt  perplexity text: every 2nd document of test.txt, cut at about 70 KB (~18K tokens)
 # Usage: models/default/build_data.sh   (from the repository root; RANKRL=build/rankrl, CORPUS=...)
@@ -16,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ -f "$CORPUS/train.txt" ] || "$HERE/build_corpus.sh" "$CORPUS"
 "$RANKRL" data build --corpus "$CORPUS/val.txt" "$CORPUS/test.txt" --out "$HERE/ranking" \
   --split-items 300,150,300 --split 0.4,0.2,0.4 --split-order shuffle --hard 0 --seed 1 \
-  --model "$HERE" --context-tokens 64 --max-choice-tokens 96 --force -q > /dev/null
+  --kinds swap,replace,lastword --model "$HERE" --context-tokens 64 --max-choice-tokens 96 --force -q > /dev/null
 # Every k-th blank-line-separated document of FILE until LIMIT bytes (whole documents only).
 every_kth_document() {  # FILE K LIMIT
   awk -v k="$2" -v limit="$3" 'BEGIN { RS = ""; ORS = "\n\n" }

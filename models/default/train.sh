@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model.
-# Usage: models/default/train.sh            (from the repository root; ~90 min on one core)
+# Usage: models/default/train.sh            (from the repository root; ~45 min at 2 threads, ~75 at one)
 #        RESUME=1 models/default/train.sh   continues an interrupted run from its train_state.pt
-# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp).
-# The committed model was made in three legs (`train --resume` accepts a new --steps; the cosine
-# then continues from the current step towards the new end):
-#   STOP_AFTER=225 models/default/train.sh  (planned 400 steps; stopped with a checkpoint at 225)
-#   RESUME=1 STEPS=240 models/default/train.sh   (the shared machine was slow: ended at 240)
-#   RESUME=1 STEPS=1000 models/default/train.sh  (next session: extended to 1000; the lr jumps
-#                                                 back up to the cosine's value at 240 of 1000)
-# All legs on one thread; the result is bit-identical to that run.
+# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STEPS
+# (default 5000), STOP_AFTER (stop with a checkpoint at that step; RESUME=1 continues).
+# The committed model (5000 steps, 10.2 M tokens) was made in three legs on one thread while the
+# machine did other work (`train --resume` accepts a new --steps; the cosine then continues from
+# the current step towards the new end):
+#   STEPS=4000 models/default/train.sh           steps 0-1000 (binary of 4f622b5; stopped, resumed
+#                                                 from the step-1000 checkpoint)
+#   RESUME=1 STEPS=4000 models/default/train.sh  steps 1000-3000 (binary of 7cff5c0, the allocator
+#                                                 tuning: same arithmetic, 15% faster)
+#   RESUME=1 STEPS=5000 models/default/train.sh  steps 3000-5000 (binary of 990cd79: the fused
+#                                                 attention rounds differently in the last bits;
+#                                                 the lr went from the 4000-step cosine's 4.9e-4
+#                                                 up to the 5000-step cosine's 8.4e-4 at step 3000)
+# With one binary and one thread a run is bit-identical to itself (train --resume is exact).
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
 CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}
@@ -22,7 +28,7 @@ mkdir -p "$WORK"
     --out "$WORK/tok" --threads 1
 "$RANKRL" train --d-model 256 --layers 6 --heads 8 --ffn 688 --ctx 256 \
   --tokenizer "$WORK/tok" --corpus "$CORPUS/train.txt" --val "$CORPUS/val.txt" --out "$WORK/model" \
-  --steps ${STEPS:-400} ${STOP_AFTER:+--stop-after $STOP_AFTER} --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
+  --steps ${STEPS:-5000} ${STOP_AFTER:+--stop-after $STOP_AFTER} --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
   --eval-every 50 --checkpoint-every 25 --val-tokens 8192 --seed 1 --dtype bf16 --threads 1 \
   ${RESUME:+--resume}
 [ -z "${STOP_AFTER:-}" ] || exit 0
