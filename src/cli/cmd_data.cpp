@@ -166,8 +166,10 @@ Command add_data(CLI::App& app, Common& common) {
   CLI::App* check = data->add_subcommand(
       "check",
       "Validate a task file or a split directory: schema, gold in range, >= 2 choices, empty\n"
-      "choices, duplicate choices and items, cross-split context overlap, manifest counts; prints\n"
-      "a report with gold-position histograms. Exit 1 with file:line for every error.");
+      "choices, duplicate choices and items, cross-split context overlap, manifest counts; items\n"
+      "tagged item_kind (data build --kinds) also per kind: choices equal after normalisation and\n"
+      "the kind's shape. Prints a report with gold-position histograms (per item kind too).\n"
+      "Exit 1 with file:line for every error.");
   check->add_option("path", o->check_path, "Task file or directory with rkd/vrkd/test.jsonl")->required();
   add_common(check, common);
 
