@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "eval/bootstrap.h"
 #include "io/safetensors.h"
 
 namespace rankrl::report {
@@ -448,10 +449,9 @@ std::string signed_num(double v, int prec) {
   if (s[0] == '-' && s.substr(1) == num(0.0, prec)) s = s.substr(1);  // no "-0.000"
   return s[0] == '-' ? s : "+" + s;
 }
+// better / worse / no significant difference, by the same rule as the search (eval/bootstrap.h).
 std::string verdict_of(const json& d) {
-  if (d["lo"].get<double>() > 0) return "better";
-  if (d["hi"].get<double>() < 0) return "worse";
-  return "no significant difference";
+  return verdict(Interval{d["diff"].get<double>(), d["lo"].get<double>(), d["hi"].get<double>()});
 }
 // One comparison of an approach (`row`: vs_dense or vs_best_uniform) for one metric, or null.
 json comparison(const json& row, const char* vs, const char* metric) {
@@ -588,11 +588,12 @@ std::string choice_summary(const json& res) {
   for (const json& a : res["approaches"])
     if (a.is_object() && a.value("name", "") == chosen) row = &a;
   if (!row || comparison(*row, "vs_dense", "margin").is_null()) return "";
-  const json& boot = res.value("bootstrap", json::object());
+  const json boot = res.value("bootstrap", json::object()), reward = res.value("reward", json::object());
+  const bool acc = reward.value("kind", "") == "acc";
   std::ostringstream s;
-  const json& reward = res.value("reward", json::object());
-  s << "chosen: " << chosen << " (best VRkD " << (reward.value("kind", "") == "acc" ? "acc" : "margin") << "); on test, " << int(std::lround(100 * boot.value("level", 0.95)))
-    << "% paired bootstrap intervals over " << res.value("splits", json::object()).value("test", 0) << " items";
+  s << "chosen: " << chosen << " (best VRkD " << (acc ? "acc" : "margin") << "); on test, "
+    << int(std::lround(100 * boot.value("level", 0.95))) << "% paired bootstrap intervals over "
+    << res.value("splits", json::object()).value("test", 0) << " items";
   const std::string uniform = boot.value("best_uniform", std::string("?"));
   for (const char* vs : {"vs_dense", "vs_best_uniform"}) {
     const bool dense = std::string(vs) == "vs_dense";

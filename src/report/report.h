@@ -1,8 +1,10 @@
 // `rankrl report OUT`: one self-contained report.html (inline SVG drawn here, no scripts, no
 // network) and report.md from a search output directory: reward and best-so-far curves per
 // episode, the quality-vs-size chart with its Pareto front, a layer × weight-type heat map of the
-// chosen plan, singular-value spectra from the factor store, the results table, and the command,
-// versions and seeds. The chart pieces are public so tests can check geometry and escaping.
+// chosen plan, singular-value spectra from the factor store, the results table, the test
+// differences vs dense and vs the best uniform plan with their paired bootstrap intervals (and the
+// chosen approach's in words under the title), and the command, versions and seeds. The chart
+// pieces are public so tests can check geometry and escaping.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
