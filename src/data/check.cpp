@@ -20,19 +20,7 @@ struct Seen {
   int64_t line;
 };
 
-bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
-
-// Checks one item; appends its problems. Returns false when the item is unusable.
-std::string collapse_spaces(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
+bool blank(const std::string& s) { return blank_text(s); }
 
 bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item, int64_t& near_duplicates) {
   if (!j.is_object()) {
@@ -82,14 +70,20 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
       if (blank(item.choices[k])) problems.push_back("choice " + std::to_string(k) + " is empty or whitespace");
     // Identical up to whitespace: an error. Equal only after normalisation ("100% Rr" / "100% rr"
     // in ARC): counted, since case and punctuation can carry meaning.
+    // The summary counts items (not pairs) with any two choices equal after normalisation,
+    // exact duplicates included.
+    bool equal_after_normalisation = false;
     for (size_t k = 0; k < item.choices.size(); ++k)
       for (size_t m = 0; m < k; ++m) {
         if (blank(item.choices[k])) continue;
-        if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
+        if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m])) {
           problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
-        else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m]))
-          near_duplicates++;
+          equal_after_normalisation = true;
+        } else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m])) {
+          equal_after_normalisation = true;
+        }
       }
+    near_duplicates += equal_after_normalisation;
   }
   if (!j.contains("gold") || !j["gold"].is_number_integer()) {
     problems.push_back("missing or non-integer field 'gold'");
@@ -118,7 +112,7 @@ uint64_t item_hash(const TaskItem& item) {
 }
 
 void check_file(const std::string& path, const std::string& name, const std::string& split,
-                CheckReport& report, std::unordered_map<uint64_t, Seen>& contexts_of_earlier_splits,
+                const ContextLimit* limit, CheckReport& report, std::unordered_map<uint64_t, Seen>& contexts_of_earlier_splits,
                 std::unordered_map<uint64_t, Seen>& contexts_of_this_split) {
   FileCheck fc;
   fc.file = name;
@@ -148,6 +142,13 @@ void check_file(const std::string& path, const std::string& name, const std::str
     bool usable = check_item(j, problems, item, fc.near_duplicate_choices);
     for (const std::string& p : problems) error(n, p);
     if (!usable) continue;
+    if (limit && limit->max_len > 0) {
+      const int64_t tokens = limit->answer_tokens(item);
+      if (tokens >= limit->max_len) {
+        fc.too_long++;
+        error(n, "an answer is " + std::to_string(tokens) + " tokens, the model's context is " + std::to_string(limit->max_len));
+      }
+    }
     fc.kinds[task_kind_name(item.kind)]++;
     if (fc.gold_positions.size() <= size_t(item.gold)) fc.gold_positions.resize(item.gold + 1, 0);
     fc.gold_positions[item.gold]++;
@@ -172,13 +173,13 @@ void check_file(const std::string& path, const std::string& name, const std::str
 
 }  // namespace
 
-CheckReport check_tasks(const std::string& path) {
+CheckReport check_tasks(const std::string& path, const ContextLimit* limit) {
   CheckReport report;
   report.path = path;
   std::unordered_map<uint64_t, Seen> earlier;
   if (!is_directory(path)) {
     std::unordered_map<uint64_t, Seen> mine;
-    check_file(path, path, "", report, earlier, mine);
+    check_file(path, path, "", limit, report, earlier, mine);
     return report;
   }
   const auto& splits = task_splits();
@@ -191,7 +192,7 @@ CheckReport check_tasks(const std::string& path) {
       continue;
     }
     std::unordered_map<uint64_t, Seen> mine;
-    check_file(file, split + ".jsonl", split, report, earlier, mine);
+    check_file(file, split + ".jsonl", split, limit, report, earlier, mine);
     earlier.insert(mine.begin(), mine.end());
   }
   std::string manifest_path = path + "/manifest.json";
@@ -215,7 +216,7 @@ json check_report_json(const CheckReport& r) {
     files.push_back({{"file", f.file}, {"split", f.split}, {"items", f.items}, {"kinds", f.kinds},
                      {"gold_positions", f.gold_positions}, {"duplicate_items", f.duplicate_items},
                      {"repeated_contexts", f.repeated_contexts},
-                     {"near_duplicate_choices", f.near_duplicate_choices}, {"errors", f.errors}});
+                     {"near_duplicate_choices", f.near_duplicate_choices}, {"too_long", f.too_long}, {"errors", f.errors}});
   json errors = json::array();
   for (const CheckIssue& e : r.errors) errors.push_back({{"file", e.file}, {"line", e.line}, {"what", e.what}});
   return {{"path", r.path}, {"ok", r.ok()}, {"files", files}, {"overlap", r.overlap},
@@ -234,7 +235,8 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
     out << "); gold positions";
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
-        << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.errors << " errors\n";
+        << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.too_long
+        << " items too long for the model, " << f.errors << " errors\n";
   }
   for (const auto& [pair, n] : r.overlap) out << "overlap " << pair << ": " << n << "\n";
   for (size_t i = 0; i < r.errors.size() && i < max_errors; ++i)

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/fs.h"
 
 namespace rankrl {
@@ -74,6 +75,23 @@ TaskItem uniform_item(const json& j, const std::string& where) {
   return item;
 }
 
+}  // namespace
+
+bool blank_text(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
+
+std::string collapse_spaces(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+namespace {
+
 void validate(const TaskItem& item, const std::string& where) {
   if (item.kind == TaskKind::cloze) {
     if (item.choices.size() != 1) throw Error(where, "a cloze item needs exactly one choice");
@@ -86,6 +104,17 @@ void validate(const TaskItem& item, const std::string& where) {
     throw Error(where, "empty continuation");
   if (item.gold < 0 || item.gold >= int(item.choices.size()))
     throw Error(where, "gold index " + std::to_string(item.gold) + " out of range");
+}
+
+// Why the item's choices cannot be ranked ("" when they can): the rule `data check` reports too.
+std::string choice_defect(const TaskItem& item) {
+  for (size_t k = 0; k < item.choices.size(); ++k) {
+    if (blank_text(item.choices[k])) return "choice " + std::to_string(k) + " is empty or whitespace";
+    for (size_t m = 0; m < k; ++m)
+      if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
+        return "choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates";
+  }
+  return "";
 }
 
 std::vector<int> read_labels(const std::string& path) {
@@ -108,7 +137,7 @@ std::string default_labels_path(const std::string& path) {
 }  // namespace
 
 std::vector<TaskItem> read_tasks(const std::string& path, const std::string& labels_path,
-                                 int64_t limit) {
+                                 int64_t limit, int64_t* skipped) {
   std::vector<Line> lines = non_empty_lines(read_file(path));
   if (lines.empty()) throw Error(path, "no task items");
   bool piqa = parse_line(path, lines[0]).contains("goal");
@@ -123,7 +152,7 @@ std::vector<TaskItem> read_tasks(const std::string& path, const std::string& lab
                                    std::to_string(lines.size()) + " items");
   }
   std::vector<TaskItem> items;
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(i) < limit); ++i) {
+  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(items.size()) < limit); ++i) {
     std::string where = path + ": line " + std::to_string(lines[i].number);
     json j = parse_line(path, lines[i]);
     TaskItem item;
@@ -135,8 +164,16 @@ std::vector<TaskItem> read_tasks(const std::string& path, const std::string& lab
       item = uniform_item(j, where);
     }
     validate(item, where);
+    item.line = lines[i].number;
+    const std::string defect = choice_defect(item);
+    if (!defect.empty()) {  // a real data set's slip (ARC has a few): skip the item, not the file
+      warn(path + ":" + std::to_string(item.line) + ": skipped: " + defect);
+      if (skipped) ++*skipped;
+      continue;
+    }
     items.push_back(std::move(item));
   }
+  if (items.empty()) throw Error(path, "no usable task items (every item was skipped)");
   return items;
 }
 
@@ -168,8 +205,8 @@ std::string task_split_path(const std::string& dir_or_file, const std::string& s
 }
 
 std::vector<TaskItem> read_task_split(const std::string& dir_or_file, const std::string& split,
-                                      int64_t limit) {
-  return read_tasks(task_split_path(dir_or_file, split), "", limit);
+                                      int64_t limit, int64_t* skipped) {
+  return read_tasks(task_split_path(dir_or_file, split), "", limit, skipped);
 }
 
 std::string task_item_json(const TaskItem& item) {
