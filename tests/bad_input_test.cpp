@@ -190,12 +190,22 @@ std::string search(const TempDir& t, const std::string& changes) {
   return cmd + extra;
 }
 
-// A plan for stories260K (written by `compress`) with `edit` applied to one factored weight.
+// A plan for stories260K, written once per process by `compress` (no timeout: it is setup, and
+// slow on a loaded machine).
+const json& stories_plan() {
+  static TempDir dir;
+  static const json plan = [] {
+    const CliResult r = run_cli("compress --model " + q(data_file(kStoriesBin)) + " --keep 0.5 --method svd -q --out " +
+                                q(dir.file("small")));
+    if (r.exit_code != 0) throw std::runtime_error("rankrl compress failed: " + r.err);
+    return read_json(dir.file("small/plan.json"));
+  }();
+  return plan;
+}
+
+// `compress --plan` with that plan, `edit` applied to one factored weight.
 std::string edited_plan(const TempDir& t, const std::function<void(json&)>& edit) {
-  const CliResult r = run_guarded("compress --model " + q(data_file(kStoriesBin)) + " --keep 0.5 --method svd -q --out " +
-                                  q(t.file("small")));
-  if (r.exit_code != 0) throw std::runtime_error("rankrl compress failed: " + r.err);
-  json plan = read_json(t.file("small/plan.json"));
+  json plan = stories_plan();
   edit(plan["weights"]["model.layers.0.self_attn.q_proj.weight"]);
   write_json(t.file("plan.json"), plan);
   return "compress --model " + q(data_file(kStoriesBin)) + " --plan " + q(t.file("plan.json")) + " --out " + q(t.file("out"));
