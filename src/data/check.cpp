@@ -73,11 +73,15 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
     // The summary counts items (not pairs) with any two choices equal after normalisation,
     // exact duplicates included.
     bool equal_after_normalisation = false;
+    const int gold = j.contains("gold") && j["gold"].is_number_integer() ? j["gold"].get<int>() : -1;
     for (size_t k = 0; k < item.choices.size(); ++k)
       for (size_t m = 0; m < k; ++m) {
         if (blank(item.choices[k])) continue;
         if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m])) {
-          problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
+          // The rule read_tasks applies: a gold answer repeated as a distractor is an error, a
+          // repeated distractor only counted.
+          if (int(k) == gold || int(m) == gold)
+            problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates (one is gold)");
           equal_after_normalisation = true;
         } else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m])) {
           equal_after_normalisation = true;

@@ -110,9 +110,10 @@ void validate(const TaskItem& item, const std::string& where) {
 std::string choice_defect(const TaskItem& item) {
   for (size_t k = 0; k < item.choices.size(); ++k) {
     if (blank_text(item.choices[k])) return "choice " + std::to_string(k) + " is empty or whitespace";
+    // A repeated distractor is harmless; a gold answer that is also a distractor is no answer.
     for (size_t m = 0; m < k; ++m)
-      if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
-        return "choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates";
+      if ((int(k) == item.gold || int(m) == item.gold) && collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
+        return "choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates (one is gold)";
   }
   return "";
 }

@@ -29,7 +29,8 @@ struct TaskItem {
 const char* task_kind_name(TaskKind kind);
 
 // The rules every reader applies to choices (read_tasks skips, `data check` reports): a choice
-// must not be blank, and no two choices may be equal up to whitespace.
+// must not be blank, and the gold choice must not equal another up to whitespace (a repeated
+// distractor is allowed: ARC-Easy has a few, and lm-evaluation-harness scores them).
 bool blank_text(const std::string& s);
 // Runs of ASCII whitespace collapsed to one space, trailing whitespace dropped.
 std::string collapse_spaces(const std::string& s);
@@ -37,8 +38,8 @@ std::string collapse_spaces(const std::string& s);
 // Reads either format (detected from the first item). `labels_path` overrides the PIQA labels
 // location. Throws Error naming the file and line for malformed JSON, a missing or ill-typed
 // field, fewer than two choices, an empty choice, a gold index out of range, a labels file of
-// the wrong length, or an empty task file. An item with a blank choice or two choices equal up to
-// whitespace is skipped with a `path:line: skipped: ...` warning and counted in `*skipped`.
+// the wrong length, or an empty task file. An item with a blank choice or a gold choice equal to
+// another up to whitespace is skipped with a `path:line: skipped: ...` warning and counted in `*skipped`.
 // `limit` > 0 keeps the first `limit` items.
 std::vector<TaskItem> read_tasks(const std::string& path, const std::string& labels_path = "",
                                  int64_t limit = 0, int64_t* skipped = nullptr);
