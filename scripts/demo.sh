@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install what building the CLI needs, build it, then
 # compress the default model that ships in models/default (5.8M-parameter Llama) with
-# `rankrl search` at keep 0.6 -- the PPO agent against every baseline (uniform per method,
+# `rankrl search` at keep 0.3 -- the PPO agent against every baseline (uniform per method,
 # svdllm2, sensitivity, random, evolution) on the model's own ranking sets -- and write the
 # report. Sized to finish in under 15 minutes on 2 cores (the run's budget: see README).
 # Interrupted? `bash scripts/demo.sh --resume` continues the search where it stopped.
@@ -13,7 +13,7 @@ bash scripts/build.sh rankrl
 echo "demo: set up and built in $(( $(date +%s) - start )) s"
 M=models/default
 mode=--force; [ "${1:-}" = "--resume" ] && mode=--resume
-./build/rankrl search --model $M --keep 0.6 \
+./build/rankrl search --model $M --keep 0.3 \
   --calib $M/calib.txt --calib-tokens 4096 --ctx 256 --heldout $M/heldout.txt --heldout-tokens 8192 \
   --rkd $M/ranking --vrkd $M/ranking --test $M/ranking --limit 100 \
   --agent ppo --episodes 120 --surrogate-tokens 1024 --promote 8 --baseline-evaluations 17 \

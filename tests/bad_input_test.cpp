@@ -18,6 +18,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -161,6 +162,53 @@ std::string eval_tasks(const TempDir& tmp, const std::string& contents, const st
 std::string inspect(const std::string& model) { return "inspect --model " + q(model); }
 std::string inspect_bin(const std::string& bin) {
   return "inspect --model " + q(bin) + " --tokenizer " + q(data_file(kTok512));
+}
+
+const char* const kCalib = "tinystories/tinystories_val.txt";
+const char* const kArc = "tasks/arc_easy.jsonl";
+
+// `rankrl search` into <tmp>/out with small settings: "--flag value" pairs in `changes` replace
+// the default's value (an empty value drops the flag), others are appended.
+std::string search(const TempDir& t, const std::string& changes) {
+  std::vector<std::pair<std::string, std::string>> flags = {
+      {"--model", q(data_file(kStoriesBin))}, {"--calib", q(data_file(kCalib))}, {"--calib-tokens", "1024"},
+      {"--ctx", "128"}, {"--heldout-tokens", "1024"}, {"--keep", "0.6"}, {"--rkd", q(data_file(kArc))},
+      {"--vrkd", q(data_file(kArc))}, {"--test", q(data_file(kArc))}, {"--limit", "8"}, {"--episodes", "2"},
+      {"--threads", "1"}, {"--out", q(t.file("out"))}};
+  std::istringstream in(changes);
+  std::string extra;
+  for (std::string flag, value; in >> flag;) {
+    if (in.peek() == ' ' && (in >> std::ws, in.peek() != '-')) in >> value;
+    else value.clear();
+    auto it = std::find_if(flags.begin(), flags.end(), [&](const auto& f) { return f.first == flag; });
+    if (it != flags.end()) it->second = value;
+    else extra += " " + flag + (value.empty() ? "" : " " + value);
+  }
+  std::string cmd = "search";
+  for (const auto& [flag, value] : flags)
+    if (!value.empty()) cmd += " " + flag + " " + value;
+  return cmd + extra;
+}
+
+// A plan for stories260K, written once per process by `compress` (no timeout: it is setup, and
+// slow on a loaded machine).
+const json& stories_plan() {
+  static TempDir dir;
+  static const json plan = [] {
+    const CliResult r = run_cli("compress --model " + q(data_file(kStoriesBin)) + " --keep 0.5 --method svd -q --out " +
+                                q(dir.file("small")));
+    if (r.exit_code != 0) throw std::runtime_error("rankrl compress failed: " + r.err);
+    return read_json(dir.file("small/plan.json"));
+  }();
+  return plan;
+}
+
+// `compress --plan` with that plan, `edit` applied to one factored weight.
+std::string edited_plan(const TempDir& t, const std::function<void(json&)>& edit) {
+  json plan = stories_plan();
+  edit(plan["weights"]["model.layers.0.self_attn.q_proj.weight"]);
+  write_json(t.file("plan.json"), plan);
+  return "compress --model " + q(data_file(kStoriesBin)) + " --plan " + q(t.file("plan.json")) + " --out " + q(t.file("out"));
 }
 
 const char* const kGoodTask = R"({"query": "The cat sat on the", "choices": ["mat", "moon"], "gold": 0})";
@@ -525,6 +573,48 @@ std::vector<BadCase> cases() {
   add({"EvalWithoutTextOrTasks", [](const TempDir&) {
          return "eval --model " + q(data_file(kStoriesBin));
        }, 2, "", "eval needs --text and/or --tasks"});
+  // --- search: every flag and input checked before anything is written (no OUT left behind) ---
+  add({"SearchWithoutCalibTokens", [](const TempDir& t) { return search(t, "--calib-tokens"); }, 2, "",
+       "--calib requires --calib-tokens", "out"});
+  add({"SearchWithoutCtx", [](const TempDir& t) { return search(t, "--ctx"); }, 2, "", "--calib requires --ctx", "out"});
+  add({"SearchCtxOne", [](const TempDir& t) { return search(t, "--ctx 1"); }, 2, "", "--ctx must be at least 2", "out"});
+  add({"SearchCtxAboveModel", [](const TempDir& t) { return search(t, "--ctx 1024"); }, 2, "",
+       "--ctx 1024 exceeds the model's maximum sequence length 512", "out"});
+  add({"SearchKeepTiny", [](const TempDir& t) { return search(t, "--keep 0.001"); }, 2, "",
+       "below what factoring every weight at the smallest rank costs", "out"});
+  add({"SearchKeepOne", [](const TempDir& t) { return search(t, "--keep 1"); }, 2, "", "--keep must be in (0, 1)", "out"});
+  add({"SearchKeepAboveOne", [](const TempDir& t) { return search(t, "--keep 1.5"); }, 2, "", "--keep must be in (0, 1)", "out"});
+  add({"SearchUnknownMethod", [](const TempDir& t) { return search(t, "--methods svd,foo"); }, 2, "",
+       "unknown decomposition method 'foo'", "out"});
+  add({"SearchUnknownReward", [](const TempDir& t) { return search(t, "--reward foo"); }, 2, "", "unknown --reward 'foo'", "out"});
+  add({"SearchUnknownAgent", [](const TempDir& t) { return search(t, "--agent dqn"); }, 2, "", "unknown agent 'dqn'", "out"});
+  add({"SearchPromoteZero", [](const TempDir& t) { return search(t, "--promote 0"); }, 2, "", "--promote", "out"});
+  add({"SearchResumeAndForce", [](const TempDir& t) { return search(t, "--resume --force"); }, 2, "", "not both", "out"});
+  add({"SearchHeldoutMissing", [](const TempDir& t) { return search(t, "--heldout " + q(t.file("nope.txt"))); }, 1,
+       "nope.txt", "cannot open", "out"});
+  add({"SearchTestMissing", [](const TempDir& t) { return search(t, "--test " + q(t.file("nope.jsonl"))); }, 1,
+       "nope.jsonl", "cannot open", "out"});
+  add({"SearchCalibNotUtf8", [](const TempDir& t) {
+         write_text(t.file("bin.txt"), std::string("\x7f" "ELF\x02\x01\x01") + std::string(4000, '\0') + "\xff\xfe");
+         return search(t, "--calib " + q(t.file("bin.txt")));
+       }, 1, "bin.txt", "not valid UTF-8", "out"});
+  add({"CalibrateCalibNotUtf8", [](const TempDir& t) {
+         write_text(t.file("bin.txt"), "Once upon a time \xff\xfe there was a fox.\n");
+         return "calibrate --model " + q(data_file(kStoriesBin)) + " --calib " + q(t.file("bin.txt")) +
+                " --calib-tokens 8 --ctx 8 --out " + q(t.file("out"));
+       }, 1, "bin.txt", "not valid UTF-8 (byte 17)", "out"});
+
+  // --- compress: edge values ---
+  add({"CompressKeepOne", [](const TempDir& t) {
+         return "compress --model " + q(data_file(kStoriesBin)) + " --keep 1 --method svd --out " + q(t.file("out"));
+       }, 2, "", "--keep must be in (0, 1)", "out"});
+  add({"CompressUnknownMethod", [](const TempDir& t) {
+         return "compress --model " + q(data_file(kStoriesBin)) + " --keep 0.5 --method foo --out " + q(t.file("out"));
+       }, 2, "", "unknown decomposition method 'foo'", "out"});
+  add({"PlanRankNotInteger", [](const TempDir& t) { return edited_plan(t, [](json& w) { w["rank"] = 5.5; }); }, 1,
+       "plan.json", "weight 'model.layers.0.self_attn.q_proj.weight': rank 5.5 is not an integer", "out"});
+  add({"PlanRankMissing", [](const TempDir& t) { return edited_plan(t, [](json& w) { w.erase("rank"); }); }, 1,
+       "plan.json", "weight 'model.layers.0.self_attn.q_proj.weight': rank missing", "out"});
   return c;
 }
 

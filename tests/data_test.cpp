@@ -646,7 +646,7 @@ TEST(DataCheck, ReportsEachErrorAtItsLine) {
   EXPECT_EQ(got.size(), want.size());
   for (const auto& [line, what] : want) EXPECT_NE(got[line].find(what), std::string::npos) << line << ": " << got[line];
   EXPECT_EQ(r.files[0].items, 10);  // the blank line is not an item
-  EXPECT_EQ(r.files[0].near_duplicate_choices, 1);
+  EXPECT_EQ(r.files[0].near_duplicate_choices, 2);  // line 11, and line 7's exact duplicates
 
   test::CliResult cli = run_cli("data check " + f);
   EXPECT_EQ(cli.exit_code, 1);

@@ -145,5 +145,70 @@ TEST(Ranking, OutcomesFollowItemOrderAndKinds) {
   EXPECT_DOUBLE_EQ(r.acc, 2.0 / 3);
 }
 
+// PIQA line 315 has a 1,064-byte choice, longer than stories260K's 512-token context: that item
+// is skipped with a file:line warning and counted, the others are scored.
+TEST(EvalCli, ItemTooLongForTheContextIsSkippedWithFileAndLine) {
+  RANKRL_REQUIRE_DATA("tasks/piqa_valid_original.jsonl");
+  const std::string tasks = data_file("tasks/piqa_valid_original.jsonl");
+  test::CliResult r = test::run_cli("eval --model " + data_file("stories260K/stories260K.bin") + " --tasks " + tasks +
+                                    " --limit 320 --threads 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json out = json::parse(r.out);
+  EXPECT_GE(out["skipped"].get<int64_t>(), 1);
+  EXPECT_EQ(out["items"].get<int64_t>() + out["skipped"].get<int64_t>(), 320);
+  EXPECT_NE(r.err.find("rankrl: warning: " + tasks + ":315: skipped: an answer is "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" tokens, the model's context is 512"), std::string::npos) << r.err;
+  // stderr is a file, not a terminal: progress is plain lines, one at the end of this phase.
+  EXPECT_NE(r.err.find("rankrl: ranking: " + std::to_string(out["items"].get<int64_t>()) + "/" +
+                       std::to_string(out["items"].get<int64_t>()) + " items, "), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << "no bar redraws in a log";
+  // Independently: the item on line 315 really is longer than the context in tokens.
+  Model m = load_model(data_file("stories260K/stories260K.bin"));
+  std::vector<TaskItem> items = read_tasks(tasks, "", 320);
+  ASSERT_EQ(items[314].line, 315);
+  EncodedItem e = encode_item(*m.tokenizer, items[314]);
+  size_t longest = 0;
+  for (const auto& c : e.continuations) longest = std::max(longest, c.size());
+  EXPECT_GE(int64_t(longest), m.config().max_seq_len);
+  // data check with the model reports the same line (the uniform-schema copy of PIQA).
+  const std::string piqa = data_file("tasks/piqa.jsonl");
+  test::CliResult c = test::run_cli("data check " + piqa + " --model " + data_file("stories260K/stories260K.bin") + " --json");
+  EXPECT_EQ(c.exit_code, 1) << c.err;
+  json report = json::parse(c.out);
+  EXPECT_GE(report["files"][0]["too_long"].get<int64_t>(), 1);
+  bool noted = false;
+  for (const json& e : report["errors"])
+    noted = noted || (e["line"] == 315 && e["what"].get<std::string>().rfind("an answer is ", 0) == 0);
+  EXPECT_TRUE(noted) << c.out.substr(0, 2000);
+  EXPECT_NE(c.err.find(" error(s)"), std::string::npos);
+}
+
+// eval --tasks and data check apply one rule: a blank choice, or a gold choice equal to another
+// up to whitespace, makes an item unusable; eval skips it (file:line warning, counted), data check
+// reports the same lines as errors.
+TEST(EvalCli, BlankAndDuplicateChoicesAreSkippedWhereDataCheckFlagsThem) {
+  test::TempDir tmp;
+  const std::string f = tmp.file("t.jsonl");
+  test::write_text(f, R"({"query": "The cat sat on the", "choices": ["mat", "moon"], "gold": 0})" "\n"
+                      R"({"query": "A dog", "choices": ["barks", " \t "], "gold": 0})" "\n"
+                      R"({"query": "A cow", "choices": ["says  moo", "says moo ", "flies"], "gold": 0})" "\n"
+                      R"({"query": "A bird", "choices": ["flies", "swims", "swims "], "gold": 0})" "\n"
+                      R"({"query": "The sun is", "choices": ["hot", "cold"], "gold": 0})" "\n");
+  test::CliResult r = test::run_cli("eval --model " + data_file("stories260K/stories260K.bin") + " --tasks " + f + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json out = json::parse(r.out);
+  EXPECT_EQ(out["items"], 3);  // line 4 repeats a distractor only: scored
+  EXPECT_EQ(out["skipped"], 2);
+  EXPECT_NE(r.err.find(f + ":2: skipped: choice 1 is empty or whitespace"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(f + ":3: skipped: choices 0 and 1 are duplicates (one is gold)"), std::string::npos) << r.err;
+  test::CliResult c = test::run_cli("data check " + f);
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.out.find(f + ":2: choice 1 is empty or whitespace"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find(f + ":3: choices 0 and 1 are duplicates (one is gold)"), std::string::npos) << c.out;
+  EXPECT_EQ(c.out.find(f + ":4:"), std::string::npos) << c.out;
+  // The summary counts the duplicate pairs, the one it lists as an error included.
+  EXPECT_NE(c.out.find("2 items with choices equal after normalisation"), std::string::npos) << c.out;
+}
+
 }  // namespace
 }  // namespace rankrl

@@ -146,14 +146,14 @@ void write_synthetic_out(const std::string& dir) {
   auto row = [&](const std::string& name, double keep, double margin) {
     return json{{"name", name}, {"evaluations", 5}, {"seconds", 1.5}, {"rkd", metrics(margin, 0.5)},
                 {"vrkd", metrics(margin, 0.5)}, {"test", metrics(margin, 0.5)}, {"heldout_ppl", 12.5},
-                {"linear_params", 1000}, {"keep_actual", keep}, {"total_params", 2000}, {"total_bytes", 8000},
+                {"linear_parameters", 1000}, {"keep_actual", keep}, {"total_parameters", 2000}, {"total_bytes", 8000},
                 {"found_at_unit", 1}, {"train_reward", -0.1}};
   };
   json res = {{"command", "rankrl search --model m.bin --note '<&\">'"}, {"rankrl_version", "0.1.0"},
               {"libtorch_version", "1.13.1"}, {"seed", 7}, {"threads", 1}, {"model", "m.bin"}, {"keep", 0.6},
               {"agents", {"ppo"}}, {"episodes", 4},
               {"dense", {{"rkd", metrics(-1.0, 0.6)}, {"vrkd", metrics(-1.0, 0.6)}, {"test", metrics(-1.0, 0.6)},
-                         {"heldout_ppl", 10.0}, {"linear_params", 1600}, {"total_params", 2600}, {"total_bytes", 10400}}},
+                         {"heldout_ppl", 10.0}, {"linear_parameters", 1600}, {"total_parameters", 2600}, {"total_bytes", 10400}}},
               {"approaches", {row("uniform:svd", 0.6, -1.3), row("ppo", 0.59, -1.1), row("random", 0.61, -1.4)}},
               {"chosen", "ppo"}};
   test::write_text(dir + "/results.json", res.dump(2));

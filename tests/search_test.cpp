@@ -17,6 +17,7 @@
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
+#include "core/fs.h"
 #include "data/tasks.h"
 #include "eval/ranking.h"
 #include "eval/ranking_batch.h"
@@ -471,12 +472,11 @@ TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
   };
   test::write_text(dir.file("empty.jsonl"), "");
   const std::vector<Case> cases = {
-      {{{"--keep", "1.5"}}, "", "keep", 1},
+      {{{"--keep", "1.5"}}, "", "--keep must be in (0, 1)", 2},
       {{{"--agent", "dqn"}}, "", "unknown agent 'dqn'", 2},
-      {{{"--keep", "0.001"}}, "", "below what factoring every weight", 1},
-      {{}, "--resume", "nothing to resume", 1},
+      {{{"--keep", "0.001"}}, "", "below what factoring every weight", 2},
       {{{"--rkd", dir.file("empty.jsonl")}}, "", "empty.jsonl", 1},
-      {{{"--methods", "dense,svd,bogus"}}, "", "bogus", 1},
+      {{{"--methods", "dense,svd,bogus"}}, "", "bogus", 2},
       {{{"--surrogate", "mse"}}, "", "unknown --surrogate 'mse'", 2},
       {{{"--promote", "0"}}, "", "--promote", 2},
       {{{"--surrogate", "none"}}, "--baselines uniform,evolution-kl", "evolution-kl baseline needs --surrogate kl", 2},
@@ -487,9 +487,87 @@ TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
     EXPECT_EQ(r.exit_code, c.code) << c.extra << ": " << r.err;
     EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.extra << ": " << r.err;
     EXPECT_NE(r.err.find("rankrl: error: "), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(dir.file("bad/results.json"))) << c.extra;
+    EXPECT_FALSE(fs::exists(dir.file("bad"))) << c.extra << ": a refused run must write nothing";
     fs::remove_all(dir.file("bad"));
   }
+}
+
+// An OUT that an interrupted start left (calibration killed: an empty checkpoint/, no state):
+// --resume starts the run and says so, instead of refusing.
+TEST_F(SearchCli, ResumeWithNothingSavedStartsTheRun) {
+  fs::create_directories(dir.file("early/checkpoint"));
+  test::CliResult r = test::run_cli(args("early", "--resume --baselines uniform --methods dense,svd"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("nothing to resume in " + dir.file("early") + " (no checkpoint/state.json): starting the run"),
+            std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir.file("early/results.json")));
+}
+
+// While one run holds OUT/.lock, a second writer (plain, --resume or --force) is refused at once
+// with one line, exit 1, and OUT is left as it was.
+TEST_F(SearchCli, SecondWriterOfOutIsRefused) {
+  fs::create_directories(dir.file("busy"));
+  test::write_text(dir.file("busy/log.jsonl"), "{}\n");
+  std::unique_ptr<FileLock> held = FileLock::try_acquire(dir.file("busy/.lock"));
+  ASSERT_NE(held, nullptr);
+  for (const char* extra : {"", "--resume", "--force"}) {
+    test::CliResult r = test::run_cli(args("busy", extra));
+    EXPECT_EQ(r.exit_code, 1) << extra << ": " << r.err;
+    EXPECT_EQ(r.err, "rankrl: error: " + dir.file("busy") +
+                         ": another rankrl run is writing to this directory (it holds .lock); wait for it or choose another --out\n")
+        << extra;
+    EXPECT_EQ(test::read_text(dir.file("busy/log.jsonl")), "{}\n") << extra;
+    EXPECT_FALSE(fs::exists(dir.file("busy/checkpoint"))) << extra;
+  }
+  held.reset();  // released: the same lock can be taken again
+  EXPECT_NE(FileLock::try_acquire(dir.file("busy/.lock")), nullptr);
+}
+
+// The checkpoint records every input by content: another --vrkd file (or flag value) is refused
+// naming each difference; the same files through a symlink resume; a truncated factor store is
+// recomputed (with a warning) rather than failing the resume, and the plan is the uninterrupted one.
+TEST_F(SearchCli, ResumeChecksInputsByContentAndNamesTheDifferences) {
+  const std::string fast = "-q --baselines uniform,random --methods dense,svd";
+  test::CliResult whole = test::run_cli(args("whole", fast));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  ASSERT_EQ(test::run_cli(args("part", fast + " --abort-after 4")).exit_code, 3);
+  fs::create_directories(dir.file("other"));
+  for (const char* f : {"rkd.jsonl", "vrkd.jsonl", "test.jsonl"}) fs::copy_file(dir.file(std::string("tasks/") + f), dir.file(std::string("other/") + f));
+  std::string vrkd = test::read_text(dir.file("other/vrkd.jsonl"));
+  test::write_text(dir.file("other/vrkd.jsonl"), vrkd.substr(0, vrkd.rfind('\n', vrkd.size() - 2) + 1));  // one item fewer
+  test::CliResult refused = test::run_cli(args("part", fast + " --resume", {{"--vrkd", dir.file("other")}, {"--episodes", "7"}}));
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  EXPECT_NE(refused.err.find("--vrkd differs: " + dir.file("tasks/vrkd.jsonl") + " (sha256 "), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find(" vs " + dir.file("other/vrkd.jsonl") + " (sha256 "), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("--episodes differs: 6 vs 7"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.err.find("--rkd differs"), std::string::npos) << refused.err;
+  // Same contents through a symlinked directory, and a factor store cut in half.
+  fs::create_directory_symlink(dir.file("tasks"), dir.file("tasks-link"));
+  std::string store;
+  for (const auto& e : fs::directory_iterator(dir.file("part")))
+    if (e.path().filename().string().rfind("factors-", 0) == 0) store = e.path().string();
+  ASSERT_FALSE(store.empty());
+  fs::resize_file(store, fs::file_size(store) / 2);
+  test::CliResult resumed = test::run_cli(args("part", "--baselines uniform,random --methods dense,svd --resume",
+                                               {{"--rkd", dir.file("tasks-link")}, {"--vrkd", dir.file("tasks-link")}}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("rankrl: warning: " + store), std::string::npos) << resumed.err;
+  EXPECT_NE(resumed.err.find("recomputing the factorizations"), std::string::npos) << resumed.err;
+  EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
+  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+}
+
+// Every --help shows the defaults (CLI11's "=value" after the type).
+TEST(CliHelp, ShowsDefaults) {
+  test::CliResult r = test::run_cli("search --help");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* shown : {"--episodes INT=1000", "--methods TEXT=dense,svd,asvd,svdllm", "--promote INT=12",
+                            "--surrogate TEXT=kl", "--heldout-tokens INT=16384", "--agent TEXT=ppo"})
+    EXPECT_NE(r.out.find(shown), std::string::npos) << shown << "\n" << r.out;
+  test::CliResult c = test::run_cli("compress --help");
+  EXPECT_NE(c.out.find("--select TEXT=top"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("--heal-lr FLOAT=0.001"), std::string::npos) << c.out;
 }
 
 }  // namespace

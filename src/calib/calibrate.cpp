@@ -139,7 +139,7 @@ int64_t peak_rss_bytes() {
 
 std::vector<int32_t> calibration_ids(const Tokenizer& tok, const std::string& path, int64_t n) {
   check(n >= 1, path, "--calib-tokens must be at least 1");
-  std::vector<int32_t> ids = tok.encode_with_bos(read_file(path));
+  std::vector<int32_t> ids = tok.encode_with_bos(read_text_file(path));
   check(int64_t(ids.size()) >= n, path,
         "too few calibration tokens: the file has " + std::to_string(ids.size()) + ", " +
             std::to_string(n) + " requested");

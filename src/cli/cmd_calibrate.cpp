@@ -21,12 +21,13 @@ struct CalibrateOptions {
 
 // The calibration flags shared by calibrate and compress.
 void add_calib_options(CLI::App* sub, StatsSource& src) {
-  sub->add_option("--calib", src.calib_file,
+  CLI::Option* calib = sub->add_option("--calib", src.calib_file,
                   "Calibration text: tokenized as one string (BOS first when the tokenizer adds one); "
                   "its first --calib-tokens tokens are cut into windows of --ctx (a last partial window "
                   "is kept)");
-  sub->add_option("--calib-tokens", src.calib_tokens, "Calibration tokens N (error if the file has fewer)");
-  sub->add_option("--ctx", src.ctx, "Calibration window length C");
+  CLI::Option* tokens = sub->add_option("--calib-tokens", src.calib_tokens, "Calibration tokens N (error if the file has fewer)");
+  CLI::Option* ctx = sub->add_option("--ctx", src.ctx, "Calibration window length C (at least 2)");
+  calib->needs(tokens)->needs(ctx);
   sub->add_flag("--fisher", src.fisher, "Also sum squared LM-loss gradients per weight (diagonal Fisher)");
 }
 

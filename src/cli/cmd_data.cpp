@@ -1,5 +1,6 @@
 // rankrl data build | check | import: ranking datasets (RkD / VRkD / test) and their integrity.
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -10,6 +11,7 @@
 #include "data/check.h"
 #include "data/import.h"
 #include "data/tasks.h"
+#include "eval/ranking.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -20,7 +22,7 @@ namespace {
 struct DataOptions {
   BuildOptions build;
   std::string model, tokenizer, split = "0.6,0.2,0.2", split_items;
-  std::string check_path;
+  std::string check_path, check_model, check_tokenizer;
   std::string format, in, labels, out;
   bool force_import = false;
 };
@@ -99,7 +101,15 @@ int run_build(DataOptions& o, const Common& common) {
 
 int run_check(DataOptions& o, const Common& common) {
   if (!file_exists(o.check_path) && !is_directory(o.check_path)) throw Error(o.check_path, "no such file or directory");
-  CheckReport r = check_tasks(o.check_path);
+  // With --model: items whose answer alone fills that model's context are errors too.
+  std::optional<Model> model;
+  ContextLimit limit;
+  if (!o.check_model.empty()) {
+    model = load_model(o.check_model, o.check_tokenizer);
+    limit.max_len = model->config().max_seq_len;
+    limit.answer_tokens = [&](const TaskItem& item) { return longest_answer_tokens(*model->tokenizer, item); };
+  }
+  CheckReport r = check_tasks(o.check_path, model ? &limit : nullptr);
   if (common.json) print_json(check_report_json(r));
   else std::cout << check_report_text(r);
   if (!r.ok())
@@ -171,6 +181,8 @@ Command add_data(CLI::App& app, Common& common) {
       "the kind's shape. Prints a report with gold-position histograms (per item kind too).\n"
       "Exit 1 with file:line for every error.");
   check->add_option("path", o->check_path, "Task file or directory with rkd/vrkd/test.jsonl")->required();
+  check->add_option("--model", o->check_model, "Also report items whose answer alone fills this model's context");
+  check->add_option("--tokenizer", o->check_tokenizer, "Tokenizer of --model (default: found beside it)");
   add_common(check, common);
 
   CLI::App* import = data->add_subcommand(

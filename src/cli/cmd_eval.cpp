@@ -29,8 +29,7 @@ int64_t default_batch(int64_t ctx, int64_t vocab) {
 }
 
 nlohmann::json run_perplexity(const Model& m, const EvalOptions& o) {
-  std::string text = read_file(o.text);
-  require_utf8(text, o.text);
+  const std::string text = read_text_file(o.text);
   int64_t ctx = o.ctx > 0 ? o.ctx : std::min<int64_t>(m.config().max_seq_len > 0 ? m.config().max_seq_len : 1024, 2048);
   int64_t batch = o.batch > 0 ? o.batch : default_batch(ctx, m.config().vocab_size);
   const std::vector<int32_t> ids = m.tokenizer->encode_with_bos(text);
@@ -95,12 +94,17 @@ std::string with_interval(double v, const nlohmann::json& i) {
 nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
   // A directory from `rankrl data build`: its test split unless --split says otherwise.
   bool dir = is_directory(o.tasks);
-  std::vector<TaskItem> items = dir ? read_task_split(o.tasks, o.split, o.limit)
-                                    : read_tasks(o.tasks, o.labels, o.limit);
+  int64_t skipped = 0;
+  std::vector<TaskItem> items = dir ? read_task_split(o.tasks, o.split, o.limit, &skipped)
+                                    : read_tasks(o.tasks, o.labels, o.limit, &skipped);
+  const std::string file = dir ? task_split_path(o.tasks, o.split) : o.tasks;
+  skipped += drop_items_too_long(items, *m.tokenizer, m.config().max_seq_len, file);
+  check(!items.empty(), file, "no item fits the model's context");
+  if (skipped > 0) info("skipped " + std::to_string(skipped) + " item(s), see the warnings above");
   RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items);
   nlohmann::json out = {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
                         {"acc_norm", r.acc_norm}, {"margin", r.margin}, {"truncated", r.truncated},
-                        {"seconds", r.seconds}};
+                        {"skipped", skipped}, {"seconds", r.seconds}};
   if (r.items > 0) {
     const nlohmann::json ci = out["ci95"] = intervals_json(r, Bootstrap(o.seed));
     info("acc " + with_interval(r.acc, ci["acc"]) + ", acc_norm " + with_interval(r.acc_norm, ci["acc_norm"]) +

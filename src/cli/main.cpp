@@ -61,6 +61,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "rankrl 0.1.0");
   for (int i = 0; i < argc; ++i) cli::g_command_line += (i ? " " : "") + std::string(argv[i]);
+  // Every --help shows each option's default (subcommands inherit this from the app).
+  app.option_defaults()->always_capture_default();
   cli::Common common;
   std::vector<cli::Command> commands = {
       cli::add_eval(app, common),     cli::add_generate(app, common),

@@ -47,6 +47,11 @@ Plan make_plan(const CompressOptions& o, const Transformer& net) {
     return p;
   }
   if (o.method.empty()) throw usage_error("compress needs --plan, or --keep with --method");
+  try {
+    make_decomposer(o.method);
+  } catch (const Error& e) {
+    throw usage_error("--method: " + e.message());
+  }
   return uniform_plan(net, o.keep, o.method, o.select, o.seed);
 }
 
@@ -161,9 +166,11 @@ json compress_model(const CompressOptions& o) {
   StagingDir stage(o.out, o.replace);
   write_compressed_files(stage, *m.net, plan, tok);
   timer.lap("write");
-  // seconds: consecutive stages (load, calibrate, apply, [heal], write) and their total;
+  // seconds_by_stage: consecutive stages (load, calibrate, apply, [heal], write) and their total;
   // seconds_detail: apply split into the factorizations and everything else.
-  report["seconds"] = timer.finish();
+  // seconds is a number in every command's output (the total); the stages have their own key.
+  report["seconds_by_stage"] = timer.finish();
+  report["seconds"] = report["seconds_by_stage"]["total"];
   report["seconds_detail"] = seconds_detail;
   write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
   stage.commit();

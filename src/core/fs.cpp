@@ -1,6 +1,7 @@
 #include "core/fs.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace rankrl {
 
@@ -25,6 +27,41 @@ std::string read_file(const std::string& path) {
   if (in.bad()) throw Error(path, "read failed");
   return ss.str();
 }
+
+std::string read_text_file(const std::string& path) {
+  std::string text = read_file(path);
+  require_utf8(text, path);
+  return text;
+}
+
+namespace {
+int open_lock_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path, std::string("cannot open lock file: ") + std::strerror(errno));
+  return fd;
+}
+}  // namespace
+
+std::unique_ptr<FileLock> FileLock::try_acquire(const std::string& path) {
+  const int fd = open_lock_file(path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::unique_ptr<FileLock>(new FileLock(fd));
+}
+
+std::unique_ptr<FileLock> FileLock::acquire(const std::string& path) {
+  const int fd = open_lock_file(path);
+  while (::flock(fd, LOCK_EX) != 0)
+    if (errno != EINTR) {
+      ::close(fd);
+      throw Error(path, std::string("cannot lock: ") + std::strerror(errno));
+    }
+  return std::unique_ptr<FileLock>(new FileLock(fd));
+}
+
+FileLock::~FileLock() { ::close(fd_); }  // closing the descriptor releases the flock
 
 bool file_exists(const std::string& path) {
   std::error_code ec;

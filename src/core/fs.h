@@ -11,6 +11,10 @@ namespace rankrl {
 // Reads a whole file; throws Error(path, ...) when it is missing or unreadable.
 std::string read_file(const std::string& path);
 
+// The one input check for text files (calibration, held-out, perplexity, corpora): a readable
+// file of valid UTF-8. Throws Error(path, "not valid UTF-8 (byte N)") otherwise.
+std::string read_text_file(const std::string& path);
+
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 
@@ -51,6 +55,23 @@ class AtomicFileWriter {
   std::string path_;
   std::string tmp_path_;
   std::FILE* file_ = nullptr;
+};
+
+// An advisory exclusive lock (flock) on `path`, created if missing, held until destruction.
+// Guards a directory that one run owns against a second writer.
+class FileLock {
+ public:
+  // Returns nullptr when another process holds the lock (throws Error when `path` can't be opened).
+  static std::unique_ptr<FileLock> try_acquire(const std::string& path);
+  // Waits for the lock.
+  static std::unique_ptr<FileLock> acquire(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
 };
 
 }  // namespace rankrl

@@ -13,8 +13,12 @@ bool quiet();
 // One line to stderr, prefixed with "rankrl: ".
 void info(const std::string& line);
 
-// A single-line progress bar on stderr with rate and ETA, redrawn at most ~10 times a second.
-// Draws only when stderr is a terminal or RANKRL_PROGRESS=1, so logs stay clean.
+// "rankrl: warning: <line>" on stderr, even with --quiet: something was skipped or redone.
+void warn(const std::string& line);
+
+// Progress on stderr with rate and ETA. RANKRL_PROGRESS=1 (or, unset, stderr a terminal): a bar
+// redrawn ~10 times a second. Unset and stderr not a terminal (logs, pipes): a plain line every
+// 10 s and one when a phase that took at least a second ends. RANKRL_PROGRESS=0 or --quiet: none.
 class Progress {
  public:
   // `visible` = false keeps the bar hidden whatever the terminal (callers that report elsewhere).
@@ -26,9 +30,12 @@ class Progress {
 
  private:
   void draw(bool final);
+  static constexpr double kLineSeconds = 10.0;
+  enum class Mode { off, bar, lines };
   std::string label_, unit_, note_;
   int64_t total_, done_ = 0;
-  bool enabled_, finished_ = false;
+  Mode mode_ = Mode::off;
+  bool finished_ = false, printed_line_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 

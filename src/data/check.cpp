@@ -21,19 +21,7 @@ struct Seen {
   int64_t line;
 };
 
-bool blank(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
-
-// Checks one item; appends its problems. Returns false when the item is unusable.
-std::string collapse_spaces(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
+bool blank(const std::string& s) { return blank_text(s); }
 
 bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item, int64_t& near_duplicates) {
   if (!j.is_object()) {
@@ -87,19 +75,27 @@ bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& ite
       if (blank(item.choices[k])) problems.push_back("choice " + std::to_string(k) + " is empty or whitespace");
     // Identical up to whitespace: an error. Equal only after normalisation ("100% Rr" / "100% rr"
     // in ARC): counted, since case and punctuation can carry meaning.
+    // The summary counts items (not pairs) with any two choices equal after normalisation,
+    // exact duplicates included.
+    bool equal_after_normalisation = false;
+    const int gold = j.contains("gold") && j["gold"].is_number_integer() ? j["gold"].get<int>() : -1;
     for (size_t k = 0; k < item.choices.size(); ++k)
       for (size_t m = 0; m < k; ++m) {
         if (blank(item.choices[k])) continue;
-        if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
-          problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates");
-        else if (normalized_hash(item.choices[k]) != normalized_hash(item.choices[m]))
-          continue;
-        else if (!item.item_kind.empty())  // a built item: a distractor that reads as the gold
-          problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) +
-                             " are equal after normalisation (item_kind " + item.item_kind + ")");
-        else
-          near_duplicates++;
+        if (collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m])) {
+          // The rule read_tasks applies: a gold answer repeated as a distractor is an error, a
+          // repeated distractor only counted.
+          if (int(k) == gold || int(m) == gold)
+            problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates (one is gold)");
+          equal_after_normalisation = true;
+        } else if (normalized_hash(item.choices[k]) == normalized_hash(item.choices[m])) {
+          if (!item.item_kind.empty())  // a built item: a distractor that reads as the gold
+            problems.push_back("choices " + std::to_string(m) + " and " + std::to_string(k) +
+                               " are equal after normalisation (item_kind " + item.item_kind + ")");
+          equal_after_normalisation = true;
+        }
       }
+    near_duplicates += equal_after_normalisation;
   }
   if (!j.contains("gold") || !j["gold"].is_number_integer()) {
     problems.push_back("missing or non-integer field 'gold'");
@@ -132,7 +128,7 @@ uint64_t item_hash(const TaskItem& item) {
 }
 
 void check_file(const std::string& path, const std::string& name, const std::string& split,
-                CheckReport& report, std::unordered_map<uint64_t, Seen>& contexts_of_earlier_splits,
+                const ContextLimit* limit, CheckReport& report, std::unordered_map<uint64_t, Seen>& contexts_of_earlier_splits,
                 std::unordered_map<uint64_t, Seen>& contexts_of_this_split) {
   FileCheck fc;
   fc.file = name;
@@ -171,6 +167,13 @@ void check_file(const std::string& path, const std::string& name, const std::str
       }
     }
     if (!usable) continue;
+    if (limit && limit->max_len > 0) {
+      const int64_t tokens = limit->answer_tokens(item);
+      if (tokens >= limit->max_len) {
+        fc.too_long++;
+        error(n, "an answer is " + std::to_string(tokens) + " tokens, the model's context is " + std::to_string(limit->max_len));
+      }
+    }
     fc.kinds[task_kind_name(item.kind)]++;
     if (fc.gold_positions.size() <= size_t(item.gold)) fc.gold_positions.resize(item.gold + 1, 0);
     fc.gold_positions[item.gold]++;
@@ -216,13 +219,13 @@ void check_manifest_kinds(const json& m, const FileCheck& fc, std::vector<CheckI
 
 }  // namespace
 
-CheckReport check_tasks(const std::string& path) {
+CheckReport check_tasks(const std::string& path, const ContextLimit* limit) {
   CheckReport report;
   report.path = path;
   std::unordered_map<uint64_t, Seen> earlier;
   if (!is_directory(path)) {
     std::unordered_map<uint64_t, Seen> mine;
-    check_file(path, path, "", report, earlier, mine);
+    check_file(path, path, "", limit, report, earlier, mine);
     return report;
   }
   const auto& splits = task_splits();
@@ -235,7 +238,7 @@ CheckReport check_tasks(const std::string& path) {
       continue;
     }
     std::unordered_map<uint64_t, Seen> mine;
-    check_file(file, split + ".jsonl", split, report, earlier, mine);
+    check_file(file, split + ".jsonl", split, limit, report, earlier, mine);
     earlier.insert(mine.begin(), mine.end());
   }
   std::string manifest_path = path + "/manifest.json";
@@ -264,7 +267,8 @@ json check_report_json(const CheckReport& r) {
     files.push_back({{"file", f.file}, {"split", f.split}, {"items", f.items}, {"kinds", f.kinds},
                      {"item_kinds", kinds}, {"gold_positions", f.gold_positions},
                      {"duplicate_items", f.duplicate_items}, {"repeated_contexts", f.repeated_contexts},
-                     {"near_duplicate_choices", f.near_duplicate_choices}, {"errors", f.errors}});
+                     {"near_duplicate_choices", f.near_duplicate_choices}, {"too_long", f.too_long},
+                     {"errors", f.errors}});
   }
   json errors = json::array();
   for (const CheckIssue& e : r.errors) errors.push_back({{"file", e.file}, {"line", e.line}, {"what", e.what}});
@@ -284,7 +288,8 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
     out << "); gold positions";
     for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
-        << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.errors << " errors\n";
+        << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.too_long
+        << " items too long for the model, " << f.errors << " errors\n";
     for (const auto& [k, kc] : f.item_kinds) {
       out << "  item_kind " << k << ": " << kc.items << " items; gold positions";
       for (size_t i = 0; i < kc.gold_positions.size(); ++i) out << (i ? "/" : " ") << kc.gold_positions[i];

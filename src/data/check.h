@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,7 +35,8 @@ struct ItemKindCheck {
 struct FileCheck {
   std::string file, split;  // split "" for a lone file
   int64_t items = 0, duplicate_items = 0, repeated_contexts = 0, errors = 0;
-  int64_t near_duplicate_choices = 0;  // choice pairs equal only after normalisation (not errors)
+  int64_t near_duplicate_choices = 0;  // items with two choices equal after normalisation
+  int64_t too_long = 0;                // items whose answer alone fills the model's context (with --model)
   std::map<std::string, int64_t> kinds;
   std::map<std::string, ItemKindCheck> item_kinds;  // tagged items only
   std::vector<int64_t> gold_positions;  // histogram of gold indices
@@ -48,9 +50,18 @@ struct CheckReport {
   bool ok() const { return errors.empty(); }
 };
 
+// A model's context and how many tokens an item's longest answer (choice, or cloze/partial
+// continuation) takes under its tokenizer: an item whose answer alone fills the context cannot
+// be scored (eval and search skip it), so check reports it as an error.
+struct TaskItem;
+struct ContextLimit {
+  std::function<int64_t(const TaskItem&)> answer_tokens;
+  int64_t max_len = 0;
+};
+
 // Checks a file or a directory holding rkd.jsonl, vrkd.jsonl and test.jsonl. Throws Error only
 // when the path cannot be read; problems in the data go into the report.
-CheckReport check_tasks(const std::string& path);
+CheckReport check_tasks(const std::string& path, const ContextLimit* limit = nullptr);
 
 nlohmann::json check_report_json(const CheckReport& report);
 std::string check_report_text(const CheckReport& report, size_t max_errors = 100);

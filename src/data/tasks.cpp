@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/fs.h"
 
 namespace rankrl {
@@ -78,6 +79,23 @@ TaskItem uniform_item(const json& j, const std::string& where) {
   return item;
 }
 
+}  // namespace
+
+bool blank_text(const std::string& s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
+
+std::string collapse_spaces(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+namespace {
+
 void validate(const TaskItem& item, const std::string& where) {
   if (item.kind == TaskKind::cloze) {
     if (item.choices.size() != 1) throw Error(where, "a cloze item needs exactly one choice");
@@ -90,6 +108,18 @@ void validate(const TaskItem& item, const std::string& where) {
     throw Error(where, "empty continuation");
   if (item.gold < 0 || item.gold >= int(item.choices.size()))
     throw Error(where, "gold index " + std::to_string(item.gold) + " out of range");
+}
+
+// Why the item's choices cannot be ranked ("" when they can): the rule `data check` reports too.
+std::string choice_defect(const TaskItem& item) {
+  for (size_t k = 0; k < item.choices.size(); ++k) {
+    if (blank_text(item.choices[k])) return "choice " + std::to_string(k) + " is empty or whitespace";
+    // A repeated distractor is harmless; a gold answer that is also a distractor is no answer.
+    for (size_t m = 0; m < k; ++m)
+      if ((int(k) == item.gold || int(m) == item.gold) && collapse_spaces(item.choices[k]) == collapse_spaces(item.choices[m]))
+        return "choices " + std::to_string(m) + " and " + std::to_string(k) + " are duplicates (one is gold)";
+  }
+  return "";
 }
 
 std::vector<int> read_labels(const std::string& path) {
@@ -112,7 +142,7 @@ std::string default_labels_path(const std::string& path) {
 }  // namespace
 
 std::vector<TaskItem> read_tasks(const std::string& path, const std::string& labels_path,
-                                 int64_t limit) {
+                                 int64_t limit, int64_t* skipped) {
   std::vector<Line> lines = non_empty_lines(read_file(path));
   if (lines.empty()) throw Error(path, "no task items");
   bool piqa = parse_line(path, lines[0]).contains("goal");
@@ -127,7 +157,7 @@ std::vector<TaskItem> read_tasks(const std::string& path, const std::string& lab
                                    std::to_string(lines.size()) + " items");
   }
   std::vector<TaskItem> items;
-  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(i) < limit); ++i) {
+  for (size_t i = 0; i < lines.size() && (limit <= 0 || int64_t(items.size()) < limit); ++i) {
     std::string where = path + ": line " + std::to_string(lines[i].number);
     json j = parse_line(path, lines[i]);
     TaskItem item;
@@ -139,8 +169,16 @@ std::vector<TaskItem> read_tasks(const std::string& path, const std::string& lab
       item = uniform_item(j, where);
     }
     validate(item, where);
+    item.line = lines[i].number;
+    const std::string defect = choice_defect(item);
+    if (!defect.empty()) {  // a real data set's slip (ARC has a few): skip the item, not the file
+      warn(path + ":" + std::to_string(item.line) + ": skipped: " + defect);
+      if (skipped) ++*skipped;
+      continue;
+    }
     items.push_back(std::move(item));
   }
+  if (items.empty()) throw Error(path, "no usable task items (every item was skipped)");
   return items;
 }
 
@@ -172,8 +210,8 @@ std::string task_split_path(const std::string& dir_or_file, const std::string& s
 }
 
 std::vector<TaskItem> read_task_split(const std::string& dir_or_file, const std::string& split,
-                                      int64_t limit) {
-  return read_tasks(task_split_path(dir_or_file, split), "", limit);
+                                      int64_t limit, int64_t* skipped) {
+  return read_tasks(task_split_path(dir_or_file, split), "", limit, skipped);
 }
 
 std::string task_item_json(const TaskItem& item) {

@@ -26,16 +26,26 @@ struct TaskItem {
   TaskKind kind = TaskKind::choice;
   std::string continuation;  // partial only: shared by every context in `choices`
   std::string item_kind;     // "item_kind" of `data build --kinds` items ("" if none); not for scoring
+  int64_t line = 0;          // line in the task file it was read from (0: not from a file)
 };
 
 const char* task_kind_name(TaskKind kind);
 
+// The rules every reader applies to choices (read_tasks skips, `data check` reports): a choice
+// must not be blank, and the gold choice must not equal another up to whitespace (a repeated
+// distractor is allowed: ARC-Easy has a few, and lm-evaluation-harness scores them).
+bool blank_text(const std::string& s);
+// Runs of ASCII whitespace collapsed to one space, trailing whitespace dropped.
+std::string collapse_spaces(const std::string& s);
+
 // Reads either format (detected from the first item). `labels_path` overrides the PIQA labels
 // location. Throws Error naming the file and line for malformed JSON, a missing or ill-typed
 // field, fewer than two choices, an empty choice, a gold index out of range, a labels file of
-// the wrong length, or an empty task file. `limit` > 0 keeps the first `limit` items.
+// the wrong length, or an empty task file. An item with a blank choice or a gold choice equal to
+// another up to whitespace is skipped with a `path:line: skipped: ...` warning and counted in `*skipped`.
+// `limit` > 0 keeps the first `limit` items.
 std::vector<TaskItem> read_tasks(const std::string& path, const std::string& labels_path = "",
-                                 int64_t limit = 0);
+                                 int64_t limit = 0, int64_t* skipped = nullptr);
 
 // The split names of a ranking data directory, in order: rkd, vrkd, test.
 const std::vector<std::string>& task_splits();
@@ -44,7 +54,7 @@ const std::vector<std::string>& task_splits();
 // directory written by `rankrl data build` / holding <split>.jsonl; `split` = "" means "test".
 // Throws Error naming the path for an unknown split or a missing file.
 std::vector<TaskItem> read_task_split(const std::string& dir_or_file, const std::string& split = "",
-                                      int64_t limit = 0);
+                                      int64_t limit = 0, int64_t* skipped = nullptr);
 // The file read_task_split reads.
 std::string task_split_path(const std::string& dir_or_file, const std::string& split = "");
 

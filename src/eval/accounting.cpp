@@ -66,13 +66,13 @@ nlohmann::json describe_model(const Model& m) {
       {"tokenizer", {{"kind", m.tokenizer->kind()}, {"vocab_size", m.tokenizer->vocab_size()},
                      {"bos_id", m.tokenizer->bos_id()}, {"eos_id", m.tokenizer->eos_id()},
                      {"adds_bos", m.tokenizer->adds_bos()}}},
-      {"parameters", p.total},
+      {"total_parameters", p.total},
       {"linear_parameters", p.linear},
       {"linear_weights", m.net->linears().size()},
       {"low_rank_weights", low_rank},
       {"groups", groups},
       {"stored_dtypes", dtypes},
-      {"stored_bytes", m.checkpoint.stored_bytes},
+      {"total_bytes", m.checkpoint.stored_bytes},  // as stored on disk
       {"flops_per_token", forward_flops(*m.net, 1, 1)},
   };
 }

@@ -179,6 +179,40 @@ RankingResult summarize_ranking(const std::vector<TaskItem>& items, std::vector<
   return r;
 }
 
+int64_t longest_answer_tokens(const Tokenizer& tok, const TaskItem& item) {
+  int64_t longest = 0;
+  if (item.kind == TaskKind::partial) {
+    for (const std::string& context : item.choices) {
+      TaskItem one;
+      one.query = context;
+      one.choices = {item.continuation};
+      longest = std::max<int64_t>(longest, encode_item(tok, one).continuations[0].size());
+    }
+    return longest;
+  }
+  for (const auto& c : encode_item(tok, item).continuations) longest = std::max<int64_t>(longest, c.size());
+  return longest;
+}
+
+int64_t drop_items_too_long(std::vector<TaskItem>& items, const Tokenizer& tok, int64_t max_len,
+                            const std::string& file) {
+  if (max_len <= 0) return 0;
+  std::vector<TaskItem> kept;
+  int64_t dropped = 0;
+  for (TaskItem& item : items) {
+    const int64_t longest = longest_answer_tokens(tok, item);
+    if (longest < max_len) {
+      kept.push_back(std::move(item));
+      continue;
+    }
+    ++dropped;
+    warn(file + ":" + std::to_string(item.line) + ": skipped: an answer is " + std::to_string(longest) +
+         " tokens, the model's context is " + std::to_string(max_len));
+  }
+  items = std::move(kept);
+  return dropped;
+}
+
 RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
                                const std::vector<TaskItem>& items, bool show_progress) {
   auto start = std::chrono::steady_clock::now();

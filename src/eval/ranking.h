@@ -58,6 +58,15 @@ struct RankingResult {
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item);
 ItemScores score_encoded(const Transformer& net, EncodedItem item);
 
+// Tokens of the item's longest answer (a choice; the continuation of cloze and partial items).
+int64_t longest_answer_tokens(const Tokenizer& tok, const TaskItem& item);
+
+// Items that cannot be scored in `max_len` tokens because a choice (a cloze or partial
+// continuation) alone fills the context: contexts are truncated from the left, the answers never.
+// Removes them from `items`, notes each as `file:line: skipped: ...` on stderr, returns how many.
+int64_t drop_items_too_long(std::vector<TaskItem>& items, const Tokenizer& tok, int64_t max_len,
+                            const std::string& file);
+
 RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
                                const std::vector<TaskItem>& items, bool show_progress = true);
 

@@ -173,9 +173,44 @@ std::vector<ExperimentCell> experiment_cells(const ExperimentSpec& spec, const s
   return cells;
 }
 
+namespace {
+// The search of one cell (its resume and replace flags are set when it runs).
+SearchOptions cell_options(const ExperimentSpec& spec, const ExperimentCell& c) {
+  SearchOptions o;
+  o.model = spec.model;
+  o.tokenizer = spec.tokenizer;
+  o.stats.calib_file = spec.calib;
+  o.stats.calib_tokens = spec.calib_tokens;
+  o.heldout_file = spec.heldout;
+  o.stats.ctx = spec.ctx;
+  o.rkd = o.vrkd = o.test = spec.data;
+  o.agents = c.agents;
+  o.episodes = spec.episodes;
+  o.seed = c.seed;
+  o.env.keep = c.keep;
+  o.out = c.dir;
+  for (const auto& [k, v] : spec.extra_args) {
+    try {
+      setters().at(k)(o, v);
+    } catch (const std::logic_error&) {
+      throw Error(spec.path, "extra_args '" + k + "': bad value '" + v + "'");
+    }
+  }
+  return o;
+}
+}  // namespace
+
 // The caller has set the thread count (recorded in each results.json).
 json run_experiment(const ExperimentSpec& spec, const std::string& out_root) {
   std::vector<ExperimentCell> cells = experiment_cells(spec, out_root);
+  // Every cell's flags are checked (as `rankrl search` checks its own) before anything is written.
+  for (const ExperimentCell& c : cells) {
+    try {
+      validate_search_options(cell_options(spec, c));
+    } catch (const Error& e) {
+      throw Error(spec.path, "cell " + c.dir + ": " + e.message(), e.exit_code());
+    }
+  }
   fs::create_directories(out_root + "/" + spec.name);
   int64_t ran = 0, skipped = 0, resumed = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
@@ -184,26 +219,7 @@ json run_experiment(const ExperimentSpec& spec, const std::string& out_root) {
       ++skipped;
       continue;
     }
-    SearchOptions o;
-    o.model = spec.model;
-    o.tokenizer = spec.tokenizer;
-    o.stats.calib_file = spec.calib;
-    o.stats.calib_tokens = spec.calib_tokens;
-    o.heldout_file = spec.heldout;
-    o.stats.ctx = spec.ctx;
-    o.rkd = o.vrkd = o.test = spec.data;
-    o.agents = c.agents;
-    o.episodes = spec.episodes;
-    o.seed = c.seed;
-    o.env.keep = c.keep;
-    o.out = c.dir;
-    for (const auto& [k, v] : spec.extra_args) {
-      try {
-        setters().at(k)(o, v);
-      } catch (const std::logic_error&) {
-        throw Error(spec.path, "extra_args '" + k + "': bad value '" + v + "'");
-      }
-    }
+    SearchOptions o = cell_options(spec, c);
     // Resumable: a checkpointed cell continues; one that died before its first checkpoint restarts.
     o.resume = file_exists(c.dir + "/checkpoint/state.json");
     o.replace = !o.resume && fs::exists(c.dir);

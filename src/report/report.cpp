@@ -515,8 +515,8 @@ Table results_table(const json& res) {
       for (const char* k : {"margin", "acc", "acc_norm"}) c.push_back(metric(r, split, k));
     double ppl = getd(r, "heldout_ppl");
     c.push_back(std::isfinite(ppl) ? num(ppl, 3) : "-");
-    c.push_back(intstr(r, "linear_params"));
-    c.push_back(intstr(r, "total_params"));
+    c.push_back(intstr(r, "linear_parameters"));
+    c.push_back(intstr(r, "total_parameters"));
     c.push_back(intstr(r, "total_bytes"));
     t.rows.push_back(c);
   };

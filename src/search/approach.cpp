@@ -112,7 +112,7 @@ double SearchContext::score_surrogate(ApproachState& st, const std::vector<Actio
   add_to_pool(pool, reward, plan_to_json(plan).dump(), actions_to_json(env.applied()), pool_size);
   nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"surrogate", reward}, {"kl", kl},
                          {"best_surrogate", pool.empty() ? reward : pool[0].at("reward").get<double>()},
-                         {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
+                         {"linear_parameters", cost}, {"keep_actual", cost / env.dense_params()},
                          {"actions", actions_to_json(env.applied())}, {"seconds", seconds_since(start)}};
   for (auto& [k, v] : log_extra.items()) line[k] = v;
   log.append(line);
@@ -132,7 +132,7 @@ double SearchContext::score_plan(ApproachState& st, const Plan& plan, const std:
   st.evaluations++;
   nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"reward", reward},
                          {"best", st.best_reward()}, {"rkd", metrics_json(m)},
-                         {"linear_params", cost}, {"keep_actual", cost / env.dense_params()},
+                         {"linear_parameters", cost}, {"keep_actual", cost / env.dense_params()},
                          {"actions", actions_to_json(actions)}, {"seconds", seconds_since(start)}};
   for (auto& [k, v] : log_extra.items()) line[k] = v;
   log.append(line);

@@ -46,7 +46,7 @@ double elapsed_into(ApproachState& st, std::chrono::steady_clock::time_point sta
 void end_unit(SearchContext& ctx, ApproachState& st, std::chrono::steady_clock::time_point start, Progress& progress) {
   st.units++;
   elapsed_into(st, start);
-  progress.set_note("best " + std::to_string(st.best_reward()));
+  progress.set_note(st.top.empty() ? std::string("best –") : "best " + std::to_string(st.best_reward()));
   progress.advance();
   ctx.checkpoint();
 }

@@ -51,6 +51,17 @@ int64_t WeightInfo::rank_for(double rank_frac) const {
   return std::clamp<int64_t>(int64_t(r), 1, max_rank);
 }
 
+double SearchEnv::smallest_keep(const Transformer& dense, double min_rank_frac) {
+  double cheapest = 0.0, total = 0.0;
+  for (const Linear* l : dense.linears()) {
+    WeightInfo w{l->name(), "", 0, l->out_features(), l->in_features()};
+    w.max_rank = std::max<int64_t>(1, (w.m * w.n - 1) / (w.m + w.n));
+    cheapest += double(w.rank_for(min_rank_frac) * (w.m + w.n));
+    total += w.dense_cost();
+  }
+  return total > 0 ? cheapest / total / 1.01 : 0.0;  // the clip's 1% tolerance
+}
+
 SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts)
     : dense_(dense), cache_(cache), stats_(stats), opts_(std::move(opts)) {
   check(!opts_.methods.empty() && !opts_.selects.empty(), "", "search needs at least one method and selection");

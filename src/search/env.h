@@ -64,6 +64,9 @@ class SearchEnv {
   // `cache` must be built on `dense` (it supplies every factorization); `stats` holds the Gram
   // matrices for the features (required).
   SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts);
+  // The smallest --keep the budget clip can meet on `dense` (every weight factored at the rank
+  // `min_rank_frac` means): from the shapes alone, so a search can refuse it before any work.
+  static double smallest_keep(const Transformer& dense, double min_rank_frac);
 
   size_t steps() const { return weights_.size(); }
   size_t state_size() const;

@@ -37,10 +37,14 @@ WeightDecision decision_from_json(const json& d, const std::string& name, const 
   try {
     w.method = d.value("method", std::string("dense"));
     w.select = d.value("select", std::string("top"));
-    w.rank = d.value("rank", int64_t(0));
   } catch (const json::exception&) {
     throw Error(path, "decision for '" + name + "' has a field of the wrong type");
   }
+  if (w.method == "dense") return w;
+  // A factored weight needs a whole rank: 5.5 must not silently become 5, nor a missing one 0.
+  check(d.contains("rank"), path, "weight '" + name + "': rank missing");
+  check(d["rank"].is_number_integer(), path, "weight '" + name + "': rank " + d["rank"].dump() + " is not an integer");
+  w.rank = d["rank"].get<int64_t>();
   return w;
 }
 
@@ -133,7 +137,8 @@ void validate_plan(const Plan& plan, const Transformer& net, const std::string& 
 
 Plan uniform_plan(const Transformer& net, double keep, const std::string& method,
                   const std::string& select, uint64_t seed) {
-  if (!(keep > 0.0 && keep <= 1.0)) throw Error("", "keep must be in (0, 1]", 1);
+  if (!(keep > 0.0 && keep < 1.0))
+    throw usage_error("--keep must be in (0, 1) (1 would keep every weight dense: nothing to compress)");
   if (method != "dense") make_decomposer(method);  // unknown method → Error now, not per weight
   parse_selection(select);
   Plan p;

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "calib/calibrate.h"
 #include "compress/checkpoint_dir.h"
@@ -28,6 +29,8 @@
 #include "report/report.h"
 #include "search/approach.h"
 #include "search/factor_store.h"
+#include "data/hashing.h"
+#include "decompose/decomposer.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -46,18 +49,71 @@ std::vector<TaskItem> load_split(const std::string& path, const char* split, int
   return items;
 }
 
-// Everything that determines a run's results: a checkpoint only resumes the same run.
-std::string fingerprint(const SearchOptions& o, const std::string& model_id) {
-  json j = {{"model", model_id}, {"keep", o.env.keep}, {"seed", o.seed}, {"methods", o.env.methods},
-            {"selects", o.env.selects}, {"agents", o.agents}, {"episodes", o.episodes},
-            {"reward", o.reward.kind}, {"size_weight", o.reward.size_weight}, {"shaping", o.shaping},
-            {"reward_items", o.reward_items}, {"baselines", o.baselines}, {"grid", o.sensitivity_grid},
-            {"calib", o.stats.calib_file}, {"calib_tokens", o.stats.calib_tokens}, {"ctx", o.stats.ctx},
-            {"stats", o.stats.stats_file}, {"rkd", o.rkd}, {"limit", o.limit}, {"heldout", o.heldout_file},
-            {"lr", o.agent.lr}, {"hidden", o.agent.hidden}, {"epu", o.agent.episodes_per_update},
-            {"prior", o.prior_method}, {"surrogate", o.surrogate}, {"surrogate_tokens", o.surrogate_tokens},
-            {"promote", o.promote}, {"baseline_evaluations", o.baseline_evaluations}, {"rank_action", o.rank_action}, {"threads", at::get_num_threads()}};
-  return j.dump();
+// A file as the resume fingerprint sees it: by content, so a moved or symlinked copy of the same
+// input resumes and a different file with the same path does not. A directory (a Hugging Face
+// model) is the sorted list of its regular files' names and hashes.
+json file_identity(const std::string& path) {
+  if (path.empty()) return nullptr;
+  std::string digest;
+  if (fs::is_directory(path)) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file()) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    std::string listing;
+    for (const std::string& n : names) listing += n + " " + sha256_hex(read_file(path + "/" + n)) + "\n";
+    digest = sha256_hex(listing);
+  } else {
+    digest = sha256_hex(read_file(path));
+  }
+  return {{"path", path}, {"sha256", digest}};
+}
+
+std::string split_file(const std::string& path, const char* split) {
+  return fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
+}
+
+// Everything that determines a run's results, keyed by the flag that sets it: a checkpoint only
+// resumes the same run, and a refusal names the flags that differ.
+json fingerprint(const SearchOptions& o) {
+  const std::string tokenizer = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
+  return {{"--model", file_identity(o.model)}, {"--tokenizer", fs::is_regular_file(tokenizer) ? file_identity(tokenizer) : json(nullptr)},
+          {"--keep", o.env.keep}, {"--seed", o.seed}, {"--methods", o.env.methods},
+          {"--selects", o.env.selects}, {"--agent", o.agents}, {"--episodes", o.episodes},
+          {"--reward", o.reward.kind}, {"--size-weight", o.reward.size_weight}, {"--shaping", o.shaping},
+          {"--reward-items", o.reward_items}, {"--baselines", o.baselines}, {"--sensitivity-grid", o.sensitivity_grid},
+          {"--calib", file_identity(o.stats.calib_file)}, {"--calib-tokens", o.stats.calib_tokens}, {"--ctx", o.stats.ctx},
+          {"--stats", file_identity(o.stats.stats_file)}, {"--rkd", file_identity(split_file(o.rkd, "rkd"))},
+          {"--vrkd", file_identity(split_file(o.vrkd, "vrkd"))}, {"--test", file_identity(split_file(o.test, "test"))},
+          {"--limit", o.limit}, {"--heldout", file_identity(o.heldout_file)}, {"--heldout-tokens", o.heldout_tokens},
+          {"--lr", o.agent.lr}, {"--hidden", o.agent.hidden}, {"--episodes-per-update", o.agent.episodes_per_update},
+          {"--ppo-epochs", o.agent.epochs}, {"--ppo-clip", o.agent.clip}, {"--gae-lambda", o.agent.lambda},
+          {"--entropy", o.agent.entropy}, {"--init-std", o.agent.init_std}, {"--min-rank-frac", o.env.min_rank_frac},
+          {"--prior-method", o.prior_method}, {"--surrogate", o.surrogate}, {"--surrogate-tokens", o.surrogate_tokens},
+          {"--promote", o.promote}, {"--baseline-evaluations", o.baseline_evaluations},
+          {"--rank-action", o.rank_action}, {"--threads", at::get_num_threads()}};
+}
+
+// How a fingerprint entry reads in an error: a file by path and the start of its hash.
+std::string describe(const json& v) {
+  if (v.is_object() && v.contains("sha256"))
+    return v["path"].get<std::string>() + " (sha256 " + v["sha256"].get<std::string>().substr(0, 12) + ")";
+  return v.is_null() ? "(none)" : v.dump();
+}
+
+// "" when `saved` and `now` describe the same run; else "--vrkd differs: <old> vs <new>; ...".
+std::string fingerprint_differences(const json& saved, const json& now) {
+  if (!saved.is_object()) return "the checkpoint was written by an older rankrl (no per-option fingerprint)";
+  std::string out;
+  auto same = [](const json& a, const json& b) {
+    if (a.is_object() && b.is_object() && a.contains("sha256") && b.contains("sha256")) return a["sha256"] == b["sha256"];
+    return a == b;
+  };
+  for (const auto& [key, value] : now.items()) {
+    const json old = saved.contains(key) ? saved[key] : json(nullptr);
+    if (!same(old, value)) out += (out.empty() ? "" : "; ") + key + " differs: " + describe(old) + " vs " + describe(value);
+  }
+  return out;
 }
 
 // --prior-method → index into the methods (−1: none).
@@ -125,6 +181,7 @@ class SearchRun {
   json run();
 
  private:
+  void load_inputs();
   void prepare_output();
   void setup();
   void checkpoint();
@@ -151,66 +208,123 @@ class SearchRun {
   std::map<std::string, std::unique_ptr<Agent>> agents_;
   std::vector<size_t> subset_;
   json resume_state_;
-  std::string fingerprint_;
+  json fingerprint_;
+  bool resume_ = false;                 // --resume and a checkpoint to resume from
+  std::unique_ptr<FileLock> out_lock_;  // held for the whole run: one writer per OUT
+  std::vector<TaskItem> rkd_, vrkd_, test_;
+  std::vector<int32_t> reward_text_;
   int64_t checkpoints_ = 0;
   int64_t factors_loaded_ = 0;
   double setup_seconds_ = 0.0;
 };
 
+// Everything a run reads, read and checked before anything is written: a bad flag value or input
+// file is one error and leaves no OUT behind.
+void SearchRun::load_inputs() {
+  model_ = load_model(o_.model, o_.tokenizer);
+  const int64_t max_len = model_.config().max_seq_len;
+  if (max_len > 0 && o_.stats.ctx > max_len)
+    throw usage_error("--ctx " + std::to_string(o_.stats.ctx) + " exceeds the model's maximum sequence length " +
+                      std::to_string(max_len));
+  const double smallest = SearchEnv::smallest_keep(*model_.net, o_.env.min_rank_frac);
+  if (o_.env.keep < smallest)
+    throw usage_error("--keep " + std::to_string(o_.env.keep) + " is below what factoring every weight at the smallest rank costs (" +
+                      std::to_string(smallest) + " for this model)");
+  using Split3 = std::tuple<std::vector<TaskItem>*, const std::string*, const char*>;
+  for (auto [items, path, split] : {Split3{&rkd_, &o_.rkd, "rkd"}, Split3{&vrkd_, &o_.vrkd, "vrkd"}, Split3{&test_, &o_.test, "test"}}) {
+    *items = load_split(*path, split, o_.limit);
+    drop_items_too_long(*items, *model_.tokenizer, max_len, split_file(*path, split));
+    check(!items->empty(), split_file(*path, split), "no item fits the model's context");
+  }
+  if (!o_.stats.calib_file.empty()) {
+    const int64_t after = o_.heldout_file.empty() ? o_.heldout_tokens : 0;
+    std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + after);
+    reward_text_.assign(ids.begin(), ids.begin() + o_.stats.calib_tokens);
+    heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
+  } else {
+    stats_ = obtain_stats(model_, o_.stats, std::any_of(o_.env.methods.begin(), o_.env.methods.end(), [](const std::string& m) {
+                            return m.rfind("fwsvd", 0) == 0;
+                          }));
+  }
+  if (!o_.heldout_file.empty()) {
+    heldout_ = model_.tokenizer->encode_with_bos(read_text_file(o_.heldout_file));
+    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file, "too short for one perplexity window of --ctx tokens");
+    if (int64_t(heldout_.size()) > o_.heldout_tokens) heldout_.resize(size_t(o_.heldout_tokens));
+  }
+  fingerprint_ = fingerprint(o_);
+}
+
+// True when `dir` holds nothing but what an unfinished start leaves: the lock and an empty checkpoint/.
+bool holds_no_run(const std::string& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name == ".lock") continue;
+    if (name == "checkpoint" && e.is_directory() && fs::is_empty(e.path())) continue;
+    return false;
+  }
+  return true;
+}
+
 void SearchRun::prepare_output() {
+  check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "--out exists and is not a directory");
+  fs::create_directories(o_.out);
+  out_lock_ = FileLock::try_acquire(o_.out + "/.lock");
+  if (!out_lock_)
+    throw Error(o_.out, "another rankrl run is writing to this directory (it holds .lock); wait for it or choose another --out");
   ckpt_dir_ = o_.out + "/checkpoint";
   const std::string state = ckpt_dir_ + "/state.json";
-  if (o_.resume) {
-    if (!fs::exists(state)) throw Error(o_.out, "nothing to resume (no checkpoint/state.json); run without --resume", 1);
+  if (o_.resume && fs::exists(state)) {
     resume_state_ = json::parse(read_file(state), nullptr, false);
     check(!resume_state_.is_discarded(), state, "corrupt checkpoint (not JSON)");
+    const std::string diff = fingerprint_differences(resume_state_.value("fingerprint", json()), fingerprint_);
+    if (!diff.empty()) throw Error(state, "checkpoint belongs to another run: " + diff + " (resume with the same ones, or --force to start over)");
+    resume_ = true;
     return;
   }
-  if (fs::exists(o_.out) && !fs::is_empty(o_.out)) {
+  if (o_.resume) info("nothing to resume in " + o_.out + " (no checkpoint/state.json): starting the run");
+  if (!o_.resume && !holds_no_run(o_.out)) {
     if (!o_.replace) throw Error(o_.out, "output directory exists and is not empty (use --resume to continue, --force to start over)", 1);
-    fs::remove_all(o_.out);
+    for (const auto& e : fs::directory_iterator(o_.out))
+      if (e.path().filename() != ".lock") fs::remove_all(e.path());
   }
   fs::create_directories(ckpt_dir_);
 }
 
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
-  model_ = load_model(o_.model, o_.tokenizer);
-  const std::string id = model_identity(model_.config());
-  fingerprint_ = fingerprint(o_, id);
-  if (o_.resume)
-    check(resume_state_.value("fingerprint", "") == fingerprint_, ckpt_dir_ + "/state.json",
-          "checkpoint belongs to a run with other options, model or thread count; resume with the same ones");
-  std::vector<TaskItem> rkd = load_split(o_.rkd, "rkd", o_.limit), vrkd = load_split(o_.vrkd, "vrkd", o_.limit),
-                        test = load_split(o_.test, "test", o_.limit);
   bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
                             [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
-  if (!o_.stats.given()) throw usage_error("search needs --calib FILE (or --stats FILE)");
-  stats_ = obtain_stats(model_, o_.stats, fisher);
-  std::vector<int32_t> reward_text;  // the calibration tokens (the nll reward and the KL surrogate score them)
-  if (!o_.stats.calib_file.empty()) {
-    const int64_t after = o_.heldout_file.empty() ? o_.heldout_tokens : 0;
-    std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + after);
-    reward_text.assign(ids.begin(), ids.begin() + o_.stats.calib_tokens);
-    heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
-  }
-  if (!o_.heldout_file.empty()) {
-    heldout_ = model_.tokenizer->encode_with_bos(read_file(o_.heldout_file));
-    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file, "too short for one perplexity window of --ctx tokens");
-    if (int64_t(heldout_.size()) > o_.heldout_tokens) heldout_.resize(size_t(o_.heldout_tokens));
-  }
+  if (!o_.stats.calib_file.empty()) stats_ = obtain_stats(model_, o_.stats, fisher);
   cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
   const std::string store_dir = o_.factor_cache.empty() ? o_.out : o_.factor_cache;
   const std::string store_key = factor_store_key(*model_.net, stats_, o_.env.methods);
-  factors_loaded_ = load_factor_store(store_dir, store_key, *cache_);
+  // A shared --factor-cache: runs that need the same store wait for the one computing it, then
+  // load it (OUT's own store is covered by OUT's lock).
+  std::unique_ptr<FileLock> store_lock;
+  if (store_dir != o_.out) {
+    fs::create_directories(store_dir);
+    store_lock = FileLock::try_acquire(store_dir + "/factors.lock");
+    if (!store_lock) {
+      info("waiting for another run writing the factor store in " + store_dir);
+      store_lock = FileLock::acquire(store_dir + "/factors.lock");
+    }
+  }
+  try {
+    factors_loaded_ = load_factor_store(store_dir, store_key, *cache_);
+  } catch (const Error& e) {  // a truncated or corrupt store is only lost time: compute it again
+    warn(std::string(e.what()) + "; recomputing the factorizations");
+    cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
+    factors_loaded_ = 0;
+  }
   if (factors_loaded_ > 0) info("loaded " + std::to_string(factors_loaded_) + " factorizations from " + store_dir);
   EnvOptions env = o_.env;
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
-  evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd),
-                                               std::move(vrkd), std::move(test), o_.reward, std::move(reward_text),
+  store_lock.reset();
+  evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
+                                               std::move(vrkd_), std::move(test_), o_.reward, std::move(reward_text_),
                                                o_.stats.ctx > 0 ? o_.stats.ctx : 256);
   if (o_.surrogate == "kl") evaluator_->enable_surrogate(o_.surrogate_tokens);
   // The reward subset: a seeded shuffle of RkD, its first reward_items.
@@ -257,6 +371,21 @@ Action SearchRun::act(Agent& agent, const std::vector<float>& s, StepRecord& rec
   return a;
 }
 
+// The progress note of an agent: its best reward so far, on what it trains on ("best –" until
+// there is one).
+std::string best_note(const ApproachState& st, bool surrogate) {
+  char buf[64];
+  if (surrogate) {
+    const json pool = st.extra.value("pool", json::array());
+    if (pool.empty()) return "best surrogate –";
+    std::snprintf(buf, sizeof buf, "best surrogate %.4f", pool[0].at("reward").get<double>());
+  } else {
+    if (st.top.empty()) return "best –";
+    std::snprintf(buf, sizeof buf, "best reward %.4f", st.best_reward());
+  }
+  return buf;
+}
+
 void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind) {
   Agent& agent = *agents_.at(kind);
   if (st.done) return;
@@ -282,7 +411,7 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
     agent.finish_episode(std::move(episode));
     st.units++;
     st.seconds += seconds_since(start);
-    progress.set_note("best " + std::to_string(st.best_reward()));
+    progress.set_note(best_note(st, surrogate));
     progress.advance();
     checkpoint();
   }
@@ -440,8 +569,8 @@ json SearchRun::dense_row(const Bootstrap& boot, const Finalist& uniform) {
   if (int64_t(heldout_.size()) > o_.stats.ctx)
     row["heldout_ppl"] = perplexity(*model_.net, heldout_, o_.stats.ctx, 8, false).ppl;
   ParameterCounts p = count_parameters(*model_.net);
-  row["linear_params"] = p.linear;
-  row["total_params"] = p.total;
+  row["linear_parameters"] = p.linear;
+  row["total_parameters"] = p.total;
   row["total_bytes"] = 4 * p.total;
   return row;
 }
@@ -461,9 +590,9 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
     approaches.push_back({{"name", f.name}, {"evaluations", st.evaluations},
                           {"surrogate_evaluations", st.extra.value("surrogate_evaluations", 0)}, {"seconds", st.seconds},
                           {"rkd", metrics_json(f.rkd)}, {"vrkd", metrics_json(f.vrkd)}, {"test", metrics_json(f.test)},
-                          {"heldout_ppl", f.heldout_ppl}, {"linear_params", f.params.linear},
+                          {"heldout_ppl", f.heldout_ppl}, {"linear_parameters", f.params.linear},
                           {"surrogate_kl", std::isnan(f.kl) ? json(nullptr) : json(f.kl)},
-                          {"keep_actual", f.cost / env_->dense_params()}, {"total_params", f.params.total},
+                          {"keep_actual", f.cost / env_->dense_params()}, {"total_parameters", f.params.total},
                           {"total_bytes", 4 * f.params.total}, {"found_at_unit", f.chosen.unit},
                           {"train_reward", f.chosen.reward},
                           {"vs_dense", paired_json(boot, f.test, dense_test)},
@@ -504,6 +633,7 @@ json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalis
 
 json SearchRun::run() {
   auto start = std::chrono::steady_clock::now();
+  load_inputs();
   prepare_output();
   setup();
   rng_.seed(o_.seed);
@@ -524,7 +654,7 @@ json SearchRun::run() {
   for (const std::string& a : o_.agents)
     agents_[a] = make_agent(a, env_->state_size(), o_.env.methods.size(), o_.env.selects.size(), ao, o_.seed);
   int64_t log_lines = 0;
-  if (o_.resume) {
+  if (resume_) {
     std::istringstream(resume_state_.at("rng").get<std::string>()) >> rng_;
     for (const auto& j : resume_state_.at("approaches")) {
       ApproachState s = approach_from_json(j);
@@ -564,27 +694,80 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-json run_search(const SearchOptions& opts) {
-  check(opts.episodes >= 1, "", "--episodes must be at least 1");
-  check(!opts.agents.empty(), "", "--agent needs at least one agent");
-  if (opts.rank_action != "relative" && opts.rank_action != "absolute")
-    throw usage_error("unknown --rank-action '" + opts.rank_action + "' (relative, absolute)");
-  if (opts.surrogate != "kl" && opts.surrogate != "none") throw usage_error("unknown --surrogate '" + opts.surrogate + "' (kl, none)");
-  if (opts.surrogate == "kl" && (opts.promote < 1 || opts.surrogate_tokens < 2))
-    throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
-  const std::vector<std::string> agents = known_agents();
-  for (const std::string& a : opts.agents)
-    if (std::find(agents.begin(), agents.end(), a) == agents.end()) {
-      std::string known;
-      for (const auto& k : agents) known += (known.empty() ? "" : ", ") + k;
-      throw usage_error("unknown agent '" + a + "' (known: " + known + ")");
+namespace {
+
+bool contains(const std::vector<std::string>& list, const std::string& x) {
+  return std::find(list.begin(), list.end(), x) != list.end();
+}
+
+std::string joined(const std::vector<std::string>& list) {
+  std::string out;
+  for (const auto& k : list) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+void validate_methods(const std::vector<std::string>& methods, const std::vector<std::string>& selects) {
+  if (methods.empty()) throw usage_error("--methods needs at least one method");
+  bool factoring = false;
+  for (const std::string& m : methods) {
+    if (m == "dense") continue;
+    factoring = true;
+    try {
+      make_decomposer(m);
+    } catch (const Error& e) {
+      throw usage_error("--methods: " + e.message());
     }
-  for (const std::string& b : opts.baselines)
-    if (b != "uniform" && b != "svdllm2" && b != "sensitivity" && b != "random" && b != "evolution" && b != "evolution-kl")
-      throw usage_error("unknown baseline '" + b + "' (uniform, svdllm2, sensitivity, random, evolution, evolution-kl)");
-  if (std::find(opts.baselines.begin(), opts.baselines.end(), "evolution-kl") != opts.baselines.end() && opts.surrogate != "kl")
-    throw usage_error("the evolution-kl baseline needs --surrogate kl");
-  if (!(opts.env.keep > 0.0 && opts.env.keep < 1.0)) throw Error("", "--keep must be in (0, 1)", 1);
+  }
+  if (!factoring) throw usage_error("--methods needs at least one factoring method besides 'dense'");
+  if (selects.empty()) throw usage_error("--selects needs at least one selection rule");
+  for (const std::string& s : selects)
+    if (s != "top" && s != "importance") throw usage_error("unknown --selects '" + s + "' (top, importance)");
+}
+
+}  // namespace
+
+void validate_search_options(const SearchOptions& o) {
+  if (o.model.empty()) throw usage_error("search needs --model");
+  if (o.out.empty()) throw usage_error("search needs --out DIR");
+  if (o.resume && o.replace) throw usage_error("give either --resume or --force, not both");
+  if (!(o.env.keep > 0.0 && o.env.keep < 1.0))
+    throw usage_error("--keep must be in (0, 1) (1 would keep every weight dense: nothing to search)");
+  if (o.episodes < 1) throw usage_error("--episodes must be at least 1");
+  if (o.agents.empty()) throw usage_error("--agent needs at least one agent");
+  for (const std::string& a : o.agents)
+    if (!contains(known_agents(), a)) throw usage_error("unknown agent '" + a + "' (known: " + joined(known_agents()) + ")");
+  validate_methods(o.env.methods, o.env.selects);
+  if (o.reward.kind != "margin" && o.reward.kind != "acc" && o.reward.kind != "nll")
+    throw usage_error("unknown --reward '" + o.reward.kind + "' (margin, acc, nll)");
+  if (o.rank_action != "relative" && o.rank_action != "absolute")
+    throw usage_error("unknown --rank-action '" + o.rank_action + "' (relative, absolute)");
+  if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
+  if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
+    throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
+  const std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution", "evolution-kl"};
+  for (const std::string& b : o.baselines)
+    if (!contains(baselines, b)) throw usage_error("unknown baseline '" + b + "' (" + joined(baselines) + ")");
+  if (contains(o.baselines, "evolution-kl") && o.surrogate != "kl") throw usage_error("the evolution-kl baseline needs --surrogate kl");
+  if (o.prior_method != "auto" && o.prior_method != "none" && !contains(o.env.methods, o.prior_method))
+    throw usage_error("--prior-method '" + o.prior_method + "' is not one of --methods");
+  if (o.limit < 0 || o.reward_items < 0 || o.baseline_evaluations < 0)
+    throw usage_error("--limit, --reward-items and --baseline-evaluations must not be negative");
+  if (o.finalists < 1 || o.sensitivity_grid < 1) throw usage_error("--finalists and --sensitivity-grid must be at least 1");
+  if (!(o.env.min_rank_frac > 0.0 && o.env.min_rank_frac <= 1.0)) throw usage_error("--min-rank-frac must be in (0, 1]");
+  if (o.agent.lr <= 0.0 || o.agent.hidden < 1 || o.agent.episodes_per_update < 1 || o.agent.epochs < 1)
+    throw usage_error("--lr, --hidden, --episodes-per-update and --ppo-epochs must be positive");
+  if (o.rkd.empty() || o.vrkd.empty() || o.test.empty()) throw usage_error("search needs --rkd, --vrkd and --test");
+  const StatsSource& st = o.stats;
+  if (!st.given()) throw usage_error("search needs --calib FILE (or --stats FILE)");
+  if (!st.calib_file.empty() && !st.stats_file.empty()) throw usage_error("give either --calib or --stats, not both");
+  if (!st.calib_file.empty() && st.calib_tokens < 1) throw usage_error("--calib needs --calib-tokens N (N >= 1)");
+  if (!st.calib_file.empty() && st.ctx < 2) throw usage_error("--ctx must be at least 2");
+  if (st.ctx < 0) throw usage_error("--ctx must be at least 2");
+  if (o.heldout_tokens < 0) throw usage_error("--heldout-tokens must not be negative");
+}
+
+json run_search(const SearchOptions& opts) {
+  validate_search_options(opts);
   SearchRun run(opts);
   return run.run();
 }

@@ -63,6 +63,10 @@ struct SearchOptions {
   int64_t abort_after_checkpoints = 0;
 };
 
+// Every check of the flags alone (usage errors, exit code 2). run_search calls it first and then
+// reads and checks every input file before it writes anything, so a bad run leaves no OUT.
+void validate_search_options(const SearchOptions& opts);
+
 nlohmann::json run_search(const SearchOptions& opts);
 
 // "a,b,,c" → {"a", "b", "c"}: the comma-separated lists of --agent, --methods, --selects, --baselines.

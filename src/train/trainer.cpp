@@ -328,7 +328,7 @@ json train_model(const TrainOptions& opts) {
   }
   bar.finish();
 
-  json out = {{"out", o.out}, {"parameters", n_params}, {"step", st.step}, {"steps", o.steps},
+  json out = {{"out", o.out}, {"total_parameters", n_params}, {"step", st.step}, {"steps", o.steps},
               {"train_tokens", train_ids.size()}, {"val_tokens", val_ids.size()},
               {"train_loss", last_loss}, {"seconds", st.seconds}};
   if (st.step == o.steps) {
