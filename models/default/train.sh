@@ -13,8 +13,8 @@
 #                                                 tuning: same arithmetic, 15% faster)
 #   RESUME=1 STEPS=5000 models/default/train.sh  steps 3000-5000 (binary of 990cd79: the fused
 #                                                 attention rounds differently in the last bits;
-#                                                 the lr went from the 4000-step cosine's 4.9e-4
-#                                                 up to the 5000-step cosine's 8.4e-4 at step 3000)
+#                                                 the lr went from the 4000-step cosine's 4.7e-4
+#                                                 up to the 5000-step cosine's 8.3e-4 at step 3000)
 # With one binary and one thread a run is bit-identical to itself (train --resume is exact).
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
