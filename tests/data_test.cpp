@@ -398,14 +398,9 @@ std::string kinds_corpus() {
 }
 
 BuildOptions kinds_options(const std::string& corpus, const std::string& out, uint64_t seed) {
-  BuildOptions o;
-  o.corpora = {corpus};
-  o.out = out;
+  BuildOptions o = synthetic_options(corpus, out, seed);
   o.split_items = {40, 20, 20};
-  o.context_tokens = 24;
-  o.seed = seed;
   o.kinds = {"next", "shuffle", "swap", "replace", "lastword"};
-  o.progress = false;
   return o;
 }
 

@@ -23,6 +23,18 @@ struct Seen {
 
 bool blank(const std::string& s) { return blank_text(s); }
 
+void count_gold(std::vector<int64_t>& positions, int gold) {
+  if (positions.size() <= size_t(gold)) positions.resize(gold + 1, 0);
+  positions[gold]++;
+}
+
+// " 75/75/75/75": a gold-position histogram as the text report prints it.
+std::string histogram(const std::vector<int64_t>& positions) {
+  std::string out;
+  for (size_t i = 0; i < positions.size(); ++i) out += (i ? "/" : " ") + std::to_string(positions[i]);
+  return out;
+}
+
 bool check_item(const json& j, std::vector<std::string>& problems, TaskItem& item, int64_t& near_duplicates) {
   if (!j.is_object()) {
     problems.push_back("not a JSON object");
@@ -162,8 +174,7 @@ void check_file(const std::string& path, const std::string& name, const std::str
       kc.items++;
       kc.errors += problems.size();
       if (usable) {
-        if (kc.gold_positions.size() <= size_t(item.gold)) kc.gold_positions.resize(item.gold + 1, 0);
-        kc.gold_positions[item.gold]++;
+        count_gold(kc.gold_positions, item.gold);
       }
     }
     if (!usable) continue;
@@ -175,8 +186,7 @@ void check_file(const std::string& path, const std::string& name, const std::str
       }
     }
     fc.kinds[task_kind_name(item.kind)]++;
-    if (fc.gold_positions.size() <= size_t(item.gold)) fc.gold_positions.resize(item.gold + 1, 0);
-    fc.gold_positions[item.gold]++;
+    count_gold(fc.gold_positions, item.gold);
     auto [it, fresh] = items_seen.emplace(item_hash(item), n);
     if (!fresh) {
       fc.duplicate_items++;
@@ -286,13 +296,13 @@ std::string check_report_text(const CheckReport& r, size_t max_errors) {
       sep = ", ";
     }
     out << "); gold positions";
-    for (size_t i = 0; i < f.gold_positions.size(); ++i) out << (i ? "/" : " ") << f.gold_positions[i];
+    out << histogram(f.gold_positions);
     out << "; " << f.duplicate_items << " duplicate items, " << f.repeated_contexts << " repeated contexts, "
         << f.near_duplicate_choices << " items with choices equal after normalisation, " << f.too_long
         << " items too long for the model, " << f.errors << " errors\n";
     for (const auto& [k, kc] : f.item_kinds) {
       out << "  item_kind " << k << ": " << kc.items << " items; gold positions";
-      for (size_t i = 0; i < kc.gold_positions.size(); ++i) out << (i ? "/" : " ") << kc.gold_positions[i];
+      out << histogram(kc.gold_positions);
       out << "; " << kc.errors << " errors\n";
     }
   }
