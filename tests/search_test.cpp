@@ -24,7 +24,7 @@
 #include "model/model.h"
 #include "search/agent.h"
 #include "search/env.h"
-#include "search/plan.h"
+#include "plan/plan.h"
 #include "test_util.h"
 
 namespace rankrl {

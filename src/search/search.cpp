@@ -26,9 +26,9 @@
 #include "eval/ranking.h"
 #include "eval/ranking_batch.h"
 #include "model/model.h"
-#include "report/report.h"
 #include "search/approach.h"
 #include "search/factor_store.h"
+#include "search/options.h"
 #include "data/hashing.h"
 #include "decompose/decomposer.h"
 
@@ -73,25 +73,29 @@ std::string split_file(const std::string& path, const char* split) {
   return fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
 }
 
-// Everything that determines a run's results, keyed by the flag that sets it: a checkpoint only
-// resumes the same run, and a refusal names the flags that differ.
+// An input file of the fingerprint by content. The tokenizer is the one the run uses (found beside
+// the model when not given; none when that is not a file); a split directory counts by its file.
+json input_identity(const SearchOptions& o, const SearchOptionInfo& opt) {
+  const std::string flag = opt.flag, path = option_json(o, opt).get<std::string>();
+  if (flag == "--tokenizer") {
+    const std::string tokenizer = path.empty() ? default_tokenizer_path(o.model) : path;
+    return fs::is_regular_file(tokenizer) ? file_identity(tokenizer) : json(nullptr);
+  }
+  if (flag == "--rkd" || flag == "--vrkd" || flag == "--test") return file_identity(split_file(path, flag.c_str() + 2));
+  return file_identity(path);
+}
+
+// Everything that determines a run's results, keyed by the flag that sets it (the options marked
+// so in search_option_table(), and the thread count): a checkpoint only resumes the same run, and
+// a refusal names the flags that differ.
 json fingerprint(const SearchOptions& o) {
-  const std::string tokenizer = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
-  return {{"--model", file_identity(o.model)}, {"--tokenizer", fs::is_regular_file(tokenizer) ? file_identity(tokenizer) : json(nullptr)},
-          {"--keep", o.env.keep}, {"--seed", o.seed}, {"--methods", o.env.methods},
-          {"--selects", o.env.selects}, {"--agent", o.agents}, {"--episodes", o.episodes},
-          {"--reward", o.reward.kind}, {"--size-weight", o.reward.size_weight}, {"--shaping", o.shaping},
-          {"--reward-items", o.reward_items}, {"--baselines", o.baselines}, {"--sensitivity-grid", o.sensitivity_grid},
-          {"--calib", file_identity(o.stats.calib_file)}, {"--calib-tokens", o.stats.calib_tokens}, {"--ctx", o.stats.ctx},
-          {"--stats", file_identity(o.stats.stats_file)}, {"--rkd", file_identity(split_file(o.rkd, "rkd"))},
-          {"--vrkd", file_identity(split_file(o.vrkd, "vrkd"))}, {"--test", file_identity(split_file(o.test, "test"))},
-          {"--limit", o.limit}, {"--heldout", file_identity(o.heldout_file)}, {"--heldout-tokens", o.heldout_tokens},
-          {"--lr", o.agent.lr}, {"--hidden", o.agent.hidden}, {"--episodes-per-update", o.agent.episodes_per_update},
-          {"--ppo-epochs", o.agent.epochs}, {"--ppo-clip", o.agent.clip}, {"--gae-lambda", o.agent.lambda},
-          {"--entropy", o.agent.entropy}, {"--init-std", o.agent.init_std}, {"--min-rank-frac", o.env.min_rank_frac},
-          {"--prior-method", o.prior_method}, {"--surrogate", o.surrogate}, {"--surrogate-tokens", o.surrogate_tokens},
-          {"--promote", o.promote}, {"--baseline-evaluations", o.baseline_evaluations},
-          {"--rank-action", o.rank_action}, {"--threads", at::get_num_threads()}};
+  json f = json::object();
+  for (const SearchOptionInfo& opt : search_option_table()) {
+    if (opt.has(kFingerprint)) f[opt.flag] = option_json(o, opt);
+    if (opt.has(kFingerprintFile)) f[opt.flag] = input_identity(o, opt);
+  }
+  f["--threads"] = at::get_num_threads();
+  return f;
 }
 
 // How a fingerprint entry reads in an error: a file by path and the start of its hash.
@@ -679,9 +683,7 @@ json SearchRun::run() {
   const Finalist* best = &finals.front();
   for (const Finalist& f : finals)
     if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
-  json results = write_results(finals, *best, seconds_since(start));
-  report::write_report(o_.out);  // report.html and report.md beside results.json
-  return results;
+  return write_results(finals, *best, seconds_since(start));
 }
 
 }  // namespace

@@ -1,10 +1,9 @@
-#include "report/experiment.h"
+#include "experiment/experiment.h"
 
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,6 +12,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "report/report.h"
+#include "search/options.h"
 #include "search/search.h"
 
 namespace rankrl {
@@ -22,41 +23,11 @@ using nlohmann::json;
 
 namespace {
 
-// extra_args keys (search flags without "--", '-' or '_') → how each sets SearchOptions.
-using Setter = std::function<void(SearchOptions&, const std::string&)>;
-const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> m = {
-      {"reward-items", [](SearchOptions& o, const std::string& v) { o.reward_items = std::stoll(v); }},
-      {"baselines", [](SearchOptions& o, const std::string& v) { o.baselines = split_list(v); }},
-      {"methods", [](SearchOptions& o, const std::string& v) { o.env.methods = split_list(v); }},
-      {"selects", [](SearchOptions& o, const std::string& v) { o.env.selects = split_list(v); }},
-      {"sensitivity-grid", [](SearchOptions& o, const std::string& v) { o.sensitivity_grid = std::stoll(v); }},
-      {"heldout-tokens", [](SearchOptions& o, const std::string& v) { o.heldout_tokens = std::stoll(v); }},
-      {"finalists", [](SearchOptions& o, const std::string& v) { o.finalists = std::stoll(v); }},
-      {"limit", [](SearchOptions& o, const std::string& v) { o.limit = std::stoll(v); }},
-      {"reward", [](SearchOptions& o, const std::string& v) { o.reward.kind = v; }},
-      {"size-weight", [](SearchOptions& o, const std::string& v) { o.reward.size_weight = std::stod(v); }},
-      {"shaping", [](SearchOptions& o, const std::string& v) { o.shaping = std::stod(v); }},
-      {"min-rank-frac", [](SearchOptions& o, const std::string& v) { o.env.min_rank_frac = std::stod(v); }},
-      {"lr", [](SearchOptions& o, const std::string& v) { o.agent.lr = std::stod(v); }},
-      {"hidden", [](SearchOptions& o, const std::string& v) { o.agent.hidden = std::stoi(v); }},
-      {"episodes-per-update", [](SearchOptions& o, const std::string& v) { o.agent.episodes_per_update = std::stoi(v); }},
-      {"ppo-epochs", [](SearchOptions& o, const std::string& v) { o.agent.epochs = std::stoi(v); }},
-      {"ppo-clip", [](SearchOptions& o, const std::string& v) { o.agent.clip = std::stod(v); }},
-      {"gae-lambda", [](SearchOptions& o, const std::string& v) { o.agent.lambda = std::stod(v); }},
-      {"entropy", [](SearchOptions& o, const std::string& v) { o.agent.entropy = std::stod(v); }},
-      {"init-std", [](SearchOptions& o, const std::string& v) { o.agent.init_std = std::stod(v); }},
-      {"prior-method", [](SearchOptions& o, const std::string& v) { o.prior_method = v; }},
-      {"surrogate", [](SearchOptions& o, const std::string& v) { o.surrogate = v; }},
-      {"rank-action", [](SearchOptions& o, const std::string& v) { o.rank_action = v; }},
-      {"surrogate-tokens", [](SearchOptions& o, const std::string& v) { o.surrogate_tokens = std::stoll(v); }},
-      {"promote", [](SearchOptions& o, const std::string& v) { o.promote = std::stoll(v); }},
-      {"baseline-evaluations", [](SearchOptions& o, const std::string& v) { o.baseline_evaluations = std::stoll(v); }},
-      {"factor-cache", [](SearchOptions& o, const std::string& v) { o.factor_cache = v; }},
-      // Testing aid, as search's hidden --abort-after: exit(3) after N checkpoints of a cell.
-      {"abort-after", [](SearchOptions& o, const std::string& v) { o.abort_after_checkpoints = std::stoll(v); }},
-  };
-  return m;
+// An extra_args key (a search flag without "--"; '_' for '-' allowed) → the option it sets, or
+// nullptr when it is no search option an experiment may set (search_option_table's kExperiment).
+const SearchOptionInfo* extra_arg_option(const std::string& key) {
+  const SearchOptionInfo* opt = find_search_option("--" + key);
+  return opt && opt->has(kExperiment) ? opt : nullptr;
 }
 
 std::string flag_key(std::string k) {
@@ -155,7 +126,7 @@ ExperimentSpec read_experiment(const std::string& path) {
     check(j["extra_args"].is_object(), path, "'extra_args' must be an object");
     for (const auto& [k, v] : j["extra_args"].items()) {
       std::string key = flag_key(k);
-      check(setters().count(key), path, "unknown extra_args key '" + k + "'");
+      check(extra_arg_option(key) != nullptr, path, "unknown extra_args key '" + k + "'");
       s.extra_args.emplace_back(key, value_text(v));
     }
   }
@@ -191,7 +162,7 @@ SearchOptions cell_options(const ExperimentSpec& spec, const ExperimentCell& c) 
   o.out = c.dir;
   for (const auto& [k, v] : spec.extra_args) {
     try {
-      setters().at(k)(o, v);
+      set_option_text(o, *extra_arg_option(k), v);
     } catch (const std::logic_error&) {
       throw Error(spec.path, "extra_args '" + k + "': bad value '" + v + "'");
     }
@@ -228,6 +199,7 @@ json run_experiment(const ExperimentSpec& spec, const std::string& out_root) {
     info("experiment " + spec.name + ": cell " + std::to_string(i + 1) + "/" + std::to_string(cells.size()) + " " +
          c.dir + (o.resume ? " (resuming)" : ""));
     run_search(o);
+    report::write_report(o.out);
     ++ran;
     resumed += o.resume;
   }

@@ -1,4 +1,4 @@
-#include "search/plan.h"
+#include "plan/plan.h"
 
 #include <cmath>
 #include <cstdio>
@@ -9,7 +9,6 @@
 #include "core/fs.h"
 #include "decompose/decomposer.h"
 #include "decompose/selection.h"
-#include "io/checkpoint.h"
 #include "model/transformer.h"
 
 namespace rankrl {
@@ -19,17 +18,6 @@ namespace {
 using nlohmann::json;
 constexpr const char* kFormat = "rankrl-plan";
 constexpr int kVersion = 1;
-
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 WeightDecision decision_from_json(const json& d, const std::string& name, const std::string& path) {
   check(d.is_object(), path, "decision for '" + name + "' is not an object");
@@ -64,19 +52,6 @@ void validate_decision(const WeightDecision& d, const Linear& l, const std::stri
 }
 
 }  // namespace
-
-std::string model_identity(const ModelConfig& c) {
-  std::string s = std::string(arch_name(c.arch)) + "|" + std::to_string(c.dim) + "|" +
-                  std::to_string(c.hidden_dim) + "|" + std::to_string(c.n_layers) + "|" +
-                  std::to_string(c.n_heads) + "|" + std::to_string(c.n_kv_heads) + "|" +
-                  std::to_string(c.head_dim) + "|" + std::to_string(c.vocab_size) + "|" +
-                  std::to_string(c.tie_embeddings) + "|" + std::to_string(c.attn_qkv_bias);
-  for (const auto& spec : weight_specs(c)) {
-    s += "|" + spec.name;
-    for (int64_t d : spec.shape) s += "," + std::to_string(d);
-  }
-  return "fnv1a64:" + hex64(fnv1a(s));
-}
 
 json plan_to_json(const Plan& plan) {
   json weights = json::object();

@@ -29,11 +29,6 @@ struct Plan {
   std::string model_identity;    // model_identity() of the model it is for
 };
 
-// A stable hash of the architecture (config fields that shape the weights) and of every weight
-// name and [out, in] shape: "fnv1a64:<16 hex digits>". Equal for a llama2.c file, its
-// conversion and its compressed directories (q/k row order and storage form do not count).
-std::string model_identity(const ModelConfig& config);
-
 nlohmann::json plan_to_json(const Plan& plan);
 // `path` names the source in errors (Error(path, ...)).
 Plan plan_from_json(const nlohmann::json& j, const std::string& path);
