@@ -89,29 +89,27 @@ Command add_search(CLI::App& app, Common& common) {
             SearchOptions o = f->o;
             for (const auto& [flag, text] : f->lists) set_option_text(o, *find_search_option(flag), text);
             o.command_line = command_line();
-            nlohmann::json results = run_search(o);
+            const SearchResults results = run_search(o);
             report::write_report(o.out);  // report.html and report.md beside results.json
-            info("wrote " + o.out + "/results.json, plan.json and model/ (chosen: " +
-                 results["chosen"].get<std::string>() + ")");
-            const std::string summary = report::choice_summary(results);
+            info("wrote " + o.out + "/results.json, plan.json and model/ (chosen: " + results.chosen + ")");
+            const nlohmann::json results_json = results_to_json(results);
+            const std::string summary = report::choice_summary(results_json);
             if (common.json) {
               if (!summary.empty()) info(summary);
-              print_json(results);
+              print_json(results_json);
             } else {
               std::printf("%-22s %6s %9s %9s %9s %7s %9s %9s %8s\n", "approach", "evals", "rkd", "vrkd",
                           "test", "acc", "ppl", "keep", "seconds");
-              auto row = [](const std::string& name, const nlohmann::json& r, const std::string& evals,
+              auto row = [](const std::string& name, const ResultRow& r, double ppl, const std::string& evals,
                             const std::string& keep, double secs) {
                 std::printf("%-22s %6s %9.4f %9.4f %9.4f %7.3f %9.3f %9s %8.1f\n", name.c_str(), evals.c_str(),
-                            r["rkd"]["margin"].get<double>(), r["vrkd"]["margin"].get<double>(),
-                            r["test"]["margin"].get<double>(), r["test"]["acc"].get<double>(),
-                            r.value("heldout_ppl", 0.0), keep.c_str(), secs);
+                            r.rkd.margin, r.vrkd.margin, r.test.margin, r.test.acc, ppl, keep.c_str(), secs);
               };
-              row("dense", results["dense"], "-", "1", 0.0);
-              for (const auto& a : results["approaches"])
-                row(a["name"], a, std::to_string(a["evaluations"].get<int64_t>()),
-                    std::to_string(a["keep_actual"].get<double>()).substr(0, 6), a["seconds"].get<double>());
-              if (summary.empty()) std::printf("chosen: %s\n", results["chosen"].get<std::string>().c_str());
+              row("dense", results.dense, results.dense.heldout_ppl.value_or(0.0), "-", "1", 0.0);
+              for (const ApproachResult& a : results.approaches)
+                row(a.name, a, a.heldout_ppl, std::to_string(a.evaluations), std::to_string(a.keep_actual).substr(0, 6),
+                    a.seconds);
+              if (summary.empty()) std::printf("chosen: %s\n", results.chosen.c_str());
               else std::printf("%s\n", summary.c_str());
             }
             return 0;

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "report/report.h"
 #include "search/options.h"
+#include "search/results.h"
 #include "search/search.h"
 
 namespace rankrl {
@@ -229,16 +230,6 @@ Stat mean_std(const std::vector<double>& v) {
   return s;
 }
 
-double number(const json& j, const std::string& path, const std::vector<const char*>& keys) {
-  const json* p = &j;
-  for (const char* k : keys) {
-    check(p->is_object() && p->contains(k), path, std::string("missing '") + k + "'");
-    p = &(*p)[k];
-  }
-  check(p->is_number(), path, std::string("'") + keys.back() + "' is not a number");
-  return p->get<double>();
-}
-
 std::string fmt(double v, int prec) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", prec, v);
@@ -259,19 +250,13 @@ json summarize_experiment(const ExperimentSpec& spec, const std::string& out_roo
   std::vector<std::tuple<double, std::string, std::string>> order;
   std::map<std::tuple<double, std::string, std::string>, std::map<std::string, std::vector<double>>> groups;
   for (const ExperimentCell& c : cells) {
-    std::string path = c.dir + "/results.json";
-    json res = json::parse(read_file(path), nullptr, false);
-    check(!res.is_discarded() && res.is_object(), path, "not a JSON object");
-    double dense = number(res, path, {"dense", "test", "margin"});
-    check(res.contains("approaches") && res["approaches"].is_array(), path, "missing 'approaches'");
+    const SearchResults res = read_results(c.dir + "/results.json");
+    const double dense = res.dense.test.margin;
     std::string agents = join(c.agents, "+");
-    for (const json& a : res["approaches"]) {
-      check(a.contains("name") && a["name"].is_string(), path, "an approach has no name");
-      std::string name = a["name"];
-      double margin = number(a, path, {"test", "margin"}), acc = number(a, path, {"test", "acc"});
-      double acc_norm = number(a, path, {"test", "acc_norm"}), ppl = number(a, path, {"heldout_ppl"});
-      double keep_actual = number(a, path, {"keep_actual"}), evals = number(a, path, {"evaluations"});
-      double secs = number(a, path, {"seconds"});
+    for (const ApproachResult& a : res.approaches) {
+      const std::string& name = a.name;
+      const double margin = a.test.margin, acc = a.test.acc, acc_norm = a.test.acc_norm, ppl = a.heldout_ppl;
+      const double keep_actual = a.keep_actual, evals = double(a.evaluations), secs = a.seconds;
       csv << spec.name << "," << keep_text(c.keep) << "," << agents << "," << c.seed << "," << name << ","
           << fmt(margin, 6) << "," << fmt(dense - margin, 6) << "," << fmt(acc, 6) << "," << fmt(acc_norm, 6) << ","
           << fmt(ppl, 6) << "," << fmt(keep_actual, 6) << "," << int64_t(evals) << "," << fmt(secs, 3) << "\n";

@@ -21,6 +21,7 @@
 #include "search/agent.h"
 #include "search/env.h"
 #include "search/evaluator.h"
+#include "search/results.h"
 
 namespace rankrl {
 
@@ -67,7 +68,7 @@ struct SearchOptions {
 // reads and checks every input file before it writes anything, so a bad run leaves no OUT.
 void validate_search_options(const SearchOptions& opts);
 
-nlohmann::json run_search(const SearchOptions& opts);
+SearchResults run_search(const SearchOptions& opts);
 
 // "a,b,,c" → {"a", "b", "c"}: the comma-separated lists of --agent, --methods, --selects, --baselines.
 std::vector<std::string> split_list(const std::string& s);
