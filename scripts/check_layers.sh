@@ -16,7 +16,8 @@ layers=(
   "eval calib"
   "plan train"
   "compress"
-  "search report"
+  "search"
+  "report"
   "experiment"
   "cli"
 )

@@ -23,12 +23,12 @@ WeightDecision decision_from_json(const json& d, const std::string& name, const 
   check(d.is_object(), path, "decision for '" + name + "' is not an object");
   WeightDecision w;
   try {
-    w.method = d.value("method", std::string("dense"));
+    w.method = d.value("method", std::string(kDense));
     w.select = d.value("select", std::string("top"));
   } catch (const json::exception&) {
     throw Error(path, "decision for '" + name + "' has a field of the wrong type");
   }
-  if (w.method == "dense") return w;
+  if (w.method == kDense) return w;
   // A factored weight needs a whole rank: 5.5 must not silently become 5, nor a missing one 0.
   check(d.contains("rank"), path, "weight '" + name + "': rank missing");
   check(d["rank"].is_number_integer(), path, "weight '" + name + "': rank " + d["rank"].dump() + " is not an integer");
@@ -37,7 +37,7 @@ WeightDecision decision_from_json(const json& d, const std::string& name, const 
 }
 
 void validate_decision(const WeightDecision& d, const Linear& l, const std::string& path) {
-  if (d.method == "dense") return;
+  if (d.method == kDense) return;
   try {
     make_decomposer(d.method);
     parse_selection(d.select);
@@ -57,7 +57,7 @@ json plan_to_json(const Plan& plan) {
   json weights = json::object();
   for (const auto& [name, d] : plan.weights) {
     json w = {{"method", d.method}};
-    if (d.method != "dense") w.update({{"rank", d.rank}, {"select", d.select}});
+    if (d.method != kDense) w.update({{"rank", d.rank}, {"select", d.select}});
     weights[name] = w;
   }
   return {{"format", kFormat}, {"version", kVersion}, {"model_identity", plan.model_identity},
@@ -114,7 +114,7 @@ Plan uniform_plan(const Transformer& net, double keep, const std::string& method
                   const std::string& select, uint64_t seed) {
   if (!(keep > 0.0 && keep < 1.0))
     throw usage_error("--keep must be in (0, 1) (1 would keep every weight dense: nothing to compress)");
-  if (method != "dense") make_decomposer(method);  // unknown method → Error now, not per weight
+  if (method != kDense) make_decomposer(method);  // unknown method → Error now, not per weight
   parse_selection(select);
   Plan p;
   p.keep = keep;

@@ -16,9 +16,12 @@ namespace rankrl {
 
 class Transformer;
 
+// The method of a weight kept as it is (no factoring).
+inline constexpr const char* kDense = "dense";
+
 struct WeightDecision {
-  std::string method = "dense";  // "dense" or a decomposer spec
-  int64_t rank = 0;              // ignored for "dense"
+  std::string method = kDense;  // kDense or a decomposer spec
+  int64_t rank = 0;             // ignored for kDense
   std::string select = "top";    // "top" | "importance"
 };
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "plan/plan.h"
 #include "report/report.h"
 
 namespace rankrl::report {
@@ -28,7 +29,7 @@ WeightSlot parse_weight_name(const std::string& name) {
 std::string method_letter(const std::string& method) {
   std::string base = method.substr(0, method.find(':'));
   static const std::map<std::string, std::string> letters = {
-      {"dense", "D"}, {"svd", "S"}, {"asvd", "A"}, {"svdllm", "L"}, {"fwsvd", "F"}, {"cur", "C"}, {"nmf", "N"}, {"rsvd", "R"}};
+      {kDense, "D"}, {"svd", "S"}, {"asvd", "A"}, {"svdllm", "L"}, {"fwsvd", "F"}, {"cur", "C"}, {"nmf", "N"}, {"rsvd", "R"}};
   auto it = letters.find(base);
   if (it != letters.end()) return it->second;
   return base.empty() ? "?" : std::string(1, char(std::toupper(static_cast<unsigned char>(base[0]))));
@@ -37,7 +38,7 @@ std::string method_letter(const std::string& method) {
 std::string method_color(const std::string& method) {
   std::string base = method.substr(0, method.find(':'));
   static const std::map<std::string, std::string> colors = {
-      {"dense", "#555555"}, {"svd", "#1f77b4"}, {"asvd", "#ff7f0e"}, {"svdllm", "#2ca02c"},
+      {kDense, "#555555"}, {"svd", "#1f77b4"}, {"asvd", "#ff7f0e"}, {"svdllm", "#2ca02c"},
       {"fwsvd", "#d62728"}, {"cur", "#9467bd"}, {"nmf", "#8c564b"}, {"rsvd", "#e377c2"}};
   auto it = colors.find(base);
   if (it != colors.end()) return it->second;
@@ -47,7 +48,7 @@ std::string method_color(const std::string& method) {
 
 std::string cell_fill(const std::string& method, double rank_frac) {
   std::string c = method_color(method);
-  if (method == "dense") return c;
+  if (method == kDense) return c;
   double t = 0.2 + 0.8 * std::clamp(rank_frac < 0 ? 0.5 : rank_frac, 0.0, 1.0);
   char out[8];
   int rgb[3];
@@ -91,15 +92,15 @@ std::string heat_map(const std::string& id, const std::string& title, const std:
     size_t t = std::find(types.begin(), types.end(), sl.type) - types.begin();
     double x = left + cw * t, y = top + ch * l;
     std::string fill = cell_fill(c.method, c.rank_frac);
-    bool dark = c.method == "dense" || c.rank_frac > 0.55;
+    bool dark = c.method == kDense || c.rank_frac > 0.55;
     s << "<rect class=\"cell\" data-weight=\"" << escape_xml(c.weight) << "\" data-method=\"" << escape_xml(c.method)
       << "\" x=\"" << px(x) << "\" y=\"" << px(y) << "\" width=\"" << px(cw - 2) << "\" height=\"" << px(ch - 2)
       << "\" fill=\"" << fill << "\"><title>" << escape_xml(c.weight) << ": " << escape_xml(c.method);
-    if (c.method != "dense") s << " rank " << c.rank << (c.rank_frac >= 0 ? " (" + num(c.rank_frac, 3) + ")" : "");
+    if (c.method != kDense) s << " rank " << c.rank << (c.rank_frac >= 0 ? " (" + num(c.rank_frac, 3) + ")" : "");
     s << "</title></rect><text x=\"" << px(x + (cw - 2) / 2) << "\" y=\"" << px(y + ch / 2 + 3)
       << "\" text-anchor=\"middle\" fill=\"" << (dark ? "#fff" : "#000") << "\" font-size=\"11\">"
       << method_letter(c.method);
-    if (c.method != "dense") s << " " << (c.rank_frac >= 0 ? num(c.rank_frac, 2) : "r" + std::to_string(c.rank));
+    if (c.method != kDense) s << " " << (c.rank_frac >= 0 ? num(c.rank_frac, 2) : "r" + std::to_string(c.rank));
     s << "</text>\n";
   }
   double lx = left + cw * types.size() + 20;

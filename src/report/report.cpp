@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "plan/plan.h"
 #include "report/out_dir.h"
 #include "report/tables.h"
+#include "search/names.h"
 
 namespace rankrl::report {
 
@@ -67,7 +69,8 @@ Inputs read_inputs(const std::string& out) {
     if (!e.probe && std::find(in.curve_names.begin(), in.curve_names.end(), e.approach) == in.curve_names.end()) {
       bool agent = res.contains("agents") && res["agents"].is_array() &&
                    std::find(res["agents"].begin(), res["agents"].end(), e.approach) != res["agents"].end();
-      if (agent || e.approach == "random" || e.approach == "evolution" || e.approach == "evolution-kl") in.curve_names.push_back(e.approach);
+      if (agent || e.approach == names::kRandom || e.approach == names::kEvolution || e.approach == names::kEvolutionKl)
+        in.curve_names.push_back(e.approach);
     }
   // One colour per approach in every chart: dense first, then results.json's order.
   std::map<std::string, std::string>& colour = in.colour;
@@ -92,7 +95,7 @@ void curves_section(const Inputs& in, std::ostringstream& body, Rendered& r) {
   }
   for (size_t i = 0; i < curve_names.size(); ++i) {
     Series s{curve_names[i], {}, colour[curve_names[i]], false, 1.2};
-    Series b{curve_names[i], {}, s.color, curve_names[i] == "random" || curve_names[i] == "evolution", 2.0};
+    Series b{curve_names[i], {}, s.color, curve_names[i] == names::kRandom || curve_names[i] == names::kEvolution, 2.0};
     double run = -INFINITY;
     for (const LogEntry& e : log)
       if (e.approach == curve_names[i] && !e.probe && !e.surrogate) {
@@ -167,10 +170,10 @@ void plan_section(const Inputs& in, std::ostringstream& body, Rendered& r) {
     for (const auto& [w, d] : plan["weights"].items()) {
       HeatCell c;
       c.weight = w;
-      c.method = d.is_object() ? d.value("method", "dense") : "dense";
+      c.method = d.is_object() ? d.value("method", kDense) : kDense;
       c.rank = d.is_object() && d.contains("rank") && d["rank"].is_number() ? d["rank"].get<int64_t>() : 0;
       auto it = factors.full_rank.find(w);
-      c.rank_frac = c.method == "dense" ? 1.0 : it != factors.full_rank.end() && it->second > 0 ? double(c.rank) / it->second : -1;
+      c.rank_frac = c.method == kDense ? 1.0 : it != factors.full_rank.end() && it->second > 0 ? double(c.rank) / it->second : -1;
       cells.push_back(c);
     }
     body << "<figure>" << heat_map("chart-plan", "Chosen plan (" + res.value("chosen", std::string("?")) + "): method and rank fraction", cells)

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "search/agent.h"
 #include "search/approach.h"
+#include "search/names.h"
 
 namespace rankrl {
 
@@ -103,10 +104,10 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const size_t N = env.steps();
-  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), "dense") -
+  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), kDense) -
                   env.options().methods.begin());
   check(dense < int(env.options().methods.size()), "", "the sensitivity baseline needs 'dense' among --methods");
-  Progress progress("sensitivity", int64_t(N), "weights");
+  Progress progress(names::kSensitivity, int64_t(N), "weights");
   progress.advance(st.units);
   // One unit = one weight's row of the table: its reward drop at each grid fraction.
   while (st.units < int64_t(N)) {
@@ -167,7 +168,7 @@ void run_random(SearchContext& ctx, ApproachState& st) {
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
-  Progress progress("random", ctx.budget_units, "plans");
+  Progress progress(names::kRandom, ctx.budget_units, "plans");
   progress.advance(st.units);
   while (st.units < ctx.budget_units) {
     auto start = std::chrono::steady_clock::now();

@@ -28,6 +28,7 @@
 #include "model/model.h"
 #include "search/approach.h"
 #include "search/factor_store.h"
+#include "search/names.h"
 #include "search/options.h"
 #include "search/results.h"
 #include "data/hashing.h"
@@ -41,7 +42,7 @@ namespace rankrl {
 namespace {
 
 std::vector<TaskItem> load_split(const std::string& path, const char* split, int64_t limit) {
-  if (path.empty()) throw usage_error(std::string("--") + split + " FILE|DIR is required");
+  if (path.empty()) throw usage_error(std::string("no task file or split directory for the ") + split + " split");
   std::string file = fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
   std::vector<TaskItem> items = read_tasks(file, "", limit);
   for (size_t i = 0; i < items.size(); ++i)
@@ -127,7 +128,7 @@ int prior_method_index(const std::string& spec, const SearchEnv& env) {
   if (spec == "none") return -1;
   if (spec == "auto") return env.lowest_error_method();
   auto it = std::find(methods.begin(), methods.end(), spec);
-  if (it == methods.end()) throw usage_error("--prior-method '" + spec + "' is not one of --methods");
+  if (it == methods.end()) throw usage_error("prior method '" + spec + "' is not one of the enabled methods");
   return int(it - methods.begin());
 }
 
@@ -172,8 +173,8 @@ struct Finalist {
 const Finalist& best_uniform(const std::vector<Finalist>& finals, const RewardOptions& r) {
   const Finalist* best = nullptr;
   for (const Finalist& f : finals)
-    if (f.name.rfind("uniform:", 0) == 0 && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
-  check(best != nullptr, "", "--methods needs at least one factoring method");
+    if (names::is_uniform_approach(f.name) && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
+  check(best != nullptr, "", "no uniform plan: no factoring method is enabled");
   return *best;
 }
 
@@ -251,7 +252,8 @@ void SearchRun::load_inputs() {
   }
   if (!o_.heldout_file.empty()) {
     heldout_ = model_.tokenizer->encode_with_bos(read_text_file(o_.heldout_file));
-    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file, "too short for one perplexity window of --ctx tokens");
+    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file,
+          "too short for one perplexity window (" + std::to_string(o_.stats.ctx) + " tokens)");
     if (int64_t(heldout_.size()) > o_.heldout_tokens) heldout_.resize(size_t(o_.heldout_tokens));
   }
   fingerprint_ = fingerprint(o_);
@@ -269,7 +271,7 @@ bool holds_no_run(const std::string& dir) {
 }
 
 void SearchRun::prepare_output() {
-  check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "--out exists and is not a directory");
+  check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "exists and is not a directory");
   fs::create_directories(o_.out);
   out_lock_ = FileLock::try_acquire(o_.out + "/.lock");
   if (!out_lock_)
@@ -482,18 +484,18 @@ void SearchRun::run_approaches(SearchContext& ctx) {
   double best_uniform = -1e300;
   const ApproachState* best_uniform_state = nullptr;
   for (size_t m = 0; m < methods.size(); ++m) {
-    if (methods[m] == "dense") continue;
-    ApproachState& st = state("uniform:" + methods[m]);
+    if (methods[m] == kDense) continue;
+    ApproachState& st = state(names::uniform_approach(methods[m]));
     run_uniform(ctx, st, int(m));
     const Plan& plan = st.top.front().plan;
     double r = evaluator_->reward(plan, {}, env_->plan_cost(plan), env_->budget(), env_->dense_params());
     if (r > best_uniform) best_uniform = r, best_method = int(m), best_uniform_state = &st;
   }
-  check(best_method >= 0, "", "--methods needs at least one factoring method");
+  check(best_method >= 0, "", "no factoring method is enabled");
   info("best uniform method: " + methods[best_method] + " (reward on all of RkD " + std::to_string(best_uniform) + ")");
   // 2. Heuristic allocations with the best method.
-  if (has("svdllm2")) run_svdllm2(ctx, state("svdllm2"), best_method);
-  if (has("sensitivity")) run_sensitivity(ctx, state("sensitivity"), best_method, o_.sensitivity_grid);
+  if (has(names::kSvdllm2)) run_svdllm2(ctx, state(names::kSvdllm2), best_method);
+  if (has(names::kSensitivity)) run_sensitivity(ctx, state(names::kSensitivity), best_method, o_.sensitivity_grid);
   // 3. The agents (on the surrogate, then their best plans promoted to RkD; or RkD every episode).
   int64_t agent_evaluations = 0;
   for (const std::string& kind : o_.agents) {
@@ -503,11 +505,11 @@ void SearchRun::run_approaches(SearchContext& ctx) {
   // 4. Random and evolutionary search get as many RkD evaluations as the agents (at least
   // --baseline-evaluations), so the comparison is at equal cost.
   ctx.budget_units = std::max(agent_evaluations > 0 ? agent_evaluations : o_.episodes + 1, o_.baseline_evaluations);
-  if (has("random")) run_random(ctx, state("random"));
-  if (has("evolution")) run_evolution(ctx, state("evolution"), best_uniform_state->top.front().actions);
+  if (has(names::kRandom)) run_random(ctx, state(names::kRandom));
+  if (has(names::kEvolution)) run_evolution(ctx, state(names::kEvolution), best_uniform_state->top.front().actions);
   // 5. evolution-kl: evolution on the agents' surrogate, then promoted like an agent.
-  if (has("evolution-kl")) {
-    ApproachState& st = state("evolution-kl");
+  if (has(names::kEvolutionKl)) {
+    ApproachState& st = state(names::kEvolutionKl);
     ctx.surrogate_units = o_.episodes + 1;  // as many surrogate evaluations as an agent
     if (!st.promoted) {
       run_evolution(ctx, st, best_uniform_state->top.front().actions, true);
@@ -670,15 +672,15 @@ SearchResults SearchRun::run() {
   setup();
   rng_.seed(o_.seed);
   // Approaches in the order they run.
-  std::vector<std::string> names;
+  std::vector<std::string> order;
   for (const std::string& m : o_.env.methods)
-    if (m != "dense") names.push_back("uniform:" + m);
-  for (const char* b : {"svdllm2", "sensitivity"})
-    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
-  for (const std::string& a : o_.agents) names.push_back(a);
-  for (const char* b : {"random", "evolution", "evolution-kl"})
-    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
-  for (const std::string& n : names) states_.push_back(ApproachState{n});
+    if (m != kDense) order.push_back(names::uniform_approach(m));
+  for (const char* b : {names::kSvdllm2, names::kSensitivity})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) order.push_back(b);
+  for (const std::string& a : o_.agents) order.push_back(a);
+  for (const char* b : {names::kRandom, names::kEvolution, names::kEvolutionKl})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) order.push_back(b);
+  for (const std::string& n : order) states_.push_back(ApproachState{n});
   AgentOptions ao = o_.agent;
   ao.init_rank = o_.env.keep;
   ao.prior_method = prior_method_index(o_.prior_method, *env_);
@@ -747,7 +749,7 @@ void validate_methods(const std::vector<std::string>& methods, const std::vector
   if (methods.empty()) throw usage_error("--methods needs at least one method");
   bool factoring = false;
   for (const std::string& m : methods) {
-    if (m == "dense") continue;
+    if (m == kDense) continue;
     factoring = true;
     try {
       make_decomposer(m);
@@ -781,10 +783,10 @@ void validate_search_options(const SearchOptions& o) {
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
-  const std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution", "evolution-kl"};
+  const std::vector<std::string>& baselines = names::all_baselines();
   for (const std::string& b : o.baselines)
     if (!contains(baselines, b)) throw usage_error("unknown baseline '" + b + "' (" + joined(baselines) + ")");
-  if (contains(o.baselines, "evolution-kl") && o.surrogate != "kl") throw usage_error("the evolution-kl baseline needs --surrogate kl");
+  if (contains(o.baselines, names::kEvolutionKl) && o.surrogate != "kl") throw usage_error("the evolution-kl baseline needs --surrogate kl");
   if (o.prior_method != "auto" && o.prior_method != "none" && !contains(o.env.methods, o.prior_method))
     throw usage_error("--prior-method '" + o.prior_method + "' is not one of --methods");
   if (o.limit < 0 || o.reward_items < 0 || o.baseline_evaluations < 0)
