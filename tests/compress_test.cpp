@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
-#include "search/plan.h"
+#include "plan/plan.h"
 #include "test_util.h"
 
 namespace rankrl {

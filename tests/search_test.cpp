@@ -17,6 +17,7 @@
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
+#include "core/error.h"
 #include "core/fs.h"
 #include "data/tasks.h"
 #include "eval/ranking.h"
@@ -24,7 +25,9 @@
 #include "model/model.h"
 #include "search/agent.h"
 #include "search/env.h"
-#include "search/plan.h"
+#include "search/options.h"
+#include "search/results.h"
+#include "plan/plan.h"
 #include "test_util.h"
 
 namespace rankrl {
@@ -430,6 +433,58 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("promo/plan.json")));
   EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("promo/log.jsonl")));
+}
+
+// results.json through its type: from_json then to_json gives the file back byte for byte (every
+// field read, no integer turned into a double or back), and a missing field names the file.
+TEST_F(SearchCli, ResultsRoundTripThroughSearchResults) {
+  test::CliResult r = test::run_cli(args("rt", "-q --baselines uniform,random --methods dense,svd,svdllm", {{"--episodes", "2"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string path = dir.file("rt/results.json"), text = test::read_text(path);
+  const SearchResults res = read_results(path);
+  EXPECT_EQ(results_to_json(res).dump(2) + "\n", text);
+  // Typed values equal the file's.
+  const json j = json::parse(text);
+  ASSERT_EQ(res.approaches.size(), j["approaches"].size());
+  EXPECT_EQ(res.chosen, j["chosen"]);
+  EXPECT_EQ(res.approaches[0].name, "uniform:svd");
+  EXPECT_EQ(res.approaches[0].test.margin, j["approaches"][0]["test"]["margin"].get<double>());
+  EXPECT_EQ(res.dense.heldout_ppl.value_or(-1), j["dense"]["heldout_ppl"].get<double>());
+  EXPECT_EQ(res.splits.test, 16u);
+  json broken = j;
+  broken["approaches"][1].erase("keep_actual");
+  try {
+    results_from_json(broken, path);
+    ADD_FAILURE() << "a results.json without keep_actual was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("keep_actual"), std::string::npos) << e.what();
+  }
+}
+
+// The option table is the one list: every visible row is a --help flag (CliHelp checks the defaults), every
+// key an experiment may set is an option that is not the spec's own field, and text sets the typed field.
+TEST(SearchOptionTable, GeneratesHelpAndExperimentKeys) {
+  test::CliResult help = test::run_cli("search --help");
+  ASSERT_EQ(help.exit_code, 0) << help.err;
+  for (const SearchOptionInfo& opt : search_option_table())
+    EXPECT_EQ(help.out.find(std::string(opt.flag) + " ") != std::string::npos, !opt.has(kHidden)) << opt.flag;
+  // Text set through the table lands in the typed field (a list split at commas).
+  SearchOptions o;
+  set_option_text(o, *find_search_option("--episodes-per-update"), "7");
+  set_option_text(o, *find_search_option("--methods"), "dense,svd,,cur");
+  set_option_text(o, *find_search_option("--gae-lambda"), "0.5");
+  EXPECT_EQ(o.agent.episodes_per_update, 7);
+  EXPECT_EQ(o.env.methods, (std::vector<std::string>{"dense", "svd", "cur"}));
+  EXPECT_EQ(o.agent.lambda, 0.5);
+  EXPECT_EQ(option_json(o, *find_search_option("--methods")), json({"dense", "svd", "cur"}));
+  // The keys an experiment file may set: the options that are not the spec's own fields.
+  std::set<std::string> keys;
+  for (const SearchOptionInfo& opt : search_option_table())
+    if (opt.has(kExperiment)) keys.insert(opt.key());
+  EXPECT_EQ(keys.count("episodes-per-update"), 1u);
+  for (const char* own : {"model", "calib", "keep", "seed", "episodes", "agent", "out", "rkd"}) EXPECT_EQ(keys.count(own), 0u) << own;
+  EXPECT_EQ(find_search_option("--no-such-flag"), nullptr);
 }
 
 TEST_F(SearchCli, SurrogateNoneScoresEveryEpisodeOnRkd) {

@@ -11,8 +11,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "model/config.h"
 #include "model/transformer.h"
-#include "search/plan.h"
 #include "tokenizer/tokenizer.h"
 
 namespace rankrl {

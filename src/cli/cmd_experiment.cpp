@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 #include "core/fs.h"
 #include "core/log.h"
-#include "report/experiment.h"
+#include "experiment/experiment.h"
 
 namespace rankrl::cli {
 

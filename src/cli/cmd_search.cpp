@@ -1,12 +1,16 @@
 // rankrl search: the RL search for a compression plan, with the baselines in the same run.
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "report/report.h"
+#include "search/options.h"
 #include "search/search.h"
 
 namespace rankrl::cli {
@@ -41,95 +45,71 @@ const char* kDescription =
     "interval excludes 0. OUT: plan.json, model/, plans/, log.jsonl, results.json, checkpoint/.\n"
     "Interrupted runs continue with --resume (same flags and threads give the same plan).";
 
+// The options as CLI11 binds them: lists (--methods a,b) as their comma-separated text, turned
+// into SearchOptions' vectors after parsing (the defaults are SearchOptions' own).
 struct SearchFlags {
   SearchOptions o;
-  std::string agents = "ppo", methods = "dense,svd,asvd,svdllm", selects = "top,importance",
-              baselines = "uniform,svdllm2,sensitivity,random,evolution";
+  std::map<std::string, std::string> lists;  // flag → text of a list option
 };
+
+// One CLI11 option per row of search_option_table(), in its order.
+void add_table_options(CLI::App* sub, SearchFlags& f) {
+  for (const SearchOptionInfo& opt : search_option_table()) {
+    if (opt.has(kCalibFlag)) {  // --calib, --calib-tokens, --ctx: the flags every command shares
+      if (!sub->get_option_no_throw("--calib")) add_calib_options(sub, f.o.stats);
+      continue;
+    }
+    CLI::Option* cli = std::visit(
+        [&](auto* field) -> CLI::Option* {
+          using T = std::remove_pointer_t<decltype(field)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            return sub->add_flag(opt.flag, *field, opt.help);
+          } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            std::string& text = f.lists[opt.flag];
+            for (const std::string& item : *field) text += (text.empty() ? "" : ",") + item;
+            return sub->add_option(opt.flag, text, opt.help);
+          } else {
+            return sub->add_option(opt.flag, *field, opt.help);
+          }
+        },
+        opt.field(f.o));
+    if (opt.has(kRequired)) cli->required();
+    if (opt.has(kHidden)) cli->group("");
+  }
+}
 
 }  // namespace
 
 Command add_search(CLI::App& app, Common& common) {
   auto f = std::make_shared<SearchFlags>();
-  SearchOptions& o = f->o;
   CLI::App* sub = app.add_subcommand("search", kDescription);
-  sub->add_option("--model", o.model, "llama2.c .bin or Hugging Face model directory")->required();
-  sub->add_option("--tokenizer", o.tokenizer, "Tokenizer (default: found beside the model)");
-  add_calib_options(sub, o.stats);
-  sub->add_option("--stats", o.stats.stats_file, "Statistics from rankrl calibrate (instead of --calib)");
-  sub->add_option("--keep", o.env.keep, "Fraction of the linear-weight parameters to keep, in (0, 1)")->required();
-  sub->add_option("--rkd", o.rkd, "Ranking items for the reward (task file or split directory)")->required();
-  sub->add_option("--vrkd", o.vrkd, "Validation items that choose the final plan")->required();
-  sub->add_option("--test", o.test, "Test items, only reported")->required();
-  sub->add_option("--limit", o.limit, "Use only the first N items of each split");
-  sub->add_option("--agent", f->agents, "Agents, comma-separated: ppo, reinforce");
-  sub->add_option("--episodes", o.episodes, "Episodes per agent");
-  sub->add_option("--seed", o.seed, "Seed of every random choice");
-  sub->add_option("--out", o.out, "Output directory")->required();
-  sub->add_flag("--resume", o.resume, "Continue an interrupted run in --out");
-  sub->add_flag("--force", o.replace, "Start over in a non-empty --out");
-  sub->add_option("--methods", f->methods, "Enabled methods (decomposer specs and 'dense'), comma-separated");
-  sub->add_option("--selects", f->selects, "Enabled selection rules: top, importance");
-  sub->add_option("--baselines", f->baselines, "Baselines to run: uniform,svdllm2,sensitivity,random,evolution[,evolution-kl]");
-  sub->add_option("--reward", o.reward.kind, "Reward metric: margin | acc | nll");
-  sub->add_option("--size-weight", o.reward.size_weight, "Weight of the size term");
-  sub->add_option("--shaping", o.shaping, "Per-step shaping weight (0 = terminal reward only)");
-  sub->add_option("--rank-action", o.rank_action,
-                  "Agent rank fraction: absolute (the env's own) | relative (to the average keep the remaining weights must meet)");
-  sub->add_option("--surrogate", o.surrogate, "What agents train on: kl (surrogate, default) | none (RkD reward)");
-  sub->add_option("--surrogate-tokens", o.surrogate_tokens, "Calibration tokens the KL surrogate scores");
-  sub->add_option("--promote", o.promote, "Agent plans (best by surrogate) scored on RkD");
-  sub->add_option("--baseline-evaluations", o.baseline_evaluations,
-                  "Least RkD evaluations of random and evolution (default: as many as the agents)");
-  sub->add_option("--reward-items", o.reward_items, "RkD items per training evaluation (0 = all)");
-  sub->add_option("--finalists", o.finalists, "Best plans per approach compared on VRkD");
-  sub->add_option("--sensitivity-grid", o.sensitivity_grid, "Rank fractions per weight in the sensitivity table");
-  sub->add_option("--heldout", o.heldout_file, "Perplexity text (default: the --calib file after the calibration tokens)");
-  sub->add_option("--heldout-tokens", o.heldout_tokens, "Perplexity tokens (at most)");
-  sub->add_option("--factor-cache", o.factor_cache, "Directory of the on-disk factor cache (default: --out)");
-  sub->add_option("--min-rank-frac", o.env.min_rank_frac, "Smallest rank fraction the budget clip assumes");
-  sub->add_option("--lr", o.agent.lr, "Agent learning rate (Adam)");
-  sub->add_option("--hidden", o.agent.hidden, "Agent hidden units");
-  sub->add_option("--episodes-per-update", o.agent.episodes_per_update, "Episodes per policy update");
-  sub->add_option("--ppo-epochs", o.agent.epochs, "PPO epochs per update");
-  sub->add_option("--ppo-clip", o.agent.clip, "PPO clip range");
-  sub->add_option("--gae-lambda", o.agent.lambda, "GAE lambda");
-  sub->add_option("--entropy", o.agent.entropy, "Entropy bonus");
-  sub->add_option("--init-std", o.agent.init_std, "Initial std of the rank-fraction logit");
-  sub->add_option("--prior-method", o.prior_method,
-                  "Method the initial policy prefers: auto (lowest closed-form output error), none, or a --methods name");
-  sub->add_option("--abort-after", o.abort_after_checkpoints, "Testing aid: exit(3) after N checkpoints")
-      ->group("");
+  add_table_options(sub, *f);
   add_common(sub, common);
   return {sub, [f, &common] {
             SearchOptions o = f->o;
-            o.agents = split_list(f->agents);
-            o.env.methods = split_list(f->methods);
-            o.env.selects = split_list(f->selects);
-            o.baselines = split_list(f->baselines);
+            for (const auto& [flag, text] : f->lists) set_option_text(o, *find_search_option(flag), text);
             o.command_line = command_line();
-            nlohmann::json results = run_search(o);
-            info("wrote " + o.out + "/results.json, plan.json and model/ (chosen: " +
-                 results["chosen"].get<std::string>() + ")");
-            const std::string summary = report::choice_summary(results);
+            const SearchResults results = run_search(o);
+            report::write_report(o.out);  // report.html and report.md beside results.json
+            info("wrote " + o.out + "/results.json, plan.json and model/ (chosen: " + results.chosen + ")");
+            const nlohmann::json results_json = results_to_json(results);
+            const std::string summary = report::choice_summary(results_json);
             if (common.json) {
               if (!summary.empty()) info(summary);
-              print_json(results);
+              print_json(results_json);
             } else {
               std::printf("%-22s %6s %9s %9s %9s %7s %9s %9s %8s\n", "approach", "evals", "rkd", "vrkd",
                           "test", "acc", "ppl", "keep", "seconds");
-              auto row = [](const std::string& name, const nlohmann::json& r, const std::string& evals,
+              auto row = [](const std::string& name, const ResultRow& r, double ppl, const std::string& evals,
                             const std::string& keep, double secs) {
                 std::printf("%-22s %6s %9.4f %9.4f %9.4f %7.3f %9.3f %9s %8.1f\n", name.c_str(), evals.c_str(),
-                            r["rkd"]["margin"].get<double>(), r["vrkd"]["margin"].get<double>(),
-                            r["test"]["margin"].get<double>(), r["test"]["acc"].get<double>(),
-                            r.value("heldout_ppl", 0.0), keep.c_str(), secs);
+                            r.rkd.margin, r.vrkd.margin, r.test.margin, r.test.acc, ppl, keep.c_str(), secs);
               };
-              row("dense", results["dense"], "-", "1", 0.0);
-              for (const auto& a : results["approaches"])
-                row(a["name"], a, std::to_string(a["evaluations"].get<int64_t>()),
-                    std::to_string(a["keep_actual"].get<double>()).substr(0, 6), a["seconds"].get<double>());
-              if (summary.empty()) std::printf("chosen: %s\n", results["chosen"].get<std::string>().c_str());
+              row("dense", results.dense, results.dense.heldout_ppl.value_or(0.0), "-", "1", 0.0);
+              for (const ApproachResult& a : results.approaches)
+                row(a.name, a, a.heldout_ppl, std::to_string(a.evaluations), std::to_string(a.keep_actual).substr(0, 6),
+                    a.seconds);
+              if (summary.empty()) std::printf("chosen: %s\n", results.chosen.c_str());
               else std::printf("%s\n", summary.c_str());
             }
             return 0;

@@ -24,7 +24,7 @@ int64_t pool_rank(const WeightDecision& d, const Linear& l) {
 AppliedWeight apply_one(Linear& l, const WeightDecision& d, FactorCache& cache, const CalibStats* stats) {
   AppliedWeight a{l.name(), d.method, d.select, 0, l.parameters(), l.parameters(), ""};
   const int64_t m = l.out_features(), n = l.in_features();
-  if (d.method == "dense") return a;
+  if (d.method == kDense) return a;
   if (d.rank * (m + n) >= m * n) {
     a.note = "kept dense: rank " + std::to_string(d.rank) + " costs " + std::to_string(d.rank * (m + n)) +
              " >= " + std::to_string(m * n) + " dense parameters";
@@ -46,7 +46,7 @@ nlohmann::json ApplyReport::to_json() const {
   for (const AppliedWeight& a : weights) {
     nlohmann::json j = {{"name", a.name}, {"method", a.method}, {"rank", a.rank},
                         {"params_before", a.params_before}, {"params_after", a.params_after}};
-    if (a.method != "dense") j["select"] = a.select;
+    if (a.method != kDense) j["select"] = a.select;
     if (!a.note.empty()) j["note"] = a.note;
     w.push_back(j);
   }

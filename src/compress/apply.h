@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "search/plan.h"
+#include "plan/plan.h"
 
 namespace rankrl {
 

@@ -10,7 +10,7 @@
 
 #include <string>
 
-#include "search/plan.h"
+#include "plan/plan.h"
 
 namespace rankrl {
 

@@ -734,10 +734,16 @@ void validate_options(const BuildOptions& o) {
 
 }  // namespace
 
+// The steps: (1) read the corpora into documents, dropping duplicate documents; (2) measure every
+// sentence; (3) cut the documents into the three splits; (4) build each split's items; (5) describe
+// it all in the manifest; (6) write into a temporary directory and rename it into place.
 json build_ranking_data(const BuildOptions& o) {
   validate_options(o);
   if (fs::exists(o.out) && !o.force) throw Error(o.out, "output exists (use --force to replace it)");
   Builder B(o);
+
+  // 1. Corpora → documents (format detected per file unless --docs says), each kept once by the
+  // normalised hash of its text; a corpus without text is an error naming it.
   std::vector<Source> sources;
   std::unordered_set<uint64_t> doc_hashes;
   int64_t duplicate_docs = 0;
@@ -765,7 +771,8 @@ json build_ranking_data(const BuildOptions& o) {
     sources.push_back(src);
   }
 
-  // Lengths (the slow part with a tokenizer).
+  // 2. Sentence lengths and hashes (the slow part with a tokenizer): length in tokens or words
+  // decides what fits a query or a choice; `measure` matches distractor lengths.
   {
     Progress progress("lengths", B.docs.size(), "docs", o.progress);
     for (Document& d : B.docs) {
@@ -784,7 +791,7 @@ json build_ranking_data(const BuildOptions& o) {
     progress.finish();
   }
 
-  // Documents → splits. Blank-line "documents" are paragraphs, and a story's paragraphs follow
+  // 3. Documents → splits. Blank-line "documents" are paragraphs, and a story's paragraphs follow
   // each other: cutting the file in order keeps all but the two stories at the cuts in one split.
   std::string order = o.split_order;
   if (order == "auto") order = first_mode == "blank" ? "file" : "shuffle";
@@ -801,6 +808,8 @@ json build_ranking_data(const BuildOptions& o) {
   }
   for (auto& v : split_docs) std::sort(v.begin(), v.end());
 
+  // 4. Items per split, from that split's documents only (so no context crosses splits); too few
+  // documents for the requested items is an error.
   std::array<SplitStats, 3> stats;
   std::array<std::vector<TaskItem>, 3> items;
   const auto& names = task_splits();
@@ -817,6 +826,8 @@ json build_ranking_data(const BuildOptions& o) {
     progress.finish();
   }
 
+  // 5. The manifest: what was asked, the sources by hash, and per split the counts and length
+  // statistics `data check` compares against.
   json manifest = {{"format", "rankrl-ranking-data"},
                    {"format_version", 1},
                    {"rankrl_version", kRankrlVersion},
@@ -861,7 +872,8 @@ json build_ranking_data(const BuildOptions& o) {
   manifest["counts"] = counts;
   manifest["splits"] = splits;
 
-  // Write into a temporary directory, then rename it into place.
+  // 6. Write into a temporary directory, then rename it into place (an existing --force target is
+  // moved aside first and restored if the rename fails), so OUT appears whole or not at all.
   std::string tmp = o.out + ".tmp." + std::to_string(::getpid());
   DirGuard guard{tmp};
   std::error_code ec;

@@ -1,6 +1,25 @@
 #include "model/config.h"
 
+#include <cstdio>
+
+#include "io/checkpoint.h"
+
 namespace rankrl {
+
+namespace {
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ULL) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
 
 const char* arch_name(Arch a) {
   switch (a) {
@@ -8,6 +27,19 @@ const char* arch_name(Arch a) {
     case Arch::GPT2: return "gpt2";
   }
   return "unknown";
+}
+
+std::string model_identity(const ModelConfig& c) {
+  std::string s = std::string(arch_name(c.arch)) + "|" + std::to_string(c.dim) + "|" +
+                  std::to_string(c.hidden_dim) + "|" + std::to_string(c.n_layers) + "|" +
+                  std::to_string(c.n_heads) + "|" + std::to_string(c.n_kv_heads) + "|" +
+                  std::to_string(c.head_dim) + "|" + std::to_string(c.vocab_size) + "|" +
+                  std::to_string(c.tie_embeddings) + "|" + std::to_string(c.attn_qkv_bias);
+  for (const auto& spec : weight_specs(c)) {
+    s += "|" + spec.name;
+    for (int64_t d : spec.shape) s += "," + std::to_string(d);
+  }
+  return "fnv1a64:" + hex64(fnv1a(s));
 }
 
 }  // namespace rankrl

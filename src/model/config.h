@@ -33,4 +33,9 @@ struct ModelConfig {
 
 const char* arch_name(Arch a);
 
+// A stable hash of the architecture (config fields that shape the weights) and of every weight
+// name and [out, in] shape: "fnv1a64:<16 hex digits>". Equal for a llama2.c file, its
+// conversion and its compressed directories (q/k row order and storage form do not count).
+std::string model_identity(const ModelConfig& config);
+
 }  // namespace rankrl

@@ -3,8 +3,9 @@
 // episode, the quality-vs-size chart with its Pareto front, a layer × weight-type heat map of the
 // chosen plan, singular-value spectra from the factor store, the results table, the test
 // differences vs dense and vs the best uniform plan with their paired bootstrap intervals (and the
-// chosen approach's in words under the title), and the command, versions and seeds. The chart
-// pieces are public so tests can check geometry and escaping.
+// chosen approach's in words under the title), and the command, versions and seeds. The pieces:
+// svg.h (charts), heat_map.cpp (the plan's heat map), out_dir.h (reading OUT), tables.h (tables
+// and the differences' words) and report.cpp (the page, one function per section).
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
@@ -13,58 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "report/svg.h"
+
 namespace rankrl::report {
-
-// Escapes & < > " ' for HTML/SVG text and attributes.
-std::string escape_xml(std::string_view s);
-
-// A linear (or log10) map from a data range onto a pixel range.
-struct Scale {
-  double lo = 0, hi = 1;  // data range (log10 of it when log)
-  double p0 = 0, p1 = 1;  // pixels (p1 < p0 for a y axis)
-  bool log = false;
-  double operator()(double v) const;
-};
-
-// The plot area of a chart: width × height overall, margins leave room for axes, labels, legend.
-struct Frame {
-  double width = 760, height = 360;
-  double left = 70, right = 210, top = 36, bottom = 50;
-  Scale x, y;
-};
-// A frame whose scales cover [xlo, xhi] × [ylo, yhi], padded by 5% of the range (a point range
-// is widened to ±0.5, or ±10% of the value).
-Frame make_frame(double xlo, double xhi, double ylo, double yhi, bool log_y = false);
-
-struct Point {
-  double x = 0, y = 0;
-};
-struct Series {
-  std::string name;
-  std::vector<Point> points;
-  std::string color = "#1f77b4";
-  bool dashed = false;
-  double width = 1.5;
-};
-
-// Line chart: <svg id=...> with axes, ticks, labels, a title and a legend. Each series is a
-// <polyline class="series" data-name=...> through the frame's pixel coordinates.
-std::string line_chart(const std::string& id, const std::string& title, const std::string& xlabel,
-                       const std::string& ylabel, const std::vector<Series>& series, bool log_y = false);
-
-struct LabeledPoint {
-  std::string label;
-  double x = 0, y = 0;
-  std::string color;  // empty: a palette colour by position
-};
-// Indices of the points on the Pareto front when smaller x and smaller y are both better: no
-// other point is ≤ in both and < in one. Sorted by x.
-std::vector<size_t> pareto_front(const std::vector<LabeledPoint>& pts);
-// Scatter chart; every point is a <circle class="pt" data-label=...> (front points: class
-// "pt front") and the Pareto front is a <polyline class="front">.
-// `labels`: also write each label beside its point (class "ptlabel").
-std::string scatter_chart(const std::string& id, const std::string& title, const std::string& xlabel,
-                          const std::string& ylabel, const std::vector<LabeledPoint>& pts, bool labels = false);
 
 // Layer index and weight type from a checkpoint name: "model.layers.3.self_attn.q_proj.weight"
 // → {3, "self_attn.q_proj"}, GPT-2 "h.3.attn.c_attn.weight" → {3, "attn.c_attn"}. layer = -1 when

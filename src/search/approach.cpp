@@ -42,16 +42,44 @@ RankMetrics metrics_from(const nlohmann::json& j) {
 }
 
 // Inserts a plan into `pool` (best reward first, at most `size`, each plan once by its JSON key).
-void add_to_pool(nlohmann::json& pool, double reward, const std::string& key, nlohmann::json actions, int64_t size) {
-  if (!pool.is_array()) pool = nlohmann::json::array();
-  for (const auto& p : pool)
-    if (p.at("key").get<std::string>() == key) return;
+void add_to_pool(std::vector<PoolEntry>& pool, double reward, const std::string& key, std::vector<Action> actions,
+                 int64_t size) {
+  for (const PoolEntry& p : pool)
+    if (p.key == key) return;
   size_t pos = 0;
-  while (pos < pool.size() && pool[pos].at("reward").get<double>() >= reward) ++pos;
+  while (pos < pool.size() && pool[pos].reward >= reward) ++pos;
   if (int64_t(pos) >= size) return;
-  nlohmann::json entry = {{"reward", reward}, {"key", key}, {"actions", std::move(actions)}};
-  pool.insert(pool.begin() + pos, std::move(entry));
+  pool.insert(pool.begin() + pos, PoolEntry{reward, key, std::move(actions)});
   if (int64_t(pool.size()) > size) pool.erase(pool.end() - 1);
+}
+
+// The typed approach-specific state as the checkpoint's "extra" object (the format of the loose
+// JSON bag it replaced, so checkpoints from before resume).
+nlohmann::json extra_to_json(const ApproachState& s) {
+  nlohmann::json extra = nlohmann::json::object();
+  if (s.surrogate_evaluations > 0) extra["surrogate_evaluations"] = s.surrogate_evaluations;
+  if (!s.pool.empty()) {
+    extra["pool"] = nlohmann::json::array();
+    for (const PoolEntry& p : s.pool)
+      extra["pool"].push_back({{"reward", p.reward}, {"key", p.key}, {"actions", actions_to_json(p.actions)}});
+  }
+  if (s.promoted) extra["promoted"] = *s.promoted;
+  if (!s.sensitivity_table.empty()) extra["table"] = s.sensitivity_table;
+  if (!s.parent.empty()) extra["parent"] = actions_to_json(s.parent), extra["parent_reward"] = s.parent_reward;
+  return extra;
+}
+
+void extra_from_json(const nlohmann::json& extra, ApproachState& s) {
+  s.surrogate_evaluations = extra.value("surrogate_evaluations", int64_t(0));
+  if (extra.contains("pool"))
+    for (const auto& p : extra.at("pool"))
+      s.pool.push_back({p.at("reward").get<double>(), p.at("key").get<std::string>(), actions_from_json(p.at("actions"))});
+  if (extra.contains("promoted")) s.promoted = extra.at("promoted").get<int64_t>();
+  if (extra.contains("table")) s.sensitivity_table = extra.at("table").get<std::vector<std::vector<double>>>();
+  if (extra.contains("parent")) {
+    s.parent = actions_from_json(extra.at("parent"));
+    s.parent_reward = extra.at("parent_reward").get<double>();
+  }
 }
 
 }  // namespace
@@ -62,7 +90,7 @@ nlohmann::json to_json(const ApproachState& s) {
     top.push_back({{"plan", plan_to_json(c.plan)}, {"actions", actions_to_json(c.actions)}, {"reward", c.reward},
                    {"rkd", metrics_json(c.rkd)}, {"unit", c.unit}});
   return {{"name", s.name}, {"done", s.done}, {"units", s.units}, {"evaluations", s.evaluations},
-          {"seconds", s.seconds}, {"top", top}, {"extra", s.extra}};
+          {"seconds", s.seconds}, {"top", top}, {"extra", extra_to_json(s)}};
 }
 
 ApproachState approach_from_json(const nlohmann::json& j) {
@@ -72,7 +100,7 @@ ApproachState approach_from_json(const nlohmann::json& j) {
   s.units = j.at("units");
   s.evaluations = j.at("evaluations");
   s.seconds = j.at("seconds");
-  s.extra = j.at("extra");
+  extra_from_json(j.at("extra"), s);
   for (const auto& c : j.at("top"))
     s.top.push_back({plan_from_json(c.at("plan"), "checkpoint"), actions_from_json(c.at("actions")), c.at("reward"),
                      metrics_from(c.at("rkd")), c.at("unit")});
@@ -107,11 +135,11 @@ double SearchContext::score_surrogate(ApproachState& st, const std::vector<Actio
   const double cost = env.plan_cost(plan);
   double kl = 0.0;
   const double reward = evaluator.surrogate(plan, cost, env.budget(), env.dense_params(), &kl);
-  st.extra["surrogate_evaluations"] = st.extra.value("surrogate_evaluations", 0) + 1;
-  nlohmann::json& pool = st.extra["pool"];
-  add_to_pool(pool, reward, plan_to_json(plan).dump(), actions_to_json(env.applied()), pool_size);
+  st.surrogate_evaluations++;
+  std::vector<PoolEntry>& pool = st.pool;
+  add_to_pool(pool, reward, plan_to_json(plan).dump(), env.applied(), pool_size);
   nlohmann::json line = {{"approach", st.name}, {"unit", st.units}, {"surrogate", reward}, {"kl", kl},
-                         {"best_surrogate", pool.empty() ? reward : pool[0].at("reward").get<double>()},
+                         {"best_surrogate", pool.empty() ? reward : pool[0].reward},
                          {"linear_parameters", cost}, {"keep_actual", cost / env.dense_params()},
                          {"actions", actions_to_json(env.applied())}, {"seconds", seconds_since(start)}};
   for (auto& [k, v] : log_extra.items()) line[k] = v;

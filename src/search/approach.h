@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,14 +25,31 @@ struct Candidate {
   int64_t unit = 0;             // which unit found it
 };
 
+// A plan a surrogate-trained approach found, kept by its surrogate reward until it is promoted to
+// an RkD evaluation.
+struct PoolEntry {
+  double reward = 0.0;
+  std::string key;              // the plan's JSON: each plan enters the pool once
+  std::vector<Action> actions;  // as applied
+};
+
 struct ApproachState {
   std::string name;
   bool done = false;
   int64_t units = 0;        // finished work units
   int64_t evaluations = 0;  // plan evaluations spent (on the reward subset)
   double seconds = 0.0;
-  std::vector<Candidate> top;  // best first, at most `keep_top`
-  nlohmann::json extra = nlohmann::json::object();  // approach-specific resumable state
+  std::vector<Candidate> top{};  // best first, at most `keep_top`
+  // Approach-specific resumable state (the checkpoint's "extra" object; absent ones are not written).
+  // Surrogate-trained approaches (agents, evolution-kl):
+  int64_t surrogate_evaluations = 0;
+  std::vector<PoolEntry> pool{};    // the best distinct plans by surrogate reward, best first
+  std::optional<int64_t> promoted{};  // pool plans scored on RkD so far, once promotion has begun
+  // sensitivity: per weight (one unit each), its reward drop at each grid fraction.
+  std::vector<std::vector<double>> sensitivity_table{};
+  // evolution: the current parent (as applied; empty before the first unit) and its reward.
+  std::vector<Action> parent{};
+  double parent_reward = 0.0;
 
   double best_reward() const;
 };
@@ -70,7 +88,7 @@ struct SearchContext {
   // candidate when it is among the best, logs one line and counts the evaluation.
   double score(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
   // A training evaluation on the surrogate (evaluator.surrogate: −KL on the calibration text; no
-  // RkD item). The plan joins st.extra["pool"] (the best pool_size distinct plans by surrogate
+  // RkD item). The plan joins st.pool (the best pool_size distinct plans by surrogate
   // reward, best first, as applied actions) when it is good enough; logs one line.
   double score_surrogate(ApproachState& st, const std::vector<Action>& actions, nlohmann::json log_extra = {});
   // The same for a plan built directly (no budget clip): sensitivity probes.

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "search/agent.h"
 #include "search/approach.h"
+#include "search/names.h"
 
 namespace rankrl {
 
@@ -103,11 +104,10 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const size_t N = env.steps();
-  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), "dense") -
+  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), kDense) -
                   env.options().methods.begin());
   check(dense < int(env.options().methods.size()), "", "the sensitivity baseline needs 'dense' among --methods");
-  if (!st.extra.contains("table")) st.extra["table"] = nlohmann::json::array();
-  Progress progress("sensitivity", int64_t(N), "weights");
+  Progress progress(names::kSensitivity, int64_t(N), "weights");
   progress.advance(st.units);
   // One unit = one weight's row of the table: its reward drop at each grid fraction.
   while (st.units < int64_t(N)) {
@@ -125,7 +125,7 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
       drops.push_back(-ctx.score_plan(probe, plan, actions, {{"probe_weight", st.units}}));
       st.evaluations++;
     }
-    st.extra["table"].push_back(drops);
+    st.sensitivity_table.push_back(drops);
     st.units++;
     elapsed_into(st, start);
     progress.advance();
@@ -134,12 +134,12 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   progress.finish();
   // Threshold search: allocation(τ) gives each weight the smallest grid fraction whose drop ≤ τ.
   auto start = std::chrono::steady_clock::now();
-  const auto& table = st.extra["table"];
+  const std::vector<std::vector<double>>& table = st.sensitivity_table;
   auto allocation = [&](double tau) {
     std::vector<Action> a(N, Action{method, 1.0, 0});
     for (size_t i = 0; i < N; ++i)
       for (int64_t g = 0; g < grid; ++g)
-        if (table[i][g].get<double>() <= tau) {
+        if (table[i][size_t(g)] <= tau) {
           a[i].rank_frac = double(g + 1) / double(grid + 1);
           break;
         }
@@ -152,7 +152,7 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   };
   double lo = 1e300, hi = -1e300;
   for (const auto& row : table)
-    for (const auto& d : row) hi = std::max(hi, d.get<double>()), lo = std::min(lo, d.get<double>());
+    for (double d : row) hi = std::max(hi, d), lo = std::min(lo, d);
   lo -= 1.0;
   hi += 1.0;
   for (int it = 0; it < 100; ++it) {
@@ -168,7 +168,7 @@ void run_random(SearchContext& ctx, ApproachState& st) {
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
-  Progress progress("random", ctx.budget_units, "plans");
+  Progress progress(names::kRandom, ctx.budget_units, "plans");
   progress.advance(st.units);
   while (st.units < ctx.budget_units) {
     auto start = std::chrono::steady_clock::now();
@@ -190,10 +190,10 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
-  if (!st.extra.contains("parent")) {
+  if (st.parent.empty()) {
     auto start = std::chrono::steady_clock::now();
-    st.extra["parent_reward"] = score(start_actions);
-    st.extra["parent"] = actions_to_json(env.applied());
+    st.parent_reward = score(start_actions);
+    st.parent = env.applied();
     st.units = 1;
     elapsed_into(st, start);
     ctx.checkpoint();
@@ -203,7 +203,7 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
   progress.advance(st.units);
   while (st.units < units) {
     auto start = std::chrono::steady_clock::now();
-    std::vector<Action> child = actions_from_json(st.extra["parent"]);
+    std::vector<Action> child = st.parent;
     const int changes = 1 + pick(ctx.rng, 3);
     for (int c = 0; c < changes; ++c) {
       Action& a = child[pick(ctx.rng, int(child.size()))];
@@ -212,9 +212,9 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
       if (uniform01(ctx.rng) < 0.2) a.select = pick(ctx.rng, S);
     }
     double r = score(child);
-    if (r >= st.extra["parent_reward"].get<double>()) {
-      st.extra["parent_reward"] = r;
-      st.extra["parent"] = actions_to_json(env.applied());
+    if (r >= st.parent_reward) {
+      st.parent_reward = r;
+      st.parent = env.applied();
     }
     end_unit(ctx, st, start, progress);
   }

@@ -80,7 +80,7 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
     const double total = std::max(output_energy(W, st->gram), 1e-300);
     w.output_energy = w.energy_share = total;
     for (const std::string& method : opts_.methods) {
-      if (method == "dense") continue;
+      if (method == kDense) continue;
       const Factors& f = cache_.get(w.name, method, pool_all ? std::min(w.m, w.n) : w.max_rank);
       std::vector<double> curve;
       for (double frac : kCurveFractions) {
@@ -167,28 +167,28 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   applied.select = std::clamp(a.select, 0, int(opts_.selects.size()) - 1);
   std::string method = opts_.methods[applied.method];
   int64_t rank = w.rank_for(std::clamp(a.rank_frac, 1e-6, 1.0));
-  if (method == "dense" && w.dense_cost() > hi) {  // dense does not fit: factor it
-    auto it = std::find_if(opts_.methods.begin(), opts_.methods.end(), [](const std::string& s) { return s != "dense"; });
+  if (method == kDense && w.dense_cost() > hi) {  // dense does not fit: factor it
+    auto it = std::find_if(opts_.methods.begin(), opts_.methods.end(), [](const std::string& s) { return s != kDense; });
     check(it != opts_.methods.end(), "", "keep < 1 needs at least one factoring method");
     applied.method = int(it - opts_.methods.begin());
     method = *it;
     rank = w.max_rank;
   }
-  if (method != "dense") {
+  if (method != kDense) {
     // The upper bound wins when no whole rank fits between the two (the plan never overspends).
     rank = std::max<int64_t>(rank, int64_t(std::ceil(lo / unit)));
     rank = std::min<int64_t>(rank, int64_t(std::floor(hi / unit)));
     // Even the largest saving rank spends too little: dense, if it is enabled and fits.
-    const int dense = int(std::find(opts_.methods.begin(), opts_.methods.end(), "dense") - opts_.methods.begin());
+    const int dense = int(std::find(opts_.methods.begin(), opts_.methods.end(), kDense) - opts_.methods.begin());
     if (rank > w.max_rank && dense < int(opts_.methods.size()) && w.dense_cost() <= hi) {
       applied.method = dense;
-      method = "dense";
+      method = kDense;
     }
     rank = std::clamp<int64_t>(rank, 1, w.max_rank);
   }
-  if (method == "dense") {
+  if (method == kDense) {
     applied.rank_frac = 1.0;
-    return WeightDecision{"dense", 0, "top"};
+    return WeightDecision{kDense, 0, "top"};
   }
   applied.rank_frac = double(rank) * unit / w.dense_cost();
   return WeightDecision{method, rank, opts_.selects[applied.select]};
@@ -204,8 +204,8 @@ std::vector<float> SearchEnv::step(const Action& requested) {
   Action applied;
   WeightDecision d = clip(pos_, requested, applied);
   const WeightInfo& w = weights_[pos_];
-  spent_ += d.method == "dense" ? w.dense_cost() : double(d.rank * (w.m + w.n));
-  last_error_ = opts_.step_errors && d.method != "dense" ? relative_error(pos_, d.method, d.rank) : 0.0;
+  spent_ += d.method == kDense ? w.dense_cost() : double(d.rank * (w.m + w.n));
+  last_error_ = opts_.step_errors && d.method != kDense ? relative_error(pos_, d.method, d.rank) : 0.0;
   plan_.weights[w.name] = d;
   applied_.push_back(applied);
   previous_ = applied;
@@ -225,7 +225,7 @@ Plan SearchEnv::dense_plan() const {
   p.keep = opts_.keep;
   p.seed = opts_.seed;
   p.model_identity = model_identity(dense_.config());
-  for (const WeightInfo& w : weights_) p.weights[w.name] = WeightDecision{"dense", 0, "top"};
+  for (const WeightInfo& w : weights_) p.weights[w.name] = WeightDecision{kDense, 0, "top"};
   return p;
 }
 
@@ -233,7 +233,7 @@ double SearchEnv::plan_cost(const Plan& plan) const {
   double cost = 0.0;
   for (const WeightInfo& w : weights_) {
     const WeightDecision& d = plan.weights.at(w.name);
-    bool factored = d.method != "dense" && d.rank * (w.m + w.n) < w.m * w.n;
+    bool factored = d.method != kDense && d.rank * (w.m + w.n) < w.m * w.n;
     cost += factored ? double(d.rank * (w.m + w.n)) : w.dense_cost();
   }
   return cost;
@@ -255,7 +255,7 @@ int SearchEnv::lowest_error_method() const {
   double best_error = 1e300;
   size_t factoring = 0;  // curve index: the factoring methods in --methods order
   for (size_t m = 0; m < opts_.methods.size(); ++m) {
-    if (opts_.methods[m] == "dense") continue;
+    if (opts_.methods[m] == kDense) continue;
     double sum = 0.0;
     for (const WeightInfo& w : weights_) sum += w.curve[factoring][1];
     if (sum < best_error) best_error = sum, best = int(m);

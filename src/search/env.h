@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "search/plan.h"
+#include "plan/plan.h"
 
 namespace rankrl {
 
@@ -39,7 +39,7 @@ struct Action {
 };
 
 struct EnvOptions {
-  std::vector<std::string> methods = {"dense", "svd", "asvd", "svdllm"};
+  std::vector<std::string> methods = {kDense, "svd", "asvd", "svdllm"};
   std::vector<std::string> selects = {"top", "importance"};
   double keep = 0.6;
   double min_rank_frac = 0.02;  // cheapest factored choice the clip may assume

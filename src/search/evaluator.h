@@ -20,7 +20,7 @@
 
 #include "data/tasks.h"
 #include "eval/ranking.h"
-#include "search/plan.h"
+#include "plan/plan.h"
 
 namespace rankrl {
 

@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/transformer.h"
-#include "search/plan.h"
+#include "plan/plan.h"
 
 namespace rankrl {
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "search/names.h"
 #include "search/policy.h"
 
 namespace rankrl {
@@ -15,7 +16,7 @@ namespace {
 class PpoAgent : public PolicyAgent {
  public:
   using PolicyAgent::PolicyAgent;
-  std::string name() const override { return "ppo"; }
+  std::string name() const override { return names::kPpo; }
 
  protected:
   void update(std::vector<std::vector<StepRecord>>& episodes) override {

@@ -3,6 +3,7 @@
 // simplest policy gradient, kept as the baseline agent PPO must beat.
 #include <cmath>
 
+#include "search/names.h"
 #include "search/policy.h"
 
 namespace rankrl {
@@ -12,7 +13,7 @@ namespace {
 class ReinforceAgent : public PolicyAgent {
  public:
   using PolicyAgent::PolicyAgent;
-  std::string name() const override { return "reinforce"; }
+  std::string name() const override { return names::kReinforce; }
 
  protected:
   void update(std::vector<std::vector<StepRecord>>& episodes) override {

@@ -26,9 +26,11 @@
 #include "eval/ranking.h"
 #include "eval/ranking_batch.h"
 #include "model/model.h"
-#include "report/report.h"
 #include "search/approach.h"
 #include "search/factor_store.h"
+#include "search/names.h"
+#include "search/options.h"
+#include "search/results.h"
 #include "data/hashing.h"
 #include "decompose/decomposer.h"
 
@@ -40,7 +42,7 @@ namespace rankrl {
 namespace {
 
 std::vector<TaskItem> load_split(const std::string& path, const char* split, int64_t limit) {
-  if (path.empty()) throw usage_error(std::string("--") + split + " FILE|DIR is required");
+  if (path.empty()) throw usage_error(std::string("no task file or split directory for the ") + split + " split");
   std::string file = fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
   std::vector<TaskItem> items = read_tasks(file, "", limit);
   for (size_t i = 0; i < items.size(); ++i)
@@ -73,25 +75,29 @@ std::string split_file(const std::string& path, const char* split) {
   return fs::is_directory(path) ? path + "/" + split + ".jsonl" : path;
 }
 
-// Everything that determines a run's results, keyed by the flag that sets it: a checkpoint only
-// resumes the same run, and a refusal names the flags that differ.
+// An input file of the fingerprint by content. The tokenizer is the one the run uses (found beside
+// the model when not given; none when that is not a file); a split directory counts by its file.
+json input_identity(const SearchOptions& o, const SearchOptionInfo& opt) {
+  const std::string flag = opt.flag, path = option_json(o, opt).get<std::string>();
+  if (flag == "--tokenizer") {
+    const std::string tokenizer = path.empty() ? default_tokenizer_path(o.model) : path;
+    return fs::is_regular_file(tokenizer) ? file_identity(tokenizer) : json(nullptr);
+  }
+  if (flag == "--rkd" || flag == "--vrkd" || flag == "--test") return file_identity(split_file(path, flag.c_str() + 2));
+  return file_identity(path);
+}
+
+// Everything that determines a run's results, keyed by the flag that sets it (the options marked
+// so in search_option_table(), and the thread count): a checkpoint only resumes the same run, and
+// a refusal names the flags that differ.
 json fingerprint(const SearchOptions& o) {
-  const std::string tokenizer = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
-  return {{"--model", file_identity(o.model)}, {"--tokenizer", fs::is_regular_file(tokenizer) ? file_identity(tokenizer) : json(nullptr)},
-          {"--keep", o.env.keep}, {"--seed", o.seed}, {"--methods", o.env.methods},
-          {"--selects", o.env.selects}, {"--agent", o.agents}, {"--episodes", o.episodes},
-          {"--reward", o.reward.kind}, {"--size-weight", o.reward.size_weight}, {"--shaping", o.shaping},
-          {"--reward-items", o.reward_items}, {"--baselines", o.baselines}, {"--sensitivity-grid", o.sensitivity_grid},
-          {"--calib", file_identity(o.stats.calib_file)}, {"--calib-tokens", o.stats.calib_tokens}, {"--ctx", o.stats.ctx},
-          {"--stats", file_identity(o.stats.stats_file)}, {"--rkd", file_identity(split_file(o.rkd, "rkd"))},
-          {"--vrkd", file_identity(split_file(o.vrkd, "vrkd"))}, {"--test", file_identity(split_file(o.test, "test"))},
-          {"--limit", o.limit}, {"--heldout", file_identity(o.heldout_file)}, {"--heldout-tokens", o.heldout_tokens},
-          {"--lr", o.agent.lr}, {"--hidden", o.agent.hidden}, {"--episodes-per-update", o.agent.episodes_per_update},
-          {"--ppo-epochs", o.agent.epochs}, {"--ppo-clip", o.agent.clip}, {"--gae-lambda", o.agent.lambda},
-          {"--entropy", o.agent.entropy}, {"--init-std", o.agent.init_std}, {"--min-rank-frac", o.env.min_rank_frac},
-          {"--prior-method", o.prior_method}, {"--surrogate", o.surrogate}, {"--surrogate-tokens", o.surrogate_tokens},
-          {"--promote", o.promote}, {"--baseline-evaluations", o.baseline_evaluations},
-          {"--rank-action", o.rank_action}, {"--threads", at::get_num_threads()}};
+  json f = json::object();
+  for (const SearchOptionInfo& opt : search_option_table()) {
+    if (opt.has(kFingerprint)) f[opt.flag] = option_json(o, opt);
+    if (opt.has(kFingerprintFile)) f[opt.flag] = input_identity(o, opt);
+  }
+  f["--threads"] = at::get_num_threads();
+  return f;
 }
 
 // How a fingerprint entry reads in an error: a file by path and the start of its hash.
@@ -122,7 +128,7 @@ int prior_method_index(const std::string& spec, const SearchEnv& env) {
   if (spec == "none") return -1;
   if (spec == "auto") return env.lowest_error_method();
   auto it = std::find(methods.begin(), methods.end(), spec);
-  if (it == methods.end()) throw usage_error("--prior-method '" + spec + "' is not one of --methods");
+  if (it == methods.end()) throw usage_error("prior method '" + spec + "' is not one of the enabled methods");
   return int(it - methods.begin());
 }
 
@@ -132,9 +138,7 @@ std::string engine_state(const std::mt19937_64& rng) {
   return s.str();
 }
 
-json metrics_json(const RankMetrics& m) {
-  return {{"margin", m.margin}, {"acc", m.acc}, {"acc_norm", m.acc_norm}, {"items", m.items}};
-}
+SplitMetrics split_metrics(const RankMetrics& m) { return {m.margin, m.acc, m.acc_norm, m.items}; }
 
 // The metric the final choice compares (higher is better).
 double choice_metric(const RankMetrics& m, const RewardOptions& r) { return r.kind == "acc" ? m.acc : m.margin; }
@@ -145,14 +149,13 @@ std::vector<double> item_values(const RankMetrics& m, const std::string& metric)
   return v;
 }
 
-// {"margin": {diff, lo, hi}, "acc": {...}}: a − b on the same items, paired bootstrap intervals.
-json paired_json(const Bootstrap& boot, const RankMetrics& a, const RankMetrics& b) {
-  json out;
-  for (const char* metric : {"margin", "acc"}) {
-    Interval d = boot.paired_difference(item_values(a, metric), item_values(b, metric));
-    out[metric] = {{"diff", d.estimate}, {"lo", d.lo}, {"hi", d.hi}};
-  }
-  return out;
+// a − b on the same items for margin and acc, with paired bootstrap intervals.
+PairedDifferences paired(const Bootstrap& boot, const RankMetrics& a, const RankMetrics& b) {
+  auto difference = [&](const char* metric) {
+    const Interval d = boot.paired_difference(item_values(a, metric), item_values(b, metric));
+    return Difference{d.estimate, d.lo, d.hi};
+  };
+  return {difference("margin"), difference("acc")};
 }
 
 struct Finalist {
@@ -170,15 +173,15 @@ struct Finalist {
 const Finalist& best_uniform(const std::vector<Finalist>& finals, const RewardOptions& r) {
   const Finalist* best = nullptr;
   for (const Finalist& f : finals)
-    if (f.name.rfind("uniform:", 0) == 0 && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
-  check(best != nullptr, "", "--methods needs at least one factoring method");
+    if (names::is_uniform_approach(f.name) && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
+  check(best != nullptr, "", "no uniform plan: no factoring method is enabled");
   return *best;
 }
 
 class SearchRun {
  public:
   explicit SearchRun(const SearchOptions& o) : o_(o) {}
-  json run();
+  SearchResults run();
 
  private:
   void load_inputs();
@@ -190,9 +193,10 @@ class SearchRun {
   void promote(SearchContext& ctx, ApproachState& st);
   Action act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy);
   Finalist finalize(const ApproachState& st);
-  json dense_row(const Bootstrap& boot, const Finalist& uniform);
-  nlohmann::json savings_json(const EvalCounters& c) const;
-  json write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
+  DenseResult dense_result(const Bootstrap& boot, const Finalist& uniform);
+  Savings savings(const EvalCounters& c) const;
+  Timing timing(const EvalCounters& c, double seconds) const;
+  SearchResults write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
 
   const SearchOptions& o_;
   std::string ckpt_dir_;
@@ -248,7 +252,8 @@ void SearchRun::load_inputs() {
   }
   if (!o_.heldout_file.empty()) {
     heldout_ = model_.tokenizer->encode_with_bos(read_text_file(o_.heldout_file));
-    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file, "too short for one perplexity window of --ctx tokens");
+    check(int64_t(heldout_.size()) > o_.stats.ctx, o_.heldout_file,
+          "too short for one perplexity window (" + std::to_string(o_.stats.ctx) + " tokens)");
     if (int64_t(heldout_.size()) > o_.heldout_tokens) heldout_.resize(size_t(o_.heldout_tokens));
   }
   fingerprint_ = fingerprint(o_);
@@ -266,7 +271,7 @@ bool holds_no_run(const std::string& dir) {
 }
 
 void SearchRun::prepare_output() {
-  check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "--out exists and is not a directory");
+  check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "exists and is not a directory");
   fs::create_directories(o_.out);
   out_lock_ = FileLock::try_acquire(o_.out + "/.lock");
   if (!out_lock_)
@@ -376,9 +381,8 @@ Action SearchRun::act(Agent& agent, const std::vector<float>& s, StepRecord& rec
 std::string best_note(const ApproachState& st, bool surrogate) {
   char buf[64];
   if (surrogate) {
-    const json pool = st.extra.value("pool", json::array());
-    if (pool.empty()) return "best surrogate –";
-    std::snprintf(buf, sizeof buf, "best surrogate %.4f", pool[0].at("reward").get<double>());
+    if (st.pool.empty()) return "best surrogate –";
+    std::snprintf(buf, sizeof buf, "best surrogate %.4f", st.pool[0].reward);
   } else {
     if (st.top.empty()) return "best –";
     std::snprintf(buf, sizeof buf, "best reward %.4f", st.best_reward());
@@ -426,9 +430,9 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
     s = env.step(greedy.back());
   }
   if (surrogate) {
-    if (!st.extra.contains("promoted")) {
+    if (!st.promoted) {
       ctx.score_surrogate(st, greedy, {{"greedy", true}});
-      st.extra["promoted"] = 0;
+      st.promoted = 0;
       st.seconds += seconds_since(start);
       checkpoint();
     }
@@ -445,15 +449,14 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
 // evaluation each, checkpointed after each), so its candidates compete on RkD like every other
 // approach's; then the approach is done.
 void SearchRun::promote(SearchContext& ctx, ApproachState& st) {
-  const json& pool = st.extra.at("pool");
+  const std::vector<PoolEntry>& pool = st.pool;
   const int64_t n = std::min<int64_t>(o_.promote, int64_t(pool.size()));
   Progress progress(st.name + " promote", n, "plans");
-  progress.advance(st.extra.at("promoted").get<int64_t>());
-  for (int64_t i = st.extra.at("promoted"); i < n; ++i) {
+  progress.advance(*st.promoted);
+  for (int64_t i = *st.promoted; i < n; ++i) {
     auto start = std::chrono::steady_clock::now();
-    ctx.score(st, actions_from_json(pool[size_t(i)].at("actions")),
-              {{"promoted", i}, {"surrogate", pool[size_t(i)].at("reward")}});
-    st.extra["promoted"] = i + 1;
+    ctx.score(st, pool[size_t(i)].actions, {{"promoted", i}, {"surrogate", pool[size_t(i)].reward}});
+    st.promoted = i + 1;
     st.seconds += seconds_since(start);
     progress.advance();
     checkpoint();
@@ -463,13 +466,17 @@ void SearchRun::promote(SearchContext& ctx, ApproachState& st) {
   checkpoint();
 }
 
+// Every approach in a fixed order, each resumable (a done approach returns at once): (1) the
+// uniform plans, which name the best method; (2) svdllm2 and sensitivity, built on that method;
+// (3) the agents, whose RkD evaluations set the budget of (4) random and evolution (from the best
+// uniform plan), and (5) the opt-in evolution-kl ablation on the surrogate.
 void SearchRun::run_approaches(SearchContext& ctx) {
   const auto& methods = o_.env.methods;
   auto has = [&](const std::string& b) { return std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end(); };
   auto state = [&](const std::string& name) -> ApproachState& {
     return *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == name; });
   };
-  // Uniform plans always run: they seed the evolutionary search and name the best method. The
+  // 1. Uniform plans always run: they seed the evolutionary search and name the best method. The
   // method is named on all of RkD (the re-score every finalist gets anyway, memoised): on a
   // 32-item reward subset plainly worse methods can come out ahead (stories260K, keep 0.8: asvd
   // above svdllm, whose test drop is 30% smaller), which would handicap the baselines built on it.
@@ -477,31 +484,36 @@ void SearchRun::run_approaches(SearchContext& ctx) {
   double best_uniform = -1e300;
   const ApproachState* best_uniform_state = nullptr;
   for (size_t m = 0; m < methods.size(); ++m) {
-    if (methods[m] == "dense") continue;
-    ApproachState& st = state("uniform:" + methods[m]);
+    if (methods[m] == kDense) continue;
+    ApproachState& st = state(names::uniform_approach(methods[m]));
     run_uniform(ctx, st, int(m));
     const Plan& plan = st.top.front().plan;
     double r = evaluator_->reward(plan, {}, env_->plan_cost(plan), env_->budget(), env_->dense_params());
     if (r > best_uniform) best_uniform = r, best_method = int(m), best_uniform_state = &st;
   }
-  check(best_method >= 0, "", "--methods needs at least one factoring method");
+  check(best_method >= 0, "", "no factoring method is enabled");
   info("best uniform method: " + methods[best_method] + " (reward on all of RkD " + std::to_string(best_uniform) + ")");
-  if (has("svdllm2")) run_svdllm2(ctx, state("svdllm2"), best_method);
-  if (has("sensitivity")) run_sensitivity(ctx, state("sensitivity"), best_method, o_.sensitivity_grid);
+  // 2. Heuristic allocations with the best method.
+  if (has(names::kSvdllm2)) run_svdllm2(ctx, state(names::kSvdllm2), best_method);
+  if (has(names::kSensitivity)) run_sensitivity(ctx, state(names::kSensitivity), best_method, o_.sensitivity_grid);
+  // 3. The agents (on the surrogate, then their best plans promoted to RkD; or RkD every episode).
   int64_t agent_evaluations = 0;
   for (const std::string& kind : o_.agents) {
     run_agent(ctx, state(kind), kind);
     agent_evaluations = std::max(agent_evaluations, state(kind).evaluations);
   }
+  // 4. Random and evolutionary search get as many RkD evaluations as the agents (at least
+  // --baseline-evaluations), so the comparison is at equal cost.
   ctx.budget_units = std::max(agent_evaluations > 0 ? agent_evaluations : o_.episodes + 1, o_.baseline_evaluations);
-  if (has("random")) run_random(ctx, state("random"));
-  if (has("evolution")) run_evolution(ctx, state("evolution"), best_uniform_state->top.front().actions);
-  if (has("evolution-kl")) {
-    ApproachState& st = state("evolution-kl");
+  if (has(names::kRandom)) run_random(ctx, state(names::kRandom));
+  if (has(names::kEvolution)) run_evolution(ctx, state(names::kEvolution), best_uniform_state->top.front().actions);
+  // 5. evolution-kl: evolution on the agents' surrogate, then promoted like an agent.
+  if (has(names::kEvolutionKl)) {
+    ApproachState& st = state(names::kEvolutionKl);
     ctx.surrogate_units = o_.episodes + 1;  // as many surrogate evaluations as an agent
-    if (!st.extra.contains("promoted")) {
+    if (!st.promoted) {
       run_evolution(ctx, st, best_uniform_state->top.front().actions, true);
-      st.done = false, st.extra["promoted"] = 0;
+      st.done = false, st.promoted = 0;
       checkpoint();
     }
     if (!st.done) promote(ctx, st);
@@ -536,117 +548,139 @@ Finalist SearchRun::finalize(const ApproachState& st) {
 }
 
 // What each speed trick saved in this run, from counts (not estimates of time).
-json SearchRun::savings_json(const EvalCounters& c) const {
+Savings SearchRun::savings(const EvalCounters& c) const {
   const RankingScorer& rkd = evaluator_->scorer(Split::rkd);
   const double full_items = double(c.subset_evaluations) * double(rkd.size());
   const double shared = double(rkd.tokens()), unshared = double(rkd.tokens_without_sharing());
   int64_t surrogate_episodes = 0;
-  for (const ApproachState& st : states_) surrogate_episodes += st.extra.value("surrogate_evaluations", int64_t(0));
-  return {{"reward_subset", {{"evaluations", c.subset_evaluations}, {"items_scored", c.subset_items},
-                             {"items_if_all_rkd", full_items},
-                             {"saved_share", full_items > 0 ? 1.0 - double(c.subset_items) / full_items : 0.0}}},
-          {"memo", {{"evaluations_skipped", c.memo_hits}}},
-          // Agent episodes scored on the KL surrogate instead of RkD (each one RkD evaluation avoided).
-          {"surrogate", {{"rkd_evaluations_avoided", surrogate_episodes},
-                         {"seconds_per_evaluation", c.surrogate_evaluations > 0 ? c.surrogate_seconds / double(c.surrogate_evaluations) : 0.0},
-                         {"rkd_seconds_per_evaluation", c.evaluations > 0 ? c.forward_seconds / double(c.evaluations) : 0.0}}},
-          {"context_sharing", {{"rkd_tokens", shared}, {"rkd_tokens_without_sharing", unshared},
-                               {"saved_share", unshared > 0 ? 1.0 - shared / unshared : 0.0}}},
-          {"factor_cache", {{"decompose_seconds_once", cache_->seconds()},
-                            {"apply_seconds_per_evaluation", c.evaluations > 0 ? c.apply_seconds / double(c.evaluations) : 0.0},
-                            {"factorizations_loaded_from_disk", factors_loaded_}}}};
+  for (const ApproachState& st : states_) surrogate_episodes += st.surrogate_evaluations;
+  Savings s;
+  s.reward_subset = {c.subset_evaluations, c.subset_items, full_items,
+                     full_items > 0 ? 1.0 - double(c.subset_items) / full_items : 0.0};
+  s.memo = {c.memo_hits};
+  // Agent episodes scored on the KL surrogate instead of RkD (each one RkD evaluation avoided).
+  s.surrogate = {surrogate_episodes,
+                 c.surrogate_evaluations > 0 ? c.surrogate_seconds / double(c.surrogate_evaluations) : 0.0,
+                 c.evaluations > 0 ? c.forward_seconds / double(c.evaluations) : 0.0};
+  s.context_sharing = {shared, unshared, unshared > 0 ? 1.0 - shared / unshared : 0.0};
+  s.factor_cache = {cache_->seconds(), c.evaluations > 0 ? c.apply_seconds / double(c.evaluations) : 0.0, factors_loaded_};
+  return s;
 }
 
-json SearchRun::dense_row(const Bootstrap& boot, const Finalist& uniform) {
+Timing SearchRun::timing(const EvalCounters& c, double seconds) const {
+  Timing t;
+  t.seconds = seconds;
+  t.setup_seconds = setup_seconds_;
+  t.decompose_seconds = cache_->seconds();
+  t.factorizations_loaded = factors_loaded_;
+  t.calibration_seconds = stats_.seconds;
+  t.evaluations = c.evaluations;
+  t.items_scored = c.items_scored;
+  t.memo_hits = c.memo_hits;
+  t.surrogate_evaluations = c.surrogate_evaluations;
+  t.surrogate_seconds = c.surrogate_seconds;
+  t.forward_seconds = c.forward_seconds;
+  t.apply_seconds = c.apply_seconds;
+  t.evaluations_per_second = c.forward_seconds > 0 ? c.evaluations / c.forward_seconds : 0.0;
+  t.forward_share = seconds > 0 ? (c.forward_seconds + c.surrogate_seconds) / seconds : 0.0;
+  return t;
+}
+
+DenseResult SearchRun::dense_result(const Bootstrap& boot, const Finalist& uniform) {
   PlanEvaluator& ev = *evaluator_;
   const RankMetrics test = ev.dense_metrics(Split::test);
-  json row = {{"rkd", metrics_json(ev.dense_metrics(Split::rkd))},
-              {"vrkd", metrics_json(ev.dense_metrics(Split::vrkd))},
-              {"test", metrics_json(test)},
-              // Through the same code as every approach: dense vs dense is 0 [0, 0].
-              {"vs_dense", paired_json(boot, test, test)},
-              {"vs_best_uniform", paired_json(boot, test, uniform.test)}};
-  if (int64_t(heldout_.size()) > o_.stats.ctx)
-    row["heldout_ppl"] = perplexity(*model_.net, heldout_, o_.stats.ctx, 8, false).ppl;
-  ParameterCounts p = count_parameters(*model_.net);
-  row["linear_parameters"] = p.linear;
-  row["total_parameters"] = p.total;
-  row["total_bytes"] = 4 * p.total;
-  return row;
+  DenseResult d;
+  d.rkd = split_metrics(ev.dense_metrics(Split::rkd));
+  d.vrkd = split_metrics(ev.dense_metrics(Split::vrkd));
+  d.test = split_metrics(test);
+  // Through the same code as every approach: dense vs dense is 0 [0, 0].
+  d.vs_dense = paired(boot, test, test);
+  d.vs_best_uniform = paired(boot, test, uniform.test);
+  if (int64_t(heldout_.size()) > o_.stats.ctx) d.heldout_ppl = perplexity(*model_.net, heldout_, o_.stats.ctx, 8, false).ppl;
+  const ParameterCounts p = count_parameters(*model_.net);
+  d.linear_parameters = p.linear;
+  d.total_parameters = p.total;
+  d.total_bytes = 4 * p.total;
+  return d;
 }
 
-json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
+SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
   fs::create_directories(o_.out + "/plans");
   // One bootstrap for every comparison: the same resampled test items for every approach.
   const Bootstrap boot(o_.seed);
   const Finalist& uniform = best_uniform(finals, o_.reward);
   const RankMetrics dense_test = evaluator_->dense_metrics(Split::test);
-  json approaches = json::array();
+  SearchResults r;
   for (const Finalist& f : finals) {
     const ApproachState& st = *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == f.name; });
     std::string file = f.name;
     std::replace(file.begin(), file.end(), ':', '-');
     write_plan(o_.out + "/plans/" + file + ".json", f.chosen.plan);
-    approaches.push_back({{"name", f.name}, {"evaluations", st.evaluations},
-                          {"surrogate_evaluations", st.extra.value("surrogate_evaluations", 0)}, {"seconds", st.seconds},
-                          {"rkd", metrics_json(f.rkd)}, {"vrkd", metrics_json(f.vrkd)}, {"test", metrics_json(f.test)},
-                          {"heldout_ppl", f.heldout_ppl}, {"linear_parameters", f.params.linear},
-                          {"surrogate_kl", std::isnan(f.kl) ? json(nullptr) : json(f.kl)},
-                          {"keep_actual", f.cost / env_->dense_params()}, {"total_parameters", f.params.total},
-                          {"total_bytes", 4 * f.params.total}, {"found_at_unit", f.chosen.unit},
-                          {"train_reward", f.chosen.reward},
-                          {"vs_dense", paired_json(boot, f.test, dense_test)},
-                          {"vs_best_uniform", paired_json(boot, f.test, uniform.test)}});
+    ApproachResult a;
+    a.name = f.name;
+    a.evaluations = st.evaluations;
+    a.surrogate_evaluations = st.surrogate_evaluations;
+    a.seconds = st.seconds;
+    a.rkd = split_metrics(f.rkd), a.vrkd = split_metrics(f.vrkd), a.test = split_metrics(f.test);
+    a.heldout_ppl = f.heldout_ppl;
+    a.linear_parameters = f.params.linear;
+    if (!std::isnan(f.kl)) a.surrogate_kl = f.kl;
+    a.keep_actual = f.cost / env_->dense_params();
+    a.total_parameters = f.params.total;
+    a.total_bytes = 4 * f.params.total;
+    a.found_at_unit = f.chosen.unit;
+    a.train_reward = f.chosen.reward;
+    a.vs_dense = paired(boot, f.test, dense_test);
+    a.vs_best_uniform = paired(boot, f.test, uniform.test);
+    r.approaches.push_back(std::move(a));
   }
   const EvalCounters& c = evaluator_->counters();
-  json results = {
-      {"command", o_.command_line}, {"rankrl_version", kVersion}, {"libtorch_version", TORCH_VERSION},
-      {"seed", o_.seed}, {"threads", at::get_num_threads()}, {"model", o_.model}, {"keep", o_.env.keep},
-      {"methods", o_.env.methods}, {"selects", o_.env.selects}, {"agents", o_.agents}, {"episodes", o_.episodes},
-      {"reward", {{"kind", o_.reward.kind}, {"size_weight", o_.reward.size_weight}, {"shaping", o_.shaping},
-                  {"items_per_evaluation", subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size()},
-                  {"agent_surrogate", o_.surrogate}, {"surrogate_tokens", evaluator_->surrogate_tokens()},
-                  {"promote", o_.promote}}},
-      {"splits", {{"rkd", evaluator_->size(Split::rkd)}, {"vrkd", evaluator_->size(Split::vrkd)}, {"test", evaluator_->size(Split::test)}}},
-      {"heldout_tokens", heldout_.size()}, {"dense", dense_row(boot, uniform)}, {"approaches", approaches}, {"chosen", best.name},
-      {"bootstrap", {{"split", "test"}, {"level", boot.level()}, {"resamples", boot.resamples()}, {"seed", boot.seed()},
-                     {"method", "paired percentile bootstrap over items: the same resampled item sets for every comparison"},
-                     {"best_uniform", uniform.name},
-                     {"best_uniform_rule", "the uniform:<method> approach with the best VRkD " +
-                                               std::string(o_.reward.kind == "acc" ? "acc" : "margin") + " (not test)"}}},
-      {"timing", {{"seconds", seconds}, {"setup_seconds", setup_seconds_}, {"decompose_seconds", cache_->seconds()},
-                  {"factorizations_loaded", factors_loaded_},
-                  {"calibration_seconds", stats_.seconds}, {"evaluations", c.evaluations},
-                  {"items_scored", c.items_scored}, {"memo_hits", c.memo_hits},
-                  {"surrogate_evaluations", c.surrogate_evaluations}, {"surrogate_seconds", c.surrogate_seconds},
-                  {"forward_seconds", c.forward_seconds}, {"apply_seconds", c.apply_seconds},
-                  {"evaluations_per_second", c.forward_seconds > 0 ? c.evaluations / c.forward_seconds : 0.0},
-                  {"forward_share", seconds > 0 ? (c.forward_seconds + c.surrogate_seconds) / seconds : 0.0}}},
-      {"savings", savings_json(c)}};
+  r.command = o_.command_line;
+  r.rankrl_version = kVersion;
+  r.libtorch_version = TORCH_VERSION;
+  r.seed = o_.seed;
+  r.threads = at::get_num_threads();
+  r.model = o_.model;
+  r.keep = o_.env.keep;
+  r.methods = o_.env.methods, r.selects = o_.env.selects, r.agents = o_.agents;
+  r.episodes = o_.episodes;
+  r.reward = {o_.reward.kind, o_.reward.size_weight, o_.shaping,
+              subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size(), o_.surrogate,
+              evaluator_->surrogate_tokens(), o_.promote};
+  r.splits = {evaluator_->size(Split::rkd), evaluator_->size(Split::vrkd), evaluator_->size(Split::test)};
+  r.heldout_tokens = heldout_.size();
+  r.dense = dense_result(boot, uniform);
+  r.chosen = best.name;
+  r.bootstrap = {"test", boot.level(), boot.resamples(), boot.seed(),
+                 "paired percentile bootstrap over items: the same resampled item sets for every comparison", uniform.name,
+                 "the uniform:<method> approach with the best VRkD " + std::string(o_.reward.kind == "acc" ? "acc" : "margin") +
+                     " (not test)"};
+  r.timing = timing(c, seconds);
+  r.savings = savings(c);
   write_plan(o_.out + "/plan.json", best.chosen.plan);
   json report = {{"search", {{"approach", best.name}, {"results", "results.json"}}}};
   write_compressed_dir(o_.out + "/model", evaluator_->apply(best.chosen.plan), best.chosen.plan, report,
                        o_.tokenizer.empty() ? default_tokenizer_path(o_.model) : o_.tokenizer, true);
-  write_file_atomic(o_.out + "/results.json", results.dump(2) + "\n");
-  return results;
+  write_file_atomic(o_.out + "/results.json", results_to_json(r).dump(2) + "\n");
+  return r;
 }
 
-json SearchRun::run() {
+SearchResults SearchRun::run() {
   auto start = std::chrono::steady_clock::now();
   load_inputs();
   prepare_output();
   setup();
   rng_.seed(o_.seed);
   // Approaches in the order they run.
-  std::vector<std::string> names;
+  std::vector<std::string> order;
   for (const std::string& m : o_.env.methods)
-    if (m != "dense") names.push_back("uniform:" + m);
-  for (const char* b : {"svdllm2", "sensitivity"})
-    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
-  for (const std::string& a : o_.agents) names.push_back(a);
-  for (const char* b : {"random", "evolution", "evolution-kl"})
-    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) names.push_back(b);
-  for (const std::string& n : names) states_.push_back(ApproachState{n});
+    if (m != kDense) order.push_back(names::uniform_approach(m));
+  for (const char* b : {names::kSvdllm2, names::kSensitivity})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) order.push_back(b);
+  for (const std::string& a : o_.agents) order.push_back(a);
+  for (const char* b : {names::kRandom, names::kEvolution, names::kEvolutionKl})
+    if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) order.push_back(b);
+  for (const std::string& n : order) states_.push_back(ApproachState{n});
   AgentOptions ao = o_.agent;
   ao.init_rank = o_.env.keep;
   ao.prior_method = prior_method_index(o_.prior_method, *env_);
@@ -666,8 +700,15 @@ json SearchRun::run() {
     info("resuming from " + ckpt_dir_ + " (" + std::to_string(log_lines) + " evaluations logged)");
   }
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
-  SearchContext ctx{*env_, *evaluator_, rng_, subset_, std::max<int64_t>(o_.finalists, 1), 0, *log_,
-                    [this] { checkpoint(); }, std::max<int64_t>(o_.promote, 1)};
+  SearchContext ctx{.env = *env_,
+                    .evaluator = *evaluator_,
+                    .rng = rng_,
+                    .subset = subset_,
+                    .keep_top = std::max<int64_t>(o_.finalists, 1),
+                    .budget_units = 0,
+                    .log = *log_,
+                    .checkpoint = [this] { checkpoint(); },
+                    .pool_size = std::max<int64_t>(o_.promote, 1)};
   run_approaches(ctx);
   std::vector<Finalist> finals;
   Progress progress("final evaluation", int64_t(states_.size()), "approaches");
@@ -679,9 +720,7 @@ json SearchRun::run() {
   const Finalist* best = &finals.front();
   for (const Finalist& f : finals)
     if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
-  json results = write_results(finals, *best, seconds_since(start));
-  report::write_report(o_.out);  // report.html and report.md beside results.json
-  return results;
+  return write_results(finals, *best, seconds_since(start));
 }
 
 }  // namespace
@@ -710,7 +749,7 @@ void validate_methods(const std::vector<std::string>& methods, const std::vector
   if (methods.empty()) throw usage_error("--methods needs at least one method");
   bool factoring = false;
   for (const std::string& m : methods) {
-    if (m == "dense") continue;
+    if (m == kDense) continue;
     factoring = true;
     try {
       make_decomposer(m);
@@ -744,10 +783,10 @@ void validate_search_options(const SearchOptions& o) {
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
-  const std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution", "evolution-kl"};
+  const std::vector<std::string>& baselines = names::all_baselines();
   for (const std::string& b : o.baselines)
     if (!contains(baselines, b)) throw usage_error("unknown baseline '" + b + "' (" + joined(baselines) + ")");
-  if (contains(o.baselines, "evolution-kl") && o.surrogate != "kl") throw usage_error("the evolution-kl baseline needs --surrogate kl");
+  if (contains(o.baselines, names::kEvolutionKl) && o.surrogate != "kl") throw usage_error("the evolution-kl baseline needs --surrogate kl");
   if (o.prior_method != "auto" && o.prior_method != "none" && !contains(o.env.methods, o.prior_method))
     throw usage_error("--prior-method '" + o.prior_method + "' is not one of --methods");
   if (o.limit < 0 || o.reward_items < 0 || o.baseline_evaluations < 0)
@@ -766,7 +805,7 @@ void validate_search_options(const SearchOptions& o) {
   if (o.heldout_tokens < 0) throw usage_error("--heldout-tokens must not be negative");
 }
 
-json run_search(const SearchOptions& opts) {
+SearchResults run_search(const SearchOptions& opts) {
   validate_search_options(opts);
   SearchRun run(opts);
   return run.run();

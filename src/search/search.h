@@ -21,6 +21,8 @@
 #include "search/agent.h"
 #include "search/env.h"
 #include "search/evaluator.h"
+#include "search/names.h"
+#include "search/results.h"
 
 namespace rankrl {
 
@@ -29,7 +31,7 @@ struct SearchOptions {
   StatsSource stats;              // calibration text (or a stats file)
   std::string rkd, vrkd, test;    // task files (uniform schema) or split directories
   int64_t limit = 0;              // items per split (0 = all)
-  std::vector<std::string> agents = {"ppo"};
+  std::vector<std::string> agents = {names::kPpo};
   int64_t episodes = 1000;        // per agent (cheap with the surrogate)
   uint64_t seed = 0;
   bool resume = false, replace = false;
@@ -53,7 +55,8 @@ struct SearchOptions {
   int64_t baseline_evaluations = 0;
   int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
   int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
-  std::vector<std::string> baselines = {"uniform", "svdllm2", "sensitivity", "random", "evolution"};
+  std::vector<std::string> baselines = {names::kUniform, names::kSvdllm2, names::kSensitivity, names::kRandom,
+                                       names::kEvolution};
   int64_t sensitivity_grid = 4;
   int64_t heldout_tokens = 16384; // perplexity tokens (at most)
   std::string heldout_file;        // perplexity text; empty = the calibration file after its calibration part
@@ -67,7 +70,7 @@ struct SearchOptions {
 // reads and checks every input file before it writes anything, so a bad run leaves no OUT.
 void validate_search_options(const SearchOptions& opts);
 
-nlohmann::json run_search(const SearchOptions& opts);
+SearchResults run_search(const SearchOptions& opts);
 
 // "a,b,,c" → {"a", "b", "c"}: the comma-separated lists of --agent, --methods, --selects, --baselines.
 std::vector<std::string> split_list(const std::string& s);

@@ -216,7 +216,13 @@ double scheduled_lr(const TrainOptions& o, int64_t step) {
   return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
+// The steps: (1) check the options and shape the config from the tokenizer; (2) tokenize the
+// corpus and the validation text; (3) initialise the weights and the AdamW groups (norms without
+// weight decay); (4) on --resume, restore weights, optimizer, generator and data position; (5) the
+// training loop (learning-rate schedule, step, clip, log every 10 steps and at evaluations, atomic
+// state checkpoints); (6) when every step is done, write the model directory and its perplexity.
 json train_model(const TrainOptions& opts) {
+  // 1. Options; the model's vocabulary, context and special tokens come from the tokenizer.
   TrainOptions o = opts;
   check_options(o);
   std::unique_ptr<Tokenizer> tok = load_tokenizer(o.tokenizer);
@@ -232,6 +238,7 @@ json train_model(const TrainOptions& opts) {
                     log_path = (fs::path(o.out) / kLogFile).string();
   if (o.resume) check(file_exists(state_path), state_path, "--resume: no training state to continue");
 
+  // 2. Both texts as token ids; the batches walk the corpus in a seeded order of windows.
   info("tokenizing " + o.corpus + " and " + o.val);
   const std::vector<int32_t> train_ids = tokenize_file(*tok, o.corpus);
   std::vector<int32_t> val_ids = tokenize_file(*tok, o.val);
@@ -239,7 +246,8 @@ json train_model(const TrainOptions& opts) {
   if (o.val_tokens > 0 && int64_t(val_ids.size()) > o.val_tokens) val_ids.resize(o.val_tokens);
   Batches batches(train_ids, o.ctx, o.seed, o.corpus);
 
-  // Leaf tensors with requires_grad: the Transformer computes with them, AdamW updates them in place.
+  // 3. Weights and optimizer. Leaf tensors with requires_grad: the Transformer computes with them,
+  // AdamW updates them in place.
   WeightMap w = init_weights(o.config, o.seed, o.init_std);
   std::vector<std::string> names;
   std::vector<at::Tensor> params, decay, no_decay;
@@ -259,6 +267,8 @@ json train_model(const TrainOptions& opts) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   const json identity = run_identity(o, names);
 
+  // 4. A resumed run continues bit-identically from the saved state (same run identity required);
+  // its log is cut back to the saved step. A fresh run starts an empty log.
   State st;
   st.steps = o.steps;
   if (o.resume) {
@@ -281,6 +291,7 @@ json train_model(const TrainOptions& opts) {
   info("model: " + std::to_string(n_params) + " parameters; corpus " + std::to_string(train_ids.size()) +
        " tokens (" + std::to_string(batches.windows()) + " windows of " + std::to_string(o.ctx) + ")");
 
+  // 5. The loop, up to --steps (or --stop-after, a testing aid).
   std::ofstream log(log_path, std::ios::app);
   auto evaluate = [&] {
     return perplexity(net, val_ids, std::min<int64_t>(o.ctx, int64_t(val_ids.size())), 8, false);
@@ -328,6 +339,7 @@ json train_model(const TrainOptions& opts) {
   }
   bar.finish();
 
+  // 6. The summary; a finished run also writes the Hugging Face directory and its validation perplexity.
   json out = {{"out", o.out}, {"total_parameters", n_params}, {"step", st.step}, {"steps", o.steps},
               {"train_tokens", train_ids.size()}, {"val_tokens", val_ids.size()},
               {"train_loss", last_loss}, {"seconds", st.seconds}};

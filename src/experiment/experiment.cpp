@@ -1,10 +1,9 @@
-#include "report/experiment.h"
+#include "experiment/experiment.h"
 
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,6 +12,9 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "report/report.h"
+#include "search/options.h"
+#include "search/results.h"
 #include "search/search.h"
 
 namespace rankrl {
@@ -22,41 +24,11 @@ using nlohmann::json;
 
 namespace {
 
-// extra_args keys (search flags without "--", '-' or '_') → how each sets SearchOptions.
-using Setter = std::function<void(SearchOptions&, const std::string&)>;
-const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> m = {
-      {"reward-items", [](SearchOptions& o, const std::string& v) { o.reward_items = std::stoll(v); }},
-      {"baselines", [](SearchOptions& o, const std::string& v) { o.baselines = split_list(v); }},
-      {"methods", [](SearchOptions& o, const std::string& v) { o.env.methods = split_list(v); }},
-      {"selects", [](SearchOptions& o, const std::string& v) { o.env.selects = split_list(v); }},
-      {"sensitivity-grid", [](SearchOptions& o, const std::string& v) { o.sensitivity_grid = std::stoll(v); }},
-      {"heldout-tokens", [](SearchOptions& o, const std::string& v) { o.heldout_tokens = std::stoll(v); }},
-      {"finalists", [](SearchOptions& o, const std::string& v) { o.finalists = std::stoll(v); }},
-      {"limit", [](SearchOptions& o, const std::string& v) { o.limit = std::stoll(v); }},
-      {"reward", [](SearchOptions& o, const std::string& v) { o.reward.kind = v; }},
-      {"size-weight", [](SearchOptions& o, const std::string& v) { o.reward.size_weight = std::stod(v); }},
-      {"shaping", [](SearchOptions& o, const std::string& v) { o.shaping = std::stod(v); }},
-      {"min-rank-frac", [](SearchOptions& o, const std::string& v) { o.env.min_rank_frac = std::stod(v); }},
-      {"lr", [](SearchOptions& o, const std::string& v) { o.agent.lr = std::stod(v); }},
-      {"hidden", [](SearchOptions& o, const std::string& v) { o.agent.hidden = std::stoi(v); }},
-      {"episodes-per-update", [](SearchOptions& o, const std::string& v) { o.agent.episodes_per_update = std::stoi(v); }},
-      {"ppo-epochs", [](SearchOptions& o, const std::string& v) { o.agent.epochs = std::stoi(v); }},
-      {"ppo-clip", [](SearchOptions& o, const std::string& v) { o.agent.clip = std::stod(v); }},
-      {"gae-lambda", [](SearchOptions& o, const std::string& v) { o.agent.lambda = std::stod(v); }},
-      {"entropy", [](SearchOptions& o, const std::string& v) { o.agent.entropy = std::stod(v); }},
-      {"init-std", [](SearchOptions& o, const std::string& v) { o.agent.init_std = std::stod(v); }},
-      {"prior-method", [](SearchOptions& o, const std::string& v) { o.prior_method = v; }},
-      {"surrogate", [](SearchOptions& o, const std::string& v) { o.surrogate = v; }},
-      {"rank-action", [](SearchOptions& o, const std::string& v) { o.rank_action = v; }},
-      {"surrogate-tokens", [](SearchOptions& o, const std::string& v) { o.surrogate_tokens = std::stoll(v); }},
-      {"promote", [](SearchOptions& o, const std::string& v) { o.promote = std::stoll(v); }},
-      {"baseline-evaluations", [](SearchOptions& o, const std::string& v) { o.baseline_evaluations = std::stoll(v); }},
-      {"factor-cache", [](SearchOptions& o, const std::string& v) { o.factor_cache = v; }},
-      // Testing aid, as search's hidden --abort-after: exit(3) after N checkpoints of a cell.
-      {"abort-after", [](SearchOptions& o, const std::string& v) { o.abort_after_checkpoints = std::stoll(v); }},
-  };
-  return m;
+// An extra_args key (a search flag without "--"; '_' for '-' allowed) → the option it sets, or
+// nullptr when it is no search option an experiment may set (search_option_table's kExperiment).
+const SearchOptionInfo* extra_arg_option(const std::string& key) {
+  const SearchOptionInfo* opt = find_search_option("--" + key);
+  return opt && opt->has(kExperiment) ? opt : nullptr;
 }
 
 std::string flag_key(std::string k) {
@@ -155,7 +127,7 @@ ExperimentSpec read_experiment(const std::string& path) {
     check(j["extra_args"].is_object(), path, "'extra_args' must be an object");
     for (const auto& [k, v] : j["extra_args"].items()) {
       std::string key = flag_key(k);
-      check(setters().count(key), path, "unknown extra_args key '" + k + "'");
+      check(extra_arg_option(key) != nullptr, path, "unknown extra_args key '" + k + "'");
       s.extra_args.emplace_back(key, value_text(v));
     }
   }
@@ -191,7 +163,7 @@ SearchOptions cell_options(const ExperimentSpec& spec, const ExperimentCell& c) 
   o.out = c.dir;
   for (const auto& [k, v] : spec.extra_args) {
     try {
-      setters().at(k)(o, v);
+      set_option_text(o, *extra_arg_option(k), v);
     } catch (const std::logic_error&) {
       throw Error(spec.path, "extra_args '" + k + "': bad value '" + v + "'");
     }
@@ -228,6 +200,7 @@ json run_experiment(const ExperimentSpec& spec, const std::string& out_root) {
     info("experiment " + spec.name + ": cell " + std::to_string(i + 1) + "/" + std::to_string(cells.size()) + " " +
          c.dir + (o.resume ? " (resuming)" : ""));
     run_search(o);
+    report::write_report(o.out);
     ++ran;
     resumed += o.resume;
   }
@@ -257,16 +230,6 @@ Stat mean_std(const std::vector<double>& v) {
   return s;
 }
 
-double number(const json& j, const std::string& path, const std::vector<const char*>& keys) {
-  const json* p = &j;
-  for (const char* k : keys) {
-    check(p->is_object() && p->contains(k), path, std::string("missing '") + k + "'");
-    p = &(*p)[k];
-  }
-  check(p->is_number(), path, std::string("'") + keys.back() + "' is not a number");
-  return p->get<double>();
-}
-
 std::string fmt(double v, int prec) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", prec, v);
@@ -287,19 +250,13 @@ json summarize_experiment(const ExperimentSpec& spec, const std::string& out_roo
   std::vector<std::tuple<double, std::string, std::string>> order;
   std::map<std::tuple<double, std::string, std::string>, std::map<std::string, std::vector<double>>> groups;
   for (const ExperimentCell& c : cells) {
-    std::string path = c.dir + "/results.json";
-    json res = json::parse(read_file(path), nullptr, false);
-    check(!res.is_discarded() && res.is_object(), path, "not a JSON object");
-    double dense = number(res, path, {"dense", "test", "margin"});
-    check(res.contains("approaches") && res["approaches"].is_array(), path, "missing 'approaches'");
+    const SearchResults res = read_results(c.dir + "/results.json");
+    const double dense = res.dense.test.margin;
     std::string agents = join(c.agents, "+");
-    for (const json& a : res["approaches"]) {
-      check(a.contains("name") && a["name"].is_string(), path, "an approach has no name");
-      std::string name = a["name"];
-      double margin = number(a, path, {"test", "margin"}), acc = number(a, path, {"test", "acc"});
-      double acc_norm = number(a, path, {"test", "acc_norm"}), ppl = number(a, path, {"heldout_ppl"});
-      double keep_actual = number(a, path, {"keep_actual"}), evals = number(a, path, {"evaluations"});
-      double secs = number(a, path, {"seconds"});
+    for (const ApproachResult& a : res.approaches) {
+      const std::string& name = a.name;
+      const double margin = a.test.margin, acc = a.test.acc, acc_norm = a.test.acc_norm, ppl = a.heldout_ppl;
+      const double keep_actual = a.keep_actual, evals = double(a.evaluations), secs = a.seconds;
       csv << spec.name << "," << keep_text(c.keep) << "," << agents << "," << c.seed << "," << name << ","
           << fmt(margin, 6) << "," << fmt(dense - margin, 6) << "," << fmt(acc, 6) << "," << fmt(acc_norm, 6) << ","
           << fmt(ppl, 6) << "," << fmt(keep_actual, 6) << "," << int64_t(evals) << "," << fmt(secs, 3) << "\n";

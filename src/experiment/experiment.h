@@ -1,5 +1,5 @@
 // `rankrl experiment FILE.json`: a sweep of searches (keep × agent set × seed) described by a JSON
-// file, each cell run in-process by run_search into <out_root>/<name>/<cell>/, resumable (a cell
+// file, each cell run in-process by run_search (then its report) into <out_root>/<name>/<cell>/, resumable (a cell
 // with results.json is skipped, one with a checkpoint is resumed), then aggregated into
 // summary.csv (one row per cell × approach) and summary.md (mean and sample standard deviation
 // over seeds per keep, agent set and approach).

@@ -1,4 +1,4 @@
-#include "search/plan.h"
+#include "plan/plan.h"
 
 #include <cmath>
 #include <cstdio>
@@ -9,7 +9,6 @@
 #include "core/fs.h"
 #include "decompose/decomposer.h"
 #include "decompose/selection.h"
-#include "io/checkpoint.h"
 #include "model/transformer.h"
 
 namespace rankrl {
@@ -20,27 +19,16 @@ using nlohmann::json;
 constexpr const char* kFormat = "rankrl-plan";
 constexpr int kVersion = 1;
 
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
-
-std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 WeightDecision decision_from_json(const json& d, const std::string& name, const std::string& path) {
   check(d.is_object(), path, "decision for '" + name + "' is not an object");
   WeightDecision w;
   try {
-    w.method = d.value("method", std::string("dense"));
+    w.method = d.value("method", std::string(kDense));
     w.select = d.value("select", std::string("top"));
   } catch (const json::exception&) {
     throw Error(path, "decision for '" + name + "' has a field of the wrong type");
   }
-  if (w.method == "dense") return w;
+  if (w.method == kDense) return w;
   // A factored weight needs a whole rank: 5.5 must not silently become 5, nor a missing one 0.
   check(d.contains("rank"), path, "weight '" + name + "': rank missing");
   check(d["rank"].is_number_integer(), path, "weight '" + name + "': rank " + d["rank"].dump() + " is not an integer");
@@ -49,7 +37,7 @@ WeightDecision decision_from_json(const json& d, const std::string& name, const 
 }
 
 void validate_decision(const WeightDecision& d, const Linear& l, const std::string& path) {
-  if (d.method == "dense") return;
+  if (d.method == kDense) return;
   try {
     make_decomposer(d.method);
     parse_selection(d.select);
@@ -65,24 +53,11 @@ void validate_decision(const WeightDecision& d, const Linear& l, const std::stri
 
 }  // namespace
 
-std::string model_identity(const ModelConfig& c) {
-  std::string s = std::string(arch_name(c.arch)) + "|" + std::to_string(c.dim) + "|" +
-                  std::to_string(c.hidden_dim) + "|" + std::to_string(c.n_layers) + "|" +
-                  std::to_string(c.n_heads) + "|" + std::to_string(c.n_kv_heads) + "|" +
-                  std::to_string(c.head_dim) + "|" + std::to_string(c.vocab_size) + "|" +
-                  std::to_string(c.tie_embeddings) + "|" + std::to_string(c.attn_qkv_bias);
-  for (const auto& spec : weight_specs(c)) {
-    s += "|" + spec.name;
-    for (int64_t d : spec.shape) s += "," + std::to_string(d);
-  }
-  return "fnv1a64:" + hex64(fnv1a(s));
-}
-
 json plan_to_json(const Plan& plan) {
   json weights = json::object();
   for (const auto& [name, d] : plan.weights) {
     json w = {{"method", d.method}};
-    if (d.method != "dense") w.update({{"rank", d.rank}, {"select", d.select}});
+    if (d.method != kDense) w.update({{"rank", d.rank}, {"select", d.select}});
     weights[name] = w;
   }
   return {{"format", kFormat}, {"version", kVersion}, {"model_identity", plan.model_identity},
@@ -139,7 +114,7 @@ Plan uniform_plan(const Transformer& net, double keep, const std::string& method
                   const std::string& select, uint64_t seed) {
   if (!(keep > 0.0 && keep < 1.0))
     throw usage_error("--keep must be in (0, 1) (1 would keep every weight dense: nothing to compress)");
-  if (method != "dense") make_decomposer(method);  // unknown method → Error now, not per weight
+  if (method != kDense) make_decomposer(method);  // unknown method → Error now, not per weight
   parse_selection(select);
   Plan p;
   p.keep = keep;

@@ -16,9 +16,12 @@ namespace rankrl {
 
 class Transformer;
 
+// The method of a weight kept as it is (no factoring).
+inline constexpr const char* kDense = "dense";
+
 struct WeightDecision {
-  std::string method = "dense";  // "dense" or a decomposer spec
-  int64_t rank = 0;              // ignored for "dense"
+  std::string method = kDense;  // kDense or a decomposer spec
+  int64_t rank = 0;             // ignored for kDense
   std::string select = "top";    // "top" | "importance"
 };
 
@@ -28,11 +31,6 @@ struct Plan {
   uint64_t seed = 0;
   std::string model_identity;    // model_identity() of the model it is for
 };
-
-// A stable hash of the architecture (config fields that shape the weights) and of every weight
-// name and [out, in] shape: "fnv1a64:<16 hex digits>". Equal for a llama2.c file, its
-// conversion and its compressed directories (q/k row order and storage form do not count).
-std::string model_identity(const ModelConfig& config);
 
 nlohmann::json plan_to_json(const Plan& plan);
 // `path` names the source in errors (Error(path, ...)).
