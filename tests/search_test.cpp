@@ -499,6 +499,24 @@ TEST_F(SearchCli, SurrogateNoneScoresEveryEpisodeOnRkd) {
   EXPECT_EQ(res["timing"]["surrogate_evaluations"], 0);
 }
 
+// Random and evolution draw from their own seeded streams: the agents' episodes (their draws)
+// do not move them. Two runs that differ only in --episodes log the same first 4 units for both.
+TEST_F(SearchCli, BaselinesDrawFromTheirOwnStreams) {
+  auto baseline_lines = [&](const std::string& out, const std::string& episodes) {
+    test::CliResult r = test::run_cli(args(out, "-q --baselines random,evolution --baseline-evaluations 4 --methods dense,svd,svdllm",
+                                           {{"--episodes", episodes}}));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<json> kept;
+    for (const json& j : log_without_times(dir.file(out + "/log.jsonl")))
+      if ((j["approach"] == "random" || j["approach"] == "evolution") && j["unit"].get<int64_t>() < 4) kept.push_back(j);
+    return kept;
+  };
+  const std::vector<json> two = baseline_lines("e2", "2"), four = baseline_lines("e4", "4");
+  ASSERT_EQ(two.size(), 8u);
+  EXPECT_EQ(two, four);
+  EXPECT_NE(two[0]["actions"], two[1]["actions"]);  // the stream moves between units
+}
+
 TEST_F(SearchCli, KillNineHalfwayThenResumeGivesTheSamePlan) {
   const std::string fast = "-q --baselines uniform,random --methods dense,svd,svdllm";
   auto start = std::chrono::steady_clock::now();

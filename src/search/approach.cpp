@@ -66,6 +66,7 @@ nlohmann::json extra_to_json(const ApproachState& s) {
   if (s.promoted) extra["promoted"] = *s.promoted;
   if (!s.sensitivity_table.empty()) extra["table"] = s.sensitivity_table;
   if (!s.parent.empty()) extra["parent"] = actions_to_json(s.parent), extra["parent_reward"] = s.parent_reward;
+  if (!s.rng_state.empty()) extra["rng"] = s.rng_state;
   return extra;
 }
 
@@ -80,6 +81,7 @@ void extra_from_json(const nlohmann::json& extra, ApproachState& s) {
     s.parent = actions_from_json(extra.at("parent"));
     s.parent_reward = extra.at("parent_reward").get<double>();
   }
+  s.rng_state = extra.value("rng", std::string());
 }
 
 }  // namespace

@@ -50,6 +50,8 @@ struct ApproachState {
   // evolution: the current parent (as applied; empty before the first unit) and its reward.
   std::vector<Action> parent{};
   double parent_reward = 0.0;
+  // random, evolution: their own random engine (text form; empty before their first draw).
+  std::string rng_state{};
 
   double best_reward() const;
 };
@@ -75,7 +77,7 @@ class RunLog {
 struct SearchContext {
   SearchEnv& env;
   PlanEvaluator& evaluator;
-  std::mt19937_64& rng;
+  uint64_t seed = 0;           // the run's seed: each baseline derives its own stream from it
   std::vector<size_t> subset;  // RkD items each training evaluation scores (empty = all)
   int64_t keep_top = 3;
   int64_t budget_units = 0;    // evaluations for random and evolutionary search

@@ -19,6 +19,7 @@
 //                     evaluations as an agent's episodes, then its best plans promoted to RkD as
 //                     the agents' are: the ablation that says what the surrogate alone buys.
 #include <cmath>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -50,6 +51,28 @@ void end_unit(SearchContext& ctx, ApproachState& st, std::chrono::steady_clock::
   progress.set_note(st.top.empty() ? std::string("best –") : "best " + std::to_string(st.best_reward()));
   progress.advance();
   ctx.checkpoint();
+}
+
+// The approach's own random stream, seeded from the run's seed and the approach's name (FNV-1a),
+// so its draws do not depend on how many draws the agents took (--episodes) or on which other
+// approaches ran; resumed from the state saved after its last unit.
+std::mt19937_64 own_stream(const SearchContext& ctx, const ApproachState& st) {
+  std::mt19937_64 rng;
+  if (!st.rng_state.empty()) {
+    std::istringstream(st.rng_state) >> rng;
+    return rng;
+  }
+  uint64_t name_hash = 1469598103934665603ull;
+  for (unsigned char ch : st.name) name_hash = (name_hash ^ ch) * 1099511628211ull;
+  std::seed_seq seq{uint32_t(ctx.seed), uint32_t(ctx.seed >> 32), uint32_t(name_hash), uint32_t(name_hash >> 32)};
+  rng.seed(seq);
+  return rng;
+}
+
+void save_stream(ApproachState& st, const std::mt19937_64& rng) {
+  std::ostringstream s;
+  s << rng;
+  st.rng_state = s.str();
 }
 
 // A uniformly random index in [0, n).
@@ -170,15 +193,17 @@ void run_random(SearchContext& ctx, ApproachState& st) {
   const int M = int(env.options().methods.size()), S = int(env.options().selects.size());
   Progress progress(names::kRandom, ctx.budget_units, "plans");
   progress.advance(st.units);
+  std::mt19937_64 rng = own_stream(ctx, st);
   while (st.units < ctx.budget_units) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Action> actions(env.steps());
     for (Action& a : actions) {
-      a.method = pick(ctx.rng, M);
-      a.rank_frac = env.options().min_rank_frac + (1.0 - env.options().min_rank_frac) * uniform01(ctx.rng);
-      a.select = pick(ctx.rng, S);
+      a.method = pick(rng, M);
+      a.rank_frac = env.options().min_rank_frac + (1.0 - env.options().min_rank_frac) * uniform01(rng);
+      a.select = pick(rng, S);
     }
     ctx.score(st, actions);
+    save_stream(st, rng);
     end_unit(ctx, st, start, progress);
   }
   progress.finish();
@@ -201,21 +226,23 @@ void run_evolution(SearchContext& ctx, ApproachState& st, const std::vector<Acti
   const int64_t units = surrogate ? ctx.surrogate_units : ctx.budget_units;
   Progress progress(st.name, units, "plans");
   progress.advance(st.units);
+  std::mt19937_64 rng = own_stream(ctx, st);
   while (st.units < units) {
     auto start = std::chrono::steady_clock::now();
     std::vector<Action> child = st.parent;
-    const int changes = 1 + pick(ctx.rng, 3);
+    const int changes = 1 + pick(rng, 3);
     for (int c = 0; c < changes; ++c) {
-      Action& a = child[pick(ctx.rng, int(child.size()))];
-      a.rank_frac = std::clamp(a.rank_frac * std::exp(0.3 * standard_normal(ctx.rng)), env.options().min_rank_frac, 1.0);
-      if (uniform01(ctx.rng) < 0.2) a.method = pick(ctx.rng, M);
-      if (uniform01(ctx.rng) < 0.2) a.select = pick(ctx.rng, S);
+      Action& a = child[pick(rng, int(child.size()))];
+      a.rank_frac = std::clamp(a.rank_frac * std::exp(0.3 * standard_normal(rng)), env.options().min_rank_frac, 1.0);
+      if (uniform01(rng) < 0.2) a.method = pick(rng, M);
+      if (uniform01(rng) < 0.2) a.select = pick(rng, S);
     }
     double r = score(child);
     if (r >= st.parent_reward) {
       st.parent_reward = r;
       st.parent = env.applied();
     }
+    save_stream(st, rng);
     end_unit(ctx, st, start, progress);
   }
   progress.finish();

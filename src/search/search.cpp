@@ -702,7 +702,7 @@ SearchResults SearchRun::run() {
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
   SearchContext ctx{.env = *env_,
                     .evaluator = *evaluator_,
-                    .rng = rng_,
+                    .seed = o_.seed,
                     .subset = subset_,
                     .keep_top = std::max<int64_t>(o_.finalists, 1),
                     .budget_units = 0,
