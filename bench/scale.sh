@@ -10,7 +10,8 @@
 #   THREADS       --threads of every rankrl command [1]
 #   EVAL_TOKENS   tokens of the eval text (about; the text is cut from tinystories_val) [2048]
 #   CALIB_TOKENS  calibration tokens [1024]     CTX  calibration window [256]
-#   KEEP, METHOD  compress plan [0.8, svdllm]
+#   KEEP, METHOD  compress plan [0.8, svdllm]; compress uses the calibrate stage's statistics when
+#                 $WORK/stats.safetensors exists (else pick a method without, e.g. METHOD=rsvd)
 # The checkpoint (BF16, sharded like the original, bench/synth_checkpoint) stays in $WORK/model
 # for reruns with a STAGES list without `synth`. Needs build/rankrl and build/synth_checkpoint
 # (built here when missing). Mind the memory: calibrate/compress of the 1.1B shape held every
@@ -60,8 +61,11 @@ for stage in $STAGES; do
             --threads "$THREADS" --json ;;
     calibrate) run calibrate build/rankrl calibrate --model "$MODEL" --calib "$TEXT" \
                  --calib-tokens "$CALIB_TOKENS" --ctx "$CTX" --threads "$THREADS" --out "$WORK/stats.safetensors" ;;
-    compress) run compress build/rankrl compress --model "$MODEL" --stats "$WORK/stats.safetensors" \
-                --keep "$KEEP" --method "$METHOD" --threads "$THREADS" --force --out "$WORK/compressed" --json ;;
+    compress)  # with the statistics of the calibrate stage when it ran (svdllm, asvd, ... need them)
+      stats=()
+      [[ -f $WORK/stats.safetensors ]] && stats=(--stats "$WORK/stats.safetensors")
+      run compress build/rankrl compress --model "$MODEL" "${stats[@]}" --keep "$KEEP" --method "$METHOD" \
+        --threads "$THREADS" --force --out "$WORK/compressed" --json ;;
     *) echo "scale.sh: unknown stage '$stage'" >&2; exit 2 ;;
   esac
 done

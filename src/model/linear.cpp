@@ -6,8 +6,6 @@
 
 namespace rankrl {
 
-namespace {
-
 // F16/BF16 → float32; anything else unchanged (no copy: F32 models run exactly as before).
 //
 // Why not BF16 kernels, measured with libtorch 1.13 on this machine's CPU (AMD EPYC with
@@ -21,13 +19,11 @@ namespace {
 // too (twice the error of rounding the weights alone, and results that differ from an F32
 // model's), so rankrl keeps float32 math: the upcast costs ~4% at T = 2048, much more for
 // one-token decoding (generate).
-at::Tensor upcast(const at::Tensor& t) {
+at::Tensor upcast_reduced(const at::Tensor& t) {
   if (!t.defined()) return t;
   const at::ScalarType s = t.scalar_type();
   return s == at::kHalf || s == at::kBFloat16 ? t.to(at::kFloat) : t;
 }
-
-}  // namespace
 
 Linear Linear::dense(std::string name, at::Tensor weight, at::Tensor bias) {
   Linear l;
@@ -64,8 +60,8 @@ void Linear::set_low_rank(at::Tensor A, at::Tensor B) {
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
-  if (!is_low_rank()) return at::linear(x, upcast(weight_), upcast(bias_));
-  return at::linear(at::linear(x, upcast(B_)), upcast(A_), upcast(bias_));
+  if (!is_low_rank()) return at::linear(x, upcast_reduced(weight_), upcast_reduced(bias_));
+  return at::linear(at::linear(x, upcast_reduced(B_)), upcast_reduced(A_), upcast_reduced(bias_));
 }
 
 at::ScalarType Linear::stored_type() const { return is_low_rank() ? A_.scalar_type() : weight_.scalar_type(); }
@@ -81,6 +77,6 @@ int64_t Linear::forward_flops_per_token() const {
   return 2 * (is_low_rank() ? A_.size(1) * (out_ + in_) : out_ * in_);
 }
 
-at::Tensor Linear::dense_weight() const { return is_low_rank() ? at::mm(upcast(A_), upcast(B_)) : upcast(weight_); }
+at::Tensor Linear::dense_weight() const { return is_low_rank() ? at::mm(upcast_reduced(A_), upcast_reduced(B_)) : upcast_reduced(weight_); }
 
 }  // namespace rankrl

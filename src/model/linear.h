@@ -13,6 +13,10 @@
 
 namespace rankrl {
 
+// F16/BF16 → float32 (a copy); any other dtype (float32, or float64 in gradient checks) is returned
+// as is, without a copy. What every stored weight goes through before it is used.
+at::Tensor upcast_reduced(const at::Tensor& t);
+
 class Linear {
  public:
   Linear() = default;

@@ -35,9 +35,9 @@ Linear make_linear(const WeightMap& w, const std::string& name) {
   throw Error(name, "tensor missing from the checkpoint");
 }
 
-// Norm weights, biases and position embeddings are small: float32 from the start. (The token
+// Norm weights, biases and position embeddings are small: upcast once, here. (The token
 // embedding and the output head stay as stored and are upcast where used: they are large.)
-at::Tensor small_f32(const at::Tensor& t) { return t.defined() ? t.to(at::kFloat) : t; }
+at::Tensor small_f32(const at::Tensor& t) { return upcast_reduced(t); }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * w;
@@ -231,14 +231,14 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const 
     check(lo >= 0 && hi < c.vocab_size, "",
           "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary");
   }
-  at::Tensor x = at::embedding(tok_emb_, tokens).to(at::kFloat);  // gather rows, then upcast
+  at::Tensor x = upcast_reduced(at::embedding(tok_emb_, tokens));  // gather rows, then upcast
   if (c.arch == Arch::GPT2) x = x + pos_emb_.narrow(0, pos0, T);
   for (int64_t i = 0; i < c.n_layers; ++i)
     x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i)
                              : llama_block(blocks_[i], x, cache, i, pos0);
   x = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
                            : rms_norm(x, final_norm_w_, c.norm_eps);
-  return at::linear(x, lm_head_.to(at::kFloat));  // an F16/BF16 head is upcast for this call only
+  return at::linear(x, upcast_reduced(lm_head_));  // an F16/BF16 head is upcast for this call only
 }
 
 std::vector<Linear*> Transformer::linears() {
