@@ -229,14 +229,15 @@ TEST(WrittenDtype, SaveKeepsBFloat16BitExactAndDefaultsCompressToTheModelsDtype)
   save_hf_checkpoint(again.path(), c, ck.weights, DType::BF16);
   EXPECT_EQ(test::read_text(again.file("model.safetensors")), test::read_text(src.file("model.safetensors")));
 
+  test::TempDir out;
   for (const std::string& flag : {std::string(""), std::string(" --dtype f32")}) {
     SCOPED_TRACE("flag: '" + flag + "'");
-    test::TempDir out;
+    const std::string name = flag.empty() ? "small" : "small32";
     const test::CliResult r = test::run_cli("compress --json -q --model " + src.path() +
-                                            " --keep 0.5 --method svd --force --out " + out.file("small") + flag);
+                                            " --keep 0.5 --method svd --force --out " + out.file(name) + flag);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const DType want = flag.empty() ? DType::BF16 : DType::F32;
-    const auto file = SafetensorsFile::open(out.file("small/model.safetensors"));
+    const auto file = SafetensorsFile::open(out.file(name + "/model.safetensors"));
     int factors = 0;
     for (const TensorInfo& t : file.header().tensors) {
       EXPECT_EQ(t.dtype, want) << t.name;
@@ -254,6 +255,18 @@ TEST(WrittenDtype, SaveKeepsBFloat16BitExactAndDefaultsCompressToTheModelsDtype)
     for (const TensorInfo& t : file.header().tensors) data += t.end - t.begin;
     EXPECT_EQ(int64_t(data), size["after"]["total_bytes"].get<int64_t>());
   }
+  // The BF16 directory is the F32 one rounded to BF16 (same factors, the rest was BF16 already):
+  // its model gives exactly the logits of the F32 directory's weights rounded to BF16.
+  const Model bf16 = load_model(out.file("small"));
+  const Checkpoint f32 = load_checkpoint(out.file("small32"));
+  WeightMap rounded;
+  for (const auto& [n, t] : f32.weights) rounded[n] = t.to(at::kBFloat16).to(at::kFloat);
+  const Transformer reference(f32.config, rounded);
+  EXPECT_EQ(bf16.net->linears()[0]->stored_type(), at::kBFloat16);
+  EXPECT_TRUE(bf16.net->linears()[0]->is_low_rank());
+  c10::InferenceMode guard;
+  const at::Tensor tokens = at::randint(c.vocab_size, {1, 12}, at::kLong);
+  EXPECT_TRUE(at::allclose(bf16.net->forward(tokens), reference.forward(tokens), 1e-5, 1e-5));
 }
 
 // ---------------------------------------------------------------- streamed safetensors writer
