@@ -120,6 +120,33 @@ std::string copy_stories_hf(const TempDir& tmp, const std::string& name = "hf") 
   return dir;
 }
 
+const char* const kShard1 = "model-00001-of-00002.safetensors";
+const char* const kShard2 = "model-00002-of-00002.safetensors";
+
+// Splits <d>/model.safetensors into two shards (`second` alone in shard 2, the rest in shard 1)
+// with a correct model.safetensors.index.json; returns the index for rows to corrupt.
+json split_in_two_shards(const std::string& d, const std::string& second) {
+  const auto st = Safetensors::read(d + "/model.safetensors");
+  Safetensors shard[2];
+  json map = json::object();
+  for (const auto& [name, e] : st.header.items()) {
+    if (name == "__metadata__") continue;
+    const uint64_t lo = e["data_offsets"][0].get<uint64_t>(), hi = e["data_offsets"][1].get<uint64_t>();
+    Safetensors& dst = shard[name == second ? 1 : 0];
+    json entry = e;
+    entry["data_offsets"] = {dst.data.size(), dst.data.size() + (hi - lo)};
+    dst.data += st.data.substr(lo, hi - lo);
+    dst.header[name] = entry;
+    map[name] = name == second ? kShard2 : kShard1;
+  }
+  shard[0].write(d + "/" + kShard1);
+  shard[1].write(d + "/" + kShard2);
+  fs::remove(d + "/model.safetensors");
+  const json index = {{"metadata", json::object()}, {"weight_map", map}};
+  write_json(d + "/model.safetensors.index.json", index);
+  return index;
+}
+
 // stories260K.bin copied to <tmp>/<name> with `mutate` applied to its bytes.
 std::string stories_bin(const TempDir& tmp, const std::function<void(std::string&)>& mutate,
                         const std::string& name = "model.bin") {
@@ -329,7 +356,7 @@ std::vector<BadCase> cases() {
          auto st = Safetensors::read(d + "/model.safetensors");
          st.set_f32("transformer.ln_f.weight", 1, std::numeric_limits<float>::quiet_NaN());
          st.write(d + "/model.safetensors");
-         return inspect(d);
+         return inspect(d) + " --check-values";  // inspect reads no tensor data without it
        }, 1, "gpt2/model.safetensors", "'transformer.ln_f.weight' contains 1 NaN/Inf value(s)"});
   add({"InfWeight", [](const TempDir& t) {
          const std::string d = copy_stories_hf(t);
@@ -362,6 +389,37 @@ std::vector<BadCase> cases() {
          write_text(d + "/model.safetensors.index.json", "{\"weight_map\": {\"model.norm.weight\": ");
          return inspect(d);
        }, 1, "hf/model.safetensors.index.json", "not valid JSON"});
+
+  add({"ShardedTensorInTheOtherShard", [](const TempDir& t) {
+         const std::string d = copy_stories_hf(t);
+         json index = split_in_two_shards(d, "model.norm.weight");
+         index["weight_map"]["model.layers.0.input_layernorm.weight"] = kShard2;  // it is in shard 1
+         write_json(d + "/model.safetensors.index.json", index);
+         return inspect(d);
+       }, 1, std::string("hf/") + kShard2,
+       "the index lists tensor 'model.layers.0.input_layernorm.weight' in this shard, but it is absent (it is in "});
+  add({"ShardedIndexListsAbsentTensor", [](const TempDir& t) {
+         const std::string d = copy_stories_hf(t);
+         json index = split_in_two_shards(d, "model.norm.weight");
+         index["weight_map"]["model.extra.weight"] = kShard2;
+         write_json(d + "/model.safetensors.index.json", index);
+         return inspect(d);
+       }, 1, std::string("hf/") + kShard2, "the index lists tensor 'model.extra.weight' in this shard, but it is absent"});
+  add({"ShardedIndexLacksRequiredTensor", [](const TempDir& t) {
+         const std::string d = copy_stories_hf(t);
+         json index = split_in_two_shards(d, "model.norm.weight");
+         index["weight_map"].erase("model.layers.1.mlp.up_proj.weight");
+         write_json(d + "/model.safetensors.index.json", index);
+         return inspect(d);
+       }, 1, "hf/model.safetensors.index.json", "missing tensor 'model.layers.1.mlp.up_proj.weight'"});
+  add({"ShardedTensorRunsPastItsShard", [](const TempDir& t) {
+         const std::string d = copy_stories_hf(t);
+         split_in_two_shards(d, "model.norm.weight");
+         auto st = Safetensors::read(d + "/" + kShard2);
+         st.data.resize(st.data.size() / 2);  // the shard was cut short
+         st.write(d + "/" + kShard2);
+         return "eval --model " + q(d) + " --text " + q(good_text(t));
+       }, 1, std::string("hf/") + kShard2, "is past the data buffer"});
 
   // --- llama2.c checkpoints ---
   add({"Llama2cTruncated", [](const TempDir& t) {

@@ -39,6 +39,7 @@ Command add_compress(CLI::App& app, Common& common) {
   sub->add_option("--seed", o->seed, "Seed recorded in the plan (randomised methods take theirs from the spec)");
   sub->add_option("--out", o->out, "Output directory")->required();
   sub->add_flag("--force", o->replace, "Replace an existing non-empty --out");
+  sub->add_option("--dtype", o->dtype, "Dtype of the written weights and factors: f32 | f16 | bf16 (default: the model's own)");
   sub->add_flag("--heal", o->heal, "Refit every A by least squares on the compressed model's own inputs");
   sub->add_flag("--heal-compensate", o->heal_compensate,
                 "Refit A and B together to the dense model's outputs (reduced-rank regression on the compressed inputs; also corrects upstream errors)");

@@ -84,18 +84,19 @@ void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_s
 }
 
 void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,
-                            const std::string& tokenizer_path) {
-  save_hf_checkpoint(stage.path(), net.config(), net.weights());
+                            const std::string& tokenizer_path, std::optional<DType> dtype) {
+  save_hf_checkpoint(stage.path(), net.config(), net.weights(), dtype.value_or(net.stored_dtype()));
   add_rankrl_section(stage.file("config.json"), {{"version", kVersion}, {"plan", plan_to_json(plan)}});
   write_tokenizer_files(tokenizer_path, net.config().vocab_size, stage.path());
   write_plan(stage.file("plan.json"), plan);
 }
 
 void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
-                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace) {
+                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace,
+                          std::optional<DType> dtype) {
   check_tokenizer_writable(tokenizer_path, net.config().vocab_size);
   StagingDir stage(out, replace);
-  write_compressed_files(stage, net, plan, tokenizer_path);
+  write_compressed_files(stage, net, plan, tokenizer_path, dtype);
   write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
   stage.commit();
 }
@@ -115,7 +116,7 @@ int64_t export_dense(const std::string& model_path, const std::string& tokenizer
   const std::string tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
   check_tokenizer_writable(tok, m.config().vocab_size);
   StagingDir stage(out, replace);
-  save_hf_checkpoint(stage.path(), m.config(), w);
+  save_hf_checkpoint(stage.path(), m.config(), w, m.net->stored_dtype());
   write_tokenizer_files(tok, m.config().vocab_size, stage.path());
   stage.commit();
   return multiplied;

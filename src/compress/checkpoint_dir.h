@@ -8,8 +8,10 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
+#include <optional>
 #include <string>
 
+#include "io/safetensors.h"
 #include "plan/plan.h"
 
 namespace rankrl {
@@ -44,13 +46,16 @@ void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size
 void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_size);
 
 // The files of a compressed directory except report.json, written into `stage`; the caller
-// times this, then writes report.json (with the write time) and commits.
+// times this, then writes report.json (with the write time) and commits. Every tensor (factors
+// included) is written in `dtype`, by default the dtype the source model was stored in
+// (Transformer::stored_dtype: a BF16 model stays BF16).
 void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,
-                            const std::string& tokenizer_path);
+                            const std::string& tokenizer_path, std::optional<DType> dtype = std::nullopt);
 
 // Writes `net` (factored or not) with its plan and report to `out` (see above).
 void write_compressed_dir(const std::string& out, const Transformer& net, const Plan& plan,
-                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace);
+                          const nlohmann::json& report, const std::string& tokenizer_path, bool replace,
+                          std::optional<DType> dtype = std::nullopt);
 
 // Loads a (compressed) model directory and writes it as a standard dense checkpoint: every
 // factored weight becomes A·B. Returns the number of weights multiplied back.

@@ -55,17 +55,30 @@ Plan make_plan(const CompressOptions& o, const Transformer& net) {
   return uniform_plan(net, o.keep, o.method, o.select, o.seed);
 }
 
-json size_json(const ParameterCounts& p) {
-  return {{"linear_parameters", p.linear}, {"linear_bytes", 4 * p.linear},
-          {"total_parameters", p.total},   {"total_bytes", 4 * p.total}};
+// Bytes as written: every tensor in `d` (the model's stored dtype before, the output's after).
+json size_json(const ParameterCounts& p, DType d) {
+  const int64_t b = int64_t(dtype_size(d));
+  return {{"linear_parameters", p.linear}, {"linear_bytes", b * p.linear},
+          {"total_parameters", p.total},   {"total_bytes", b * p.total}, {"dtype", dtype_name(d)}};
 }
 
-json sizes_report(const ParameterCounts& before, const ParameterCounts& after) {
-  return {{"before", size_json(before)},
-          {"after", size_json(after)},
+json sizes_report(const ParameterCounts& before, DType before_dtype, const ParameterCounts& after, DType dtype) {
+  return {{"before", size_json(before, before_dtype)},
+          {"after", size_json(after, dtype)},
           {"linear_fraction", double(after.linear) / double(std::max<int64_t>(before.linear, 1))},
           {"total_fraction", double(after.total) / double(std::max<int64_t>(before.total, 1))},
-          {"dtype", "F32"}};
+          {"dtype", dtype_name(dtype)}};
+}
+
+// --dtype f32|f16|bf16, or the dtype the model was stored in.
+DType output_dtype(const std::string& flag, const Transformer& net) {
+  if (flag.empty()) return net.stored_dtype();
+  for (DType d : {DType::F32, DType::F16, DType::BF16}) {
+    std::string name = dtype_name(d);
+    for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (flag == name) return d;
+  }
+  throw usage_error("--dtype must be f32, f16 or bf16, not '" + flag + "'");
 }
 
 json stats_json(const CalibStats& s) {
@@ -123,6 +136,7 @@ json compress_model(const CompressOptions& o) {
   const std::string tok = o.tokenizer.empty() ? default_tokenizer_path(o.model) : o.tokenizer;
   check_tokenizer_writable(tok, m.config().vocab_size);  // blame the tokenizer before any work
   const ParameterCounts before = count_parameters(*m.net);
+  const DType dtype = output_dtype(o.dtype, *m.net);
 
   Plan plan = make_plan(o, *m.net);
   const PlanNeeds needs = needs_of(plan);
@@ -161,10 +175,10 @@ json compress_model(const CompressOptions& o) {
 
   report["plan"] = {{"keep", plan.keep}, {"weights", int64_t(plan.weights.size())}};
   report["weights"] = applied.to_json()["weights"];
-  report["size"] = sizes_report(before, count_parameters(*m.net));
+  report["size"] = sizes_report(before, m.net->stored_dtype(), count_parameters(*m.net), dtype);
   report["out"] = o.out;
   StagingDir stage(o.out, o.replace);
-  write_compressed_files(stage, *m.net, plan, tok);
+  write_compressed_files(stage, *m.net, plan, tok, dtype);
   timer.lap("write");
   // seconds_by_stage: consecutive stages (load, calibrate, apply, [heal], write) and their total;
   // seconds_detail: apply split into the factorizations and everything else.

@@ -32,6 +32,7 @@ struct CompressOptions {
   bool heal_compensate = false; // closed form: A and B to the dense model's outputs instead (heal.h)
   int64_t heal_steps = 0;       // then this many gradient steps on the factors
   double heal_lr = 1e-3;
+  std::string dtype;            // f32 | f16 | bf16 for the written tensors; "" = the model's own
 };
 
 // Calibrates `model` (or reads stats and checks they belong to it). `want_fisher` turns on

@@ -2,10 +2,12 @@
 // directory (config.json + model.safetensors, or sharded via model.safetensors.index.json), and
 // save Hugging Face directories.
 //
-// Weights are returned under their checkpoint names, in float32, laid out as the transformer
-// consumes them: every linear weight is [out, in] (GPT-2 Conv1D weights, stored [in, out], are
-// returned as transposed *views*). F32 tensors are zero-copy views of the memory map; F16/BF16 are
-// converted. llama2.c tensors are given Hugging Face Llama names
+// Weights are returned under their checkpoint names, in their stored dtype (F32, F16 or BF16),
+// laid out as the transformer consumes them: every linear weight is [out, in] (GPT-2 Conv1D
+// weights, stored [in, out], are returned as transposed *views*). Every tensor is a zero-copy view
+// of the memory map (a tensor whose bytes are not aligned to its element size is copied), so
+// loading a 13 GB BF16 model costs address space, not RAM; model/linear.h upcasts a weight to
+// float32 only while it is used. llama2.c tensors are given Hugging Face Llama names
 // (model.embed_tokens.weight, model.layers.N.self_attn.q_proj.weight, ...; w1/w2/w3 =
 // gate/down/up) and config.rope_interleaved = true, because their q/k use the adjacent-pair RoPE.
 // Zero-copy views point into a read-only memory map: never modify loaded weights in place (clone
@@ -35,19 +37,31 @@ struct Checkpoint {
   std::vector<std::string> files;      // every weight file read
 };
 
+struct LoadOptions {
+  // Scan every weight for NaN/Inf (reads all tensor data). Off: only headers, shapes and byte
+  // ranges are checked and no tensor byte is read (what `inspect` needs).
+  bool check_values = true;
+};
+
 // Opens `path`: a llama2.c .bin file, a directory with config.json, or a config.json's directory
 // with sharded weights. Validates that every tensor the architecture needs is present, that shapes
 // match the config, and that no weight is NaN/Inf. Throws Error naming the file at fault.
-Checkpoint load_checkpoint(const std::string& path);
+Checkpoint load_checkpoint(const std::string& path, const LoadOptions& options = {});
+
+// The dtype a model's weights are stored in: that of its token embedding (F32 for llama2.c).
+DType stored_dtype(const at::Tensor& embedding);
+at::ScalarType scalar_type_of(DType d);  // F32, F16, BF16 only (throws otherwise)
+DType dtype_of(at::ScalarType t);        // kFloat, kHalf, kBFloat16 only (throws otherwise)
 
 // parse_hf_config() and hf_config_json() are declared in io/hf_config.h (torch-free).
 
-// Writes a directory with config.json and model.safetensors (float32, atomic writes). Linear
+// Writes a directory with config.json and model.safetensors (atomic writes). Linear
 // weights are written as given ([out, in]); for GPT-2 the Conv1D weights are transposed back.
 // Creates `dir` if needed. Writes exactly the required weights (an lm_head.weight given for a tied
 // model is skipped; any other unknown name is an error). A rope_interleaved (llama2.c) model gets
 // its q/k rows permuted to the rotate-half layout, so the result is a standard HF Llama checkpoint.
-// `dtype` F16 or BF16 stores every tensor rounded to that type (config.json torch_dtype follows).
+// Every tensor is stored in `dtype` (rounded when narrower; config.json torch_dtype follows); a
+// tensor already in `dtype` and in disk layout is written straight from its memory (no copy).
 void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const WeightMap& weights,
                         DType dtype = DType::F32);
 
@@ -81,6 +95,7 @@ bool is_projection_weight(const ModelConfig& config, const std::string& name);
 
 // Throws Error(path, ...) unless every required weight is present with its expected shape and
 // holds only finite values (projection weights may be given as a low-rank pair instead).
-void validate_weights(const ModelConfig& config, const WeightMap& weights, const std::string& path);
+void validate_weights(const ModelConfig& config, const WeightMap& weights, const std::string& path,
+                      bool check_values = true);
 
 }  // namespace rankrl

@@ -81,7 +81,14 @@ TensorSource open_sharded(const std::string& dir, const std::string& index_path)
   for (const auto& [name, shard] : weight_map) {
     const SafetensorsFile* f = by_shard[shard];
     const TensorInfo* t = f->find(name);
-    check(t != nullptr, f->path(), "the index lists tensor " + quote_name(name) + " in this shard, but it is absent");
+    if (t == nullptr) {
+      // Name where it really is, if anywhere: an index written for other shards is the usual cause.
+      std::string elsewhere;
+      for (const auto& other : src.files)
+        if (other.find(name)) elsewhere = " (it is in " + other.path() + ")";
+      throw Error(f->path(), "the index lists tensor " + quote_name(name) + " in this shard, but it is absent" +
+                                 elsewhere);
+    }
     src.tensors[name] = {f, t};
   }
   return src;
@@ -109,36 +116,37 @@ std::string canonical_name(const ModelConfig& c, const std::string& name) {
   return name;
 }
 
-// The tensor as float32: a zero-copy view for aligned F32, a converted copy for F16/BF16.
-at::Tensor to_f32(const SafetensorsFile& f, const TensorInfo& t) {
-  const uint8_t* bytes = f.data(t);
-  const bool aligned = reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0;
-  if (t.dtype == DType::F32 && aligned) return mapped_f32(f.mapping(), bytes, t.shape);
-  at::ScalarType type;
-  switch (t.dtype) {
-    case DType::F32: type = at::kFloat; break;
-    case DType::F16: type = at::kHalf; break;
-    case DType::BF16: type = at::kBFloat16; break;
-    default:
+// The tensor in its stored dtype: a zero-copy view of the map. safetensors only promises byte
+// offsets, so a tensor whose data is not aligned to its element size (legal, rare: writers pad to
+// 8) cannot be viewed (misaligned loads) and is copied instead.
+at::Tensor load_tensor(const SafetensorsFile& f, const TensorInfo& t) {
+  const at::ScalarType type = [&] {
+    try {
+      return scalar_type_of(t.dtype);
+    } catch (const Error&) {
       throw Error(f.path(), "tensor " + quote_name(t.name) + " has dtype " + dtype_name(t.dtype) +
                                 "; weights must be F32, F16 or BF16");
-  }
-  at::Tensor raw = at::empty(t.shape, at::TensorOptions().dtype(type));
-  std::memcpy(raw.data_ptr(), bytes, t.end - t.begin);
-  return raw.to(at::kFloat);
+    }
+  }();
+  const uint8_t* bytes = f.data(t);
+  if (reinterpret_cast<uintptr_t>(bytes) % dtype_size(t.dtype) == 0)
+    return mapped_tensor(f.mapping(), bytes, t.shape, type);
+  at::Tensor copy = at::empty(t.shape, at::TensorOptions().dtype(type));
+  std::memcpy(copy.data_ptr(), bytes, t.end - t.begin);
+  return copy;
 }
 
 using TensorTable = std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>>;
 
 // A projection stored as <name>.lowrank_A / .lowrank_B (see checkpoint.h); never transposed.
-void load_factors(Checkpoint& ck, const WeightSpec& spec, const TensorTable& by_name) {
+void load_factors(Checkpoint& ck, const WeightSpec& spec, const TensorTable& by_name, bool check_values) {
   auto b = by_name.find(spec.name + kLowRankB);
   const auto& [file_a, info_a] = by_name.at(spec.name + kLowRankA);
   check(b != by_name.end(), file_a->path(), "tensor '" + spec.name + kLowRankA + "' has no matching '" +
                                                 spec.name + kLowRankB + "'");
   const auto& [file_b, info_b] = b->second;
-  at::Tensor A = to_f32(*file_a, *info_a), B = to_f32(*file_b, *info_b);
-  check_factors(spec, A, B, file_a->path());
+  at::Tensor A = load_tensor(*file_a, *info_a), B = load_tensor(*file_b, *info_b);
+  check_factors(spec, A, B, file_a->path(), check_values);
   ck.weights[spec.name + kLowRankA] = A;
   ck.weights[spec.name + kLowRankB] = B;
   ck.stored_dtypes[spec.name + kLowRankA] = info_a->dtype;
@@ -148,7 +156,7 @@ void load_factors(Checkpoint& ck, const WeightSpec& spec, const TensorTable& by_
 
 }  // namespace
 
-Checkpoint load_hf_directory(const std::string& dir) {
+Checkpoint load_hf_directory(const std::string& dir, const LoadOptions& options) {
   Checkpoint ck;
   const std::string config_path = join(dir, "config.json");
   check(file_exists(config_path), dir, "no config.json in this directory");
@@ -167,14 +175,14 @@ Checkpoint load_hf_directory(const std::string& dir) {
   for (const auto& spec : weight_specs(ck.config)) {
     auto it = by_name.find(spec.name);
     if (it == by_name.end() && by_name.count(spec.name + kLowRankA) && is_projection_weight(ck.config, spec.name)) {
-      load_factors(ck, spec, by_name);
+      load_factors(ck, spec, by_name, options.check_values);
       continue;
     }
     check(it != by_name.end(), src.path, "missing tensor '" + spec.name + "' (required by the config)");
     const auto& [file, info] = it->second;
-    at::Tensor t = to_f32(*file, *info);
+    at::Tensor t = load_tensor(*file, *info);
     if (is_conv1d_weight(ck.config, spec.name)) t = t.t();
-    check_weight(ck.config, spec, t, file->path());
+    check_weight(ck.config, spec, t, file->path(), options.check_values);
     ck.weights[spec.name] = t;
     ck.stored_dtypes[spec.name] = info->dtype;
     ck.stored_bytes += info->end - info->begin;
@@ -195,9 +203,11 @@ at::Tensor interleaved_to_rotate_half(const at::Tensor& w, int64_t heads, int64_
   return w.reshape(split).transpose(1, 2).reshape(sizes);
 }
 
-// The tensor exactly as it goes on disk: float32, contiguous, in the checkpoint's own layout.
-at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::Tensor& w) {
-  at::Tensor t = w.to(at::kFloat);
+// The tensor exactly as it goes on disk: `type`, contiguous, in the checkpoint's own layout. A
+// contiguous tensor already of `type` (a memory-mapped weight saved in its own dtype) is returned
+// as is, so saving a large model does not copy its unchanged weights into RAM.
+at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::Tensor& w, at::ScalarType type) {
+  at::Tensor t = w.to(type);
   // Low-rank factors stay [out, r] / [r, in]; only A's rows (the outputs) follow a q/k permutation.
   const bool factor_b = name.size() > kLowRankB.size() &&
                         name.compare(name.size() - kLowRankB.size(), kLowRankB.size(), kLowRankB) == 0;
@@ -248,9 +258,7 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
   std::vector<TensorBytes> tensors;
   keep_alive.reserve(2 * specs.size());  // `tensors` views their bytes: no reallocation
   auto add = [&](const std::string& name) {
-    keep_alive.push_back(disk_layout(config, name, weights.at(name)));
-    if (dtype != DType::F32)
-      keep_alive.back() = keep_alive.back().to(dtype == DType::F16 ? at::kHalf : at::kBFloat16).contiguous();
+    keep_alive.push_back(disk_layout(config, name, weights.at(name), scalar_type_of(dtype)));
     const at::Tensor& t = keep_alive.back();
     tensors.push_back({name, dtype, t.sizes().vec(),
                        std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_detail.h"
+#include "io/weight_roles.h"
 
 namespace rankrl::detail {
 
@@ -109,30 +110,27 @@ ModelConfig config_of(const Llama2cHeader& h) {
   return c;
 }
 
-// Reads the stacked per-layer tensors in file order, naming each layer's slice.
+// Reads the stacked per-layer tensors in file order, naming each layer's slice by its role.
 void read_weights(Reader& r, const ModelConfig& c, WeightMap& w) {
-  const int64_t L = c.n_layers, d = c.dim, kv = c.kv_dim(), hid = c.hidden_dim;
-  w["model.embed_tokens.weight"] = r.take({c.vocab_size, d});
-  const std::pair<const char*, std::vector<int64_t>> stacked[] = {
-      {"input_layernorm.weight", {L, d}},        {"self_attn.q_proj.weight", {L, d, d}},
-      {"self_attn.k_proj.weight", {L, kv, d}},   {"self_attn.v_proj.weight", {L, kv, d}},
-      {"self_attn.o_proj.weight", {L, d, d}},    {"post_attention_layernorm.weight", {L, d}},
-      {"mlp.gate_proj.weight", {L, hid, d}},     {"mlp.down_proj.weight", {L, d, hid}},
-      {"mlp.up_proj.weight", {L, hid, d}},
-  };
-  for (const auto& [suffix, shape] : stacked) {
+  const Arch a = Arch::Llama;
+  auto shape_of = [&](Role role) { return role_shape(c, role_spec(a, role)); };
+  w[tensor_name(a, Role::TokEmbed)] = r.take(shape_of(Role::TokEmbed));
+  // llama2.c's file order: w1 = gate, w2 = down, w3 = up.
+  for (Role role : {Role::AttnNorm, Role::Q, Role::K, Role::V, Role::O, Role::FfnNorm, Role::Gate, Role::Down,
+                    Role::Up}) {
+    std::vector<int64_t> shape = shape_of(role);
+    shape.insert(shape.begin(), c.n_layers);
     at::Tensor all = r.take(shape);
-    for (int64_t l = 0; l < L; ++l)
-      w["model.layers." + std::to_string(l) + "." + suffix] = all.select(0, l);
+    for (int64_t l = 0; l < c.n_layers; ++l) w[tensor_name(a, role, l)] = all.select(0, l);
   }
-  w["model.norm.weight"] = r.take({d});
+  w[tensor_name(a, Role::FinalNorm)] = r.take(shape_of(Role::FinalNorm));
   r.skip_floats(c.max_seq_len * c.head_dim);  // freq_cis_real + freq_cis_imag, unused
-  if (!c.tie_embeddings) w["lm_head.weight"] = r.take({c.vocab_size, d});
+  if (!c.tie_embeddings) w[tensor_name(a, Role::LmHead)] = r.take(shape_of(Role::LmHead));
 }
 
 }  // namespace
 
-Checkpoint load_llama2c(const std::string& path) {
+Checkpoint load_llama2c(const std::string& path, const LoadOptions& options) {
   auto map = MappedFile::open(path);
   const Llama2cHeader h = read_header(*map);
   check_file_size(*map, h);
@@ -143,7 +141,7 @@ Checkpoint load_llama2c(const std::string& path) {
   ck.files = {path};
   Reader reader(map);
   read_weights(reader, ck.config, ck.weights);
-  validate_weights(ck.config, ck.weights, path);
+  validate_weights(ck.config, ck.weights, path, options.check_values);
   for (const auto& [name, t] : ck.weights) {
     ck.stored_dtypes[name] = DType::F32;
     ck.stored_bytes += 4 * static_cast<uint64_t>(t.numel());

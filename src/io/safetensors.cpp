@@ -231,7 +231,8 @@ namespace {
 
 // JSON header for `tensors` laid out back to back, padded with spaces so the data buffer starts
 // at an 8-byte aligned file offset (lets readers view F32/F64 data in place).
-std::string header_json(const std::vector<TensorBytes>& tensors,
+// `sizes`: each tensor's byte count, or nullopt to take it from its shape (streamed writes).
+std::string header_json(const std::vector<TensorBytes>& tensors, bool check_bytes,
                         const std::map<std::string, std::string>& metadata, const std::string& path) {
   json j = json::object();
   if (!metadata.empty()) j["__metadata__"] = metadata;
@@ -241,13 +242,13 @@ std::string header_json(const std::vector<TensorBytes>& tensors,
           "cannot write: tensor name " + quote_name(t.name) + " is reserved or repeated");
     TensorInfo info{t.name, t.dtype, t.shape, 0, 0};
     uint64_t expected = tensor_bytes(info, "tensor " + quote_name(t.name), path);
-    check(expected == t.bytes.size(), path,
+    check(!check_bytes || expected == t.bytes.size(), path,
           "cannot write tensor " + quote_name(t.name) + ": shape " + shape_string(t.shape) + " needs " +
               std::to_string(expected) + " bytes, got " + std::to_string(t.bytes.size()));
     j[t.name] = {{"dtype", dtype_name(t.dtype)},
                  {"shape", t.shape},
-                 {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+                 {"data_offsets", {offset, offset + expected}}};
+    offset += expected;
   }
   std::string text;
   try {
@@ -259,17 +260,38 @@ std::string header_json(const std::vector<TensorBytes>& tensors,
   return text;
 }
 
+void write_header(AtomicFileWriter& out, const std::string& header) {
+  char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  out.write(len, 8);
+  out.write(header);
+}
+
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<TensorBytes>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  const std::string header = header_json(tensors, metadata, path);
-  char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  const std::string header = header_json(tensors, /*check_bytes=*/true, metadata, path);
   AtomicFileWriter out(path);
-  out.write(len, 8);
-  out.write(header);
+  write_header(out, header);
   for (const auto& t : tensors) out.write(t.bytes);
+  out.commit();
+}
+
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorBytes>& layout,
+                                const std::function<std::string(size_t)>& bytes_of,
+                                const std::map<std::string, std::string>& metadata) {
+  const std::string header = header_json(layout, /*check_bytes=*/false, metadata, path);
+  AtomicFileWriter out(path);
+  write_header(out, header);
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const std::string bytes = bytes_of(i);
+    TensorInfo info{layout[i].name, layout[i].dtype, layout[i].shape, 0, 0};
+    check(bytes.size() == tensor_bytes(info, "tensor " + quote_name(info.name), path), path,
+          "cannot write tensor " + quote_name(info.name) + ": got " + std::to_string(bytes.size()) +
+              " bytes, its shape needs another count");
+    out.write(bytes);
+  }
   out.commit();
 }
 

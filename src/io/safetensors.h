@@ -3,6 +3,7 @@
 // "__metadata__": {str: str}}, then the data buffer. Offsets are relative to the buffer.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,5 +76,16 @@ struct TensorBytes {
 // given order with 8-byte aligned header padding.
 void write_safetensors(const std::string& path, const std::vector<TensorBytes>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace rankrl
+
+namespace rankrl {
+
+// Like write_safetensors, but holding one tensor at a time: the header comes from `layout`'s names,
+// dtypes and shapes (their `bytes` are ignored), then bytes_of(i) produces tensor i's bytes, in
+// order. For writing checkpoints larger than RAM (bench/synth_checkpoint).
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorBytes>& layout,
+                                const std::function<std::string(size_t)>& bytes_of,
+                                const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace rankrl

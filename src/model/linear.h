@@ -1,6 +1,10 @@
 // Linear: every projection weight of the transformer goes through this type, so that a weight
 // can be swapped between its dense form y = x·Wᵀ + b and a low-rank form y = (x·Bᵀ)·Aᵀ + b
 // (W ≈ A·B, A [out, r], B [r, in]) without the forward pass knowing which.
+//
+// Weights and factors are kept in their stored dtype (F32, or F16/BF16 straight from a memory-
+// mapped checkpoint); forward() upcasts an F16/BF16 weight to float32 for the duration of the call
+// only, so a BF16 model costs its BF16 bytes plus one weight's float32 copy at a time.
 #pragma once
 #include <ATen/Tensor.h>
 
@@ -8,6 +12,10 @@
 #include <string>
 
 namespace rankrl {
+
+// F16/BF16 → float32 (a copy); any other dtype (float32, or float64 in gradient checks) is returned
+// as is, without a copy. What every stored weight goes through before it is used.
+at::Tensor upcast_reduced(const at::Tensor& t);
 
 class Linear {
  public:
@@ -26,11 +34,14 @@ class Linear {
   int64_t parameters() const;                         // weight (or factors) + bias
   int64_t forward_flops_per_token() const;            // 2 multiply-adds per weight entry used
 
-  const at::Tensor& weight() const { return weight_; }  // undefined when low-rank
+  // As stored (may be F16/BF16 views of the checkpoint's memory map: read-only, never modify in
+  // place). weight() is undefined when low-rank; A()/B() when dense.
+  const at::Tensor& weight() const { return weight_; }
   const at::Tensor& A() const { return A_; }
   const at::Tensor& B() const { return B_; }
   const at::Tensor& bias() const { return bias_; }
-  // The dense equivalent: weight, or A·B for a low-rank layer.
+  at::ScalarType stored_type() const;  // of the weight, or of A when low-rank
+  // The dense equivalent in float32 (for linear algebra): weight, or A·B for a low-rank layer.
   at::Tensor dense_weight() const;
 
   // Replaces this layer by factors (keeps the bias).

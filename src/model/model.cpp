@@ -24,9 +24,9 @@ std::string default_tokenizer_path(const std::string& model_path) {
   return candidates.size() == 1 ? candidates[0].string() : "";
 }
 
-Model load_model(const std::string& path, const std::string& tokenizer_path) {
+Model load_model(const std::string& path, const std::string& tokenizer_path, const LoadOptions& options) {
   Model m;
-  m.checkpoint = load_checkpoint(path);
+  m.checkpoint = load_checkpoint(path, options);
   std::string tok = tokenizer_path.empty() ? default_tokenizer_path(path) : tokenizer_path;
   if (tok.empty()) throw Error(path, "no tokenizer found beside the model; pass --tokenizer");
   m.tokenizer = load_tokenizer(tok);

@@ -5,14 +5,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "io/weight_roles.h"
 
 namespace rankrl {
 
 namespace {
-
-std::string layer_prefix(const ModelConfig& c, int64_t i) {
-  return (c.arch == Arch::GPT2 ? "transformer.h." : "model.layers.") + std::to_string(i) + ".";
-}
 
 std::string bias_name(const std::string& weight_name) {
   return weight_name.substr(0, weight_name.size() - std::string("weight").size()) + "bias";
@@ -37,6 +34,10 @@ Linear make_linear(const WeightMap& w, const std::string& name) {
     return Linear::low_rank(name, get(w, name + ".lowrank_A"), get(w, name + ".lowrank_B"), bias);
   throw Error(name, "tensor missing from the checkpoint");
 }
+
+// Norm weights, biases and position embeddings are small: upcast once, here. (The token
+// embedding and the output head stay as stored and are upcast where used: they are large.)
+at::Tensor small_f32(const at::Tensor& t) { return upcast_reduced(t); }
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * w;
@@ -64,42 +65,62 @@ KVCache KVCache::select_rows(const at::Tensor& rows) const {
   return out;
 }
 
+namespace {
+
+// Where each per-layer role of io/weight_roles.h lives in a Block: a norm tensor or a Linear
+// (a projection's bias travels with its Linear, see make_linear).
+struct BlockSlot {
+  Role role;
+  at::Tensor Block::*tensor;
+  Linear Block::*linear;
+};
+constexpr BlockSlot kBlockSlots[] = {
+    {Role::AttnNorm, &Block::attn_norm_w, nullptr}, {Role::AttnNormBias, &Block::attn_norm_b, nullptr},
+    {Role::FfnNorm, &Block::ffn_norm_w, nullptr},   {Role::FfnNormBias, &Block::ffn_norm_b, nullptr},
+    {Role::Q, nullptr, &Block::q},       {Role::K, nullptr, &Block::k},       {Role::V, nullptr, &Block::v},
+    {Role::QKV, nullptr, &Block::qkv},   {Role::O, nullptr, &Block::o},       {Role::Gate, nullptr, &Block::gate},
+    {Role::Up, nullptr, &Block::up},     {Role::Down, nullptr, &Block::down},
+};
+
+const BlockSlot* block_slot(Role role) {
+  for (const BlockSlot& s : kBlockSlots)
+    if (s.role == role) return &s;
+  return nullptr;  // a bias role: loaded by its Linear
+}
+
+}  // namespace
+
+at::Tensor* Transformer::model_slot(Role role) {
+  switch (role) {
+    case Role::TokEmbed: return &tok_emb_;
+    case Role::PosEmbed: return &pos_emb_;
+    case Role::FinalNorm: return &final_norm_w_;
+    case Role::FinalNormBias: return &final_norm_b_;
+    case Role::LmHead: return &lm_head_;
+    default: return nullptr;
+  }
+}
+
 Transformer::Transformer(const ModelConfig& config, const WeightMap& w) : config_(config) {
   const ModelConfig& c = config_;
   blocks_.resize(c.n_layers);
-  if (c.arch == Arch::GPT2) {
-    tok_emb_ = get(w, "transformer.wte.weight");
-    pos_emb_ = get(w, "transformer.wpe.weight");
-    final_norm_w_ = get(w, "transformer.ln_f.weight");
-    final_norm_b_ = get(w, "transformer.ln_f.bias");
-    for (int64_t i = 0; i < c.n_layers; ++i) {
-      std::string p = layer_prefix(c, i);
-      Block& b = blocks_[i];
-      b.attn_norm_w = get(w, p + "ln_1.weight");
-      b.attn_norm_b = get(w, p + "ln_1.bias");
-      b.ffn_norm_w = get(w, p + "ln_2.weight");
-      b.ffn_norm_b = get(w, p + "ln_2.bias");
-      b.qkv = make_linear(w, p + "attn.c_attn.weight");
-      b.o = make_linear(w, p + "attn.c_proj.weight");
-      b.up = make_linear(w, p + "mlp.c_fc.weight");
-      b.down = make_linear(w, p + "mlp.c_proj.weight");
+  for (const RoleSpec& r : weight_roles(c.arch)) {
+    if (!role_present(r, c)) continue;
+    if (!r.per_layer) {
+      at::Tensor t = get(w, tensor_name(c.arch, r.role));
+      // The token embedding and the head stay as stored (large); the rest is small.
+      *model_slot(r.role) = r.role == Role::TokEmbed || r.role == Role::LmHead ? t : small_f32(t);
+      continue;
     }
-  } else {
-    tok_emb_ = get(w, "model.embed_tokens.weight");
-    final_norm_w_ = get(w, "model.norm.weight");
+    const BlockSlot* slot = block_slot(r.role);
+    if (!slot) continue;
     for (int64_t i = 0; i < c.n_layers; ++i) {
-      std::string p = layer_prefix(c, i);
-      Block& b = blocks_[i];
-      b.attn_norm_w = get(w, p + "input_layernorm.weight");
-      b.ffn_norm_w = get(w, p + "post_attention_layernorm.weight");
-      b.q = make_linear(w, p + "self_attn.q_proj.weight");
-      b.k = make_linear(w, p + "self_attn.k_proj.weight");
-      b.v = make_linear(w, p + "self_attn.v_proj.weight");
-      b.o = make_linear(w, p + "self_attn.o_proj.weight");
-      b.gate = make_linear(w, p + "mlp.gate_proj.weight");
-      b.up = make_linear(w, p + "mlp.up_proj.weight");
-      b.down = make_linear(w, p + "mlp.down_proj.weight");
+      const std::string name = tensor_name(c.arch, r.role, i);
+      if (slot->tensor) blocks_[i].*(slot->tensor) = small_f32(get(w, name));
+      else blocks_[i].*(slot->linear) = make_linear(w, name);
     }
+  }
+  if (c.arch != Arch::GPT2) {
     // RoPE tables: angle(pos, i) = pos · theta^(-2i / head_dim), i < head_dim / 2.
     int64_t max_len = c.max_seq_len > 0 ? c.max_seq_len : 4096;
     auto opts = at::TensorOptions().dtype(at::kDouble);
@@ -110,7 +131,7 @@ Transformer::Transformer(const ModelConfig& config, const WeightMap& w) : config
     rope_sin_ = angles.sin().to(at::kFloat);
   }
   lm_head_name_ = c.tie_embeddings ? "" : "lm_head.weight";
-  lm_head_ = c.tie_embeddings ? tok_emb_ : get(w, "lm_head.weight");
+  if (c.tie_embeddings || !lm_head_.defined()) lm_head_ = tok_emb_;
 }
 
 at::Tensor Transformer::run(const Linear& l, const at::Tensor& x) const {
@@ -210,14 +231,14 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const 
     check(lo >= 0 && hi < c.vocab_size, "",
           "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary");
   }
-  at::Tensor x = at::embedding(tok_emb_, tokens);
+  at::Tensor x = upcast_reduced(at::embedding(tok_emb_, tokens));  // gather rows, then upcast
   if (c.arch == Arch::GPT2) x = x + pos_emb_.narrow(0, pos0, T);
   for (int64_t i = 0; i < c.n_layers; ++i)
     x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i)
                              : llama_block(blocks_[i], x, cache, i, pos0);
   x = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
                            : rms_norm(x, final_norm_w_, c.norm_eps);
-  return at::linear(x, lm_head_);
+  return at::linear(x, upcast_reduced(lm_head_));  // an F16/BF16 head is upcast for this call only
 }
 
 std::vector<Linear*> Transformer::linears() {
@@ -242,29 +263,17 @@ Linear* Transformer::find_linear(const std::string& name) {
 
 WeightMap Transformer::weights() const {
   const ModelConfig& c = config_;
+  auto* self = const_cast<Transformer*>(this);  // model_slot only reads here
   WeightMap w;
-  if (c.arch == Arch::GPT2) {
-    w["transformer.wte.weight"] = tok_emb_;
-    w["transformer.wpe.weight"] = pos_emb_;
-    w["transformer.ln_f.weight"] = final_norm_w_;
-    w["transformer.ln_f.bias"] = final_norm_b_;
-  } else {
-    w["model.embed_tokens.weight"] = tok_emb_;
-    w["model.norm.weight"] = final_norm_w_;
-    if (!c.tie_embeddings) w["lm_head.weight"] = lm_head_;
-  }
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    std::string p = layer_prefix(c, i);
-    const Block& b = blocks_[i];
-    if (c.arch == Arch::GPT2) {
-      w[p + "ln_1.weight"] = b.attn_norm_w;
-      w[p + "ln_1.bias"] = b.attn_norm_b;
-      w[p + "ln_2.weight"] = b.ffn_norm_w;
-      w[p + "ln_2.bias"] = b.ffn_norm_b;
-    } else {
-      w[p + "input_layernorm.weight"] = b.attn_norm_w;
-      w[p + "post_attention_layernorm.weight"] = b.ffn_norm_w;
+  for (const RoleSpec& r : weight_roles(c.arch)) {
+    if (!role_present(r, c)) continue;
+    if (!r.per_layer) {
+      w[tensor_name(c.arch, r.role)] = *self->model_slot(r.role);
+      continue;
     }
+    const BlockSlot* slot = block_slot(r.role);
+    if (!slot || !slot->tensor) continue;  // projections and their biases: below
+    for (int64_t i = 0; i < c.n_layers; ++i) w[tensor_name(c.arch, r.role, i)] = blocks_[i].*(slot->tensor);
   }
   for (const Linear* l : linears()) {
     if (l->is_low_rank()) {
@@ -277,6 +286,8 @@ WeightMap Transformer::weights() const {
   }
   return w;
 }
+
+DType Transformer::stored_dtype() const { return rankrl::stored_dtype(tok_emb_); }
 
 int64_t Transformer::parameters() const {
   int64_t n = 0;

@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "model/config.h"
 #include "model/linear.h"
+#include "io/weight_roles.h"
 
 namespace rankrl {
 
@@ -56,8 +57,13 @@ class Transformer {
   void set_observer(LinearObserver observer) { observer_ = std::move(observer); }
 
   // The current weights under their checkpoint names (low-rank layers as <name>.lowrank_A/_B).
+  // Projection weights, the token embedding and the head are as stored (F16/BF16 views of the
+  // checkpoint when it was stored so); norms and position embeddings are float32.
   WeightMap weights() const;
   int64_t parameters() const;
+  // The dtype the model's weights were stored in (its token embedding's): what a compressed
+  // directory is written in by default.
+  DType stored_dtype() const;
 
  private:
   // `pos0`: absolute position of x's first token (the cache length before this forward).
@@ -67,6 +73,7 @@ class Transformer {
   at::Tensor attention(at::Tensor q, at::Tensor k, at::Tensor v, KVCache* cache, int64_t layer) const;
   at::Tensor rope(const at::Tensor& x, int64_t pos0) const;
   at::Tensor run(const Linear& l, const at::Tensor& x) const;
+  at::Tensor* model_slot(Role role);  // the member holding a per-model role (weight_roles.h)
 
   ModelConfig config_;
   at::Tensor tok_emb_, pos_emb_, final_norm_w_, final_norm_b_, lm_head_;
