@@ -16,6 +16,7 @@
 #include "calib/calibrate.h"
 #include "compress/checkpoint_dir.h"
 #include "compress/factor_cache.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -183,6 +184,7 @@ class SearchRun {
  private:
   void load_inputs();
   void prepare_output();
+  void prepare_output_reader();
   void setup();
   void checkpoint();
   void run_approaches(SearchContext& ctx);
@@ -267,6 +269,7 @@ bool holds_no_run(const std::string& dir) {
 
 void SearchRun::prepare_output() {
   check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "--out exists and is not a directory");
+  if (!dist::is_root()) return prepare_output_reader();  // rank 0 alone writes (core/dist.h)
   fs::create_directories(o_.out);
   out_lock_ = FileLock::try_acquire(o_.out + "/.lock");
   if (!out_lock_)
@@ -290,6 +293,16 @@ void SearchRun::prepare_output() {
   fs::create_directories(ckpt_dir_);
 }
 
+// A rank other than 0 writes nothing: it only reads what a --resume continues from.
+void SearchRun::prepare_output_reader() {
+  ckpt_dir_ = o_.out + "/checkpoint";
+  const std::string state = ckpt_dir_ + "/state.json";
+  if (!o_.resume || !fs::exists(state)) return;
+  resume_state_ = json::parse(read_file(state), nullptr, false);
+  check(!resume_state_.is_discarded(), state, "corrupt checkpoint (not JSON)");
+  resume_ = true;
+}
+
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
   bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
@@ -301,7 +314,7 @@ void SearchRun::setup() {
   // A shared --factor-cache: runs that need the same store wait for the one computing it, then
   // load it (OUT's own store is covered by OUT's lock).
   std::unique_ptr<FileLock> store_lock;
-  if (store_dir != o_.out) {
+  if (store_dir != o_.out && dist::is_root()) {
     fs::create_directories(store_dir);
     store_lock = FileLock::try_acquire(store_dir + "/factors.lock");
     if (!store_lock) {
@@ -341,6 +354,7 @@ void SearchRun::setup() {
 }
 
 void SearchRun::checkpoint() {
+  if (!dist::is_root()) return;
   json state = {{"version", 1}, {"fingerprint", fingerprint_}, {"rng", engine_state(rng_)},
                 {"log_lines", log_->lines()}, {"approaches", json::array()}, {"agents", json::object()}};
   for (const ApproachState& s : states_) state["approaches"].push_back(to_json(s));
@@ -576,7 +590,7 @@ json SearchRun::dense_row(const Bootstrap& boot, const Finalist& uniform) {
 }
 
 json SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
-  fs::create_directories(o_.out + "/plans");
+  if (dist::is_root()) fs::create_directories(o_.out + "/plans");
   // One bootstrap for every comparison: the same resampled test items for every approach.
   const Bootstrap boot(o_.seed);
   const Finalist& uniform = best_uniform(finals, o_.reward);
@@ -666,6 +680,7 @@ json SearchRun::run() {
     info("resuming from " + ckpt_dir_ + " (" + std::to_string(log_lines) + " evaluations logged)");
   }
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
+  dist::barrier();  // every rank has read what it resumes from before rank 0 writes again
   SearchContext ctx{*env_, *evaluator_, rng_, subset_, std::max<int64_t>(o_.finalists, 1), 0, *log_,
                     [this] { checkpoint(); }, std::max<int64_t>(o_.promote, 1)};
   run_approaches(ctx);
@@ -680,7 +695,7 @@ json SearchRun::run() {
   for (const Finalist& f : finals)
     if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
   json results = write_results(finals, *best, seconds_since(start));
-  report::write_report(o_.out);  // report.html and report.md beside results.json
+  if (dist::is_root()) report::write_report(o_.out);  // report.html and report.md beside results.json
   return results;
 }
 
