@@ -119,6 +119,19 @@ int64_t load_factor_store(const std::string& dir, const std::string& key, Factor
   return loaded;
 }
 
+void prefetch_search_factors(const Transformer& net, const std::vector<std::string>& methods, bool full_rank,
+                             FactorCache& cache) {
+  std::vector<FactorCache::Request> requests;
+  for (const Linear* l : net.linears()) {
+    const int64_t m = l->out_features(), n = l->in_features();
+    const int64_t max_rank = (m * n - 1) / (m + n);  // as SearchEnv: the largest saving rank
+    if (max_rank < 1) continue;                      // SearchEnv refuses it with its own error
+    for (const std::string& method : methods)
+      if (method != "dense") requests.push_back({l->name(), method, full_rank ? std::min(m, n) : max_rank});
+  }
+  cache.prefetch(requests);
+}
+
 void save_factor_store(const std::string& dir, const std::string& key, const FactorCache& cache) {
   if (!dist::is_root()) return;  // rank 0 alone writes
   std::filesystem::create_directories(dir);

@@ -333,6 +333,7 @@ void SearchRun::setup() {
   EnvOptions env = o_.env;
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
+  if (factors_loaded_ == 0) prefetch_search_factors(*model_.net, env.methods, std::find(env.selects.begin(), env.selects.end(), "importance") != env.selects.end(), *cache_);  // split over MPI ranks
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
   store_lock.reset();
