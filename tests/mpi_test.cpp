@@ -157,6 +157,14 @@ TEST_F(MpiCli, SearchOnTwoRanksEqualsOneProcess) {
   EXPECT_EQ(without_times(json::parse(one.out)), without_times(json::parse(two.out)));
   // The compressed model is written once, by rank 0, and is the same.
   EXPECT_EQ(test::read_text(dir.file("np1/model/model.safetensors")), test::read_text(dir.file("np2/model/model.safetensors")));
+  // Killed after 6 checkpoints (rank 0 exits, mpirun ends rank 1), then resumed on two ranks: the
+  // same plan and log as one uninterrupted process.
+  RunResult killed = run(2, args + dir.file("part") + " --abort-after 6");
+  EXPECT_EQ(killed.exit_code, 3) << killed.err;
+  RunResult resumed = run(2, args + dir.file("part") + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(test::read_text(dir.file("np1/plan.json")), test::read_text(dir.file("part/plan.json")));
+  EXPECT_EQ(log1, log_lines(dir.file("part/log.jsonl")));
 }
 
 TEST_F(MpiCli, EvalTextAndTasksOnTwoRanksEqualOneProcess) {

@@ -52,6 +52,7 @@ Progress::~Progress() { finish(); }
 
 void Progress::advance(int64_t n) {
   done_ += n;
+  if (total_ > 0 && done_ > total_) done_ = total_;  // shares advanced as whole (mpirun) may overshoot
   auto now = std::chrono::steady_clock::now();
   // A bar redraws ~10 times a second; plain lines (logs, pipes) every kLineSeconds.
   const double every = mode_ == Mode::lines ? kLineSeconds : 0.1;
