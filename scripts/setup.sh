@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                 # command-line parsing
   libpcre2-dev                 # Unicode regex for BPE pre-tokenizers
   libgtest-dev googletest      # unit tests (CMake configures them)
+  openmpi-bin libopenmpi-dev   # mpirun -np N rankrl ...: search/eval work spread over processes (core/dist.h)
 )
 [ "${1:-}" = "--minimal" ] || packages+=(
   python3 python3-torch python3-numpy python3-regex  # independent reference scripts (tests only)

@@ -1,10 +1,13 @@
 // rankrl: compress language models with low-rank factors chosen by reinforcement learning.
 #include <c10/util/Exception.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/threads.h"
@@ -55,7 +58,34 @@ void print_error(std::string message) {
 
 }  // namespace rankrl::cli
 
+namespace {
+
+// Under mpirun every rank runs the same program, so a bad input fails on every rank at once:
+// rank 0 prints the one error line and ends all ranks; another rank prints only if rank 0 has not
+// ended it within a moment (the failure was its own). Without mpirun: print and return the code.
+int fail(const std::string& message, int exit_code) {
+  using namespace rankrl;
+  if (dist::active() && !dist::is_root()) std::this_thread::sleep_for(std::chrono::seconds(2));
+  cli::print_error(message);
+  if (dist::active()) dist::abort_all(exit_code);
+  dist::finalize();
+  return exit_code;
+}
+
+int run(int argc, char** argv);
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  rankrl::dist::init(&argc, &argv);
+  const int code = run(argc, argv);
+  rankrl::dist::finalize();
+  return code;
+}
+
+namespace {
+
+int run(int argc, char** argv) {
   using namespace rankrl;
   CLI::App app{"rankrl: make language models smaller with low-rank factors chosen by RL"};
   app.require_subcommand(1);
@@ -77,8 +107,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     // Bad usage: one line in the project's format (CLI11's own print adds a second line).
-    cli::print_error(std::string(e.what()) + " (see --help)");
-    return 2;
+    return fail(std::string(e.what()) + " (see --help)", 2);
   }
   try {
     for (const cli::Command& c : commands)
@@ -87,14 +116,13 @@ int main(int argc, char** argv) {
         return c.run();
       }
   } catch (const Error& e) {
-    cli::print_error(e.what());
-    return e.exit_code();
+    return fail(e.what(), e.exit_code());
   } catch (const c10::Error& e) {
-    cli::print_error(std::string("tensor operation failed: ") + e.what_without_backtrace());
-    return 1;
+    return fail(std::string("tensor operation failed: ") + e.what_without_backtrace(), 1);
   } catch (const std::exception& e) {
-    cli::print_error(e.what());
-    return 1;
+    return fail(e.what(), 1);
   }
   return 2;
 }
+
+}  // namespace

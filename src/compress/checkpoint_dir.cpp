@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/checkpoint.h"
@@ -42,6 +43,7 @@ std::string without_trailing_slash(std::string p) {
 StagingDir::StagingDir(std::string dest, bool replace)
     : dest_(without_trailing_slash(std::move(dest))), tmp_(dest_ + ".tmp-" + std::to_string(getpid())),
       replace_(replace) {
+  if (!dist::is_root()) return;  // rank 0 alone writes (core/dist.h)
   std::error_code ec;
   if (fs::exists(dest_) && !(fs::is_directory(dest_) && fs::is_empty(dest_)) && !replace_)
     throw Error(dest_, "already exists and is not empty (pass --force to replace it)");
@@ -51,6 +53,7 @@ StagingDir::StagingDir(std::string dest, bool replace)
 }
 
 StagingDir::~StagingDir() {
+  if (!dist::is_root()) return;
   std::error_code ec;
   if (!committed_) fs::remove_all(tmp_, ec);
 }
@@ -58,6 +61,7 @@ StagingDir::~StagingDir() {
 std::string StagingDir::file(const std::string& name) const { return (fs::path(tmp_) / name).string(); }
 
 void StagingDir::commit() {
+  if (!dist::is_root()) return;
   std::error_code ec;
   fs::remove_all(dest_, ec);  // empty, or replace_ was given
   fs::rename(tmp_, dest_, ec);
@@ -66,6 +70,7 @@ void StagingDir::commit() {
 }
 
 void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir) {
+  if (!dist::is_root()) return;
   if (!is_hf_tokenizer(tokenizer_path)) {
     write_tokenizer_json_from_llama2c(Llama2cTokenizer::load(tokenizer_path, int32_t(vocab_size)), dir);
     return;
@@ -85,6 +90,7 @@ void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_s
 
 void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,
                             const std::string& tokenizer_path, std::optional<DType> dtype) {
+  if (!dist::is_root()) return;  // it reads back what it wrote
   save_hf_checkpoint(stage.path(), net.config(), net.weights(), dtype.value_or(net.stored_dtype()));
   add_rankrl_section(stage.file("config.json"), {{"version", kVersion}, {"plan", plan_to_json(plan)}});
   write_tokenizer_files(tokenizer_path, net.config().vocab_size, stage.path());

@@ -1,8 +1,12 @@
 #include "compress/factor_cache.h"
 
+#include <ATen/ATen.h>
+
 #include <chrono>
+#include <cstring>
 
 #include "calib/calibrate.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/transformer.h"
@@ -26,6 +30,80 @@ const Factors& FactorCache::get(const std::string& weight, const std::string& sp
   Factors f = decomposer->decompose(l->dense_weight(), st, rank);
   seconds_ += seconds_since(start);
   return cache_[key] = std::move(f);
+}
+
+namespace {
+
+void put_tensor(dist::Writer& w, const at::Tensor& t) {
+  w.put(uint8_t(t.defined()));
+  if (!t.defined()) return;
+  const at::Tensor c = t.to(at::kFloat).contiguous();
+  w.put(c.dim());
+  for (int64_t d : c.sizes()) w.put(d);
+  w.put_bytes(std::string(static_cast<const char*>(c.data_ptr()), size_t(c.numel()) * sizeof(float)));
+}
+
+at::Tensor get_tensor(dist::Reader& r) {
+  if (r.get<uint8_t>() == 0) return {};
+  std::vector<int64_t> shape(size_t(r.get<int64_t>()));
+  for (int64_t& d : shape) d = r.get<int64_t>();
+  const std::string bytes = r.get_bytes();
+  at::Tensor t = at::empty(shape, at::kFloat);
+  check(bytes.size() == size_t(t.numel()) * sizeof(float), "", "internal: factor bytes do not match their shape");
+  std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+void put_doubles(dist::Writer& w, const std::vector<double>& v) {
+  w.put(v.size());
+  for (double x : v) w.put(x);
+}
+
+std::vector<double> get_doubles(dist::Reader& r) {
+  std::vector<double> v(r.get<size_t>());
+  for (double& x : v) x = r.get<double>();
+  return v;
+}
+
+std::string pack_factors(const Factors& f) {
+  dist::Writer w;
+  put_tensor(w, f.A);
+  put_tensor(w, f.B);
+  put_tensor(w, f.bias_correction);
+  put_doubles(w, f.tail_error);
+  put_doubles(w, f.loss_history);
+  w.put_bytes(f.metric);
+  return w.take();
+}
+
+Factors unpack_factors(const std::string& bytes) {
+  dist::Reader r(bytes);
+  Factors f;
+  f.A = get_tensor(r);
+  f.B = get_tensor(r);
+  f.bias_correction = get_tensor(r);
+  f.tail_error = get_doubles(r);
+  f.loss_history = get_doubles(r);
+  f.metric = r.get_bytes();
+  return f;
+}
+
+}  // namespace
+
+void FactorCache::prefetch(const std::vector<Request>& requests) {
+  if (!dist::active()) {
+    for (const Request& q : requests) get(q.weight, q.spec, q.rank);
+    return;
+  }
+  // Factors are float32 (Factors' contract), so the bytes carry them exactly.
+  const std::vector<std::string> done = dist::share(requests.size(), [&](size_t i) {
+    return pack_factors(get(requests[i].weight, requests[i].spec, requests[i].rank));
+  });
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& q = requests[i];
+    auto it = cache_.find({q.weight, q.spec});
+    if (it == cache_.end() || it->second.rank() < q.rank) cache_[{q.weight, q.spec}] = unpack_factors(done[i]);
+  }
 }
 
 void FactorCache::insert(const std::string& weight, const std::string& spec, Factors factors) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "decompose/decomposer.h"
 
@@ -22,6 +23,15 @@ class FactorCache {
   // Factors of `weight` by `spec` with at least `rank` components (recomputed at the larger rank
   // when an earlier entry has fewer).
   const Factors& get(const std::string& weight, const std::string& spec, int64_t rank);
+
+  // get() for every request at once. Under mpirun the requests are spread over the ranks: each
+  // decomposes its share and every rank receives every factor bit for bit (core/dist.h), so the
+  // cache ends as computing all of them in one process would leave it.
+  struct Request {
+    std::string weight, spec;
+    int64_t rank;
+  };
+  void prefetch(const std::vector<Request>& requests);
   double seconds() const { return seconds_; }
 
   // Every cached factorization by (weight, spec); insert() adds one computed elsewhere (a factor

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/utf8.h"
 
@@ -42,7 +43,10 @@ int open_lock_file(const std::string& path) {
 }
 }  // namespace
 
+// Under mpirun rank 0 alone writes, so it alone holds locks: the other ranks get a lock that holds
+// no file (fd -1) and touch nothing.
 std::unique_ptr<FileLock> FileLock::try_acquire(const std::string& path) {
+  if (!dist::is_root()) return std::unique_ptr<FileLock>(new FileLock(-1));
   const int fd = open_lock_file(path);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
@@ -52,6 +56,7 @@ std::unique_ptr<FileLock> FileLock::try_acquire(const std::string& path) {
 }
 
 std::unique_ptr<FileLock> FileLock::acquire(const std::string& path) {
+  if (!dist::is_root()) return std::unique_ptr<FileLock>(new FileLock(-1));
   const int fd = open_lock_file(path);
   while (::flock(fd, LOCK_EX) != 0)
     if (errno != EINTR) {
@@ -61,7 +66,9 @@ std::unique_ptr<FileLock> FileLock::acquire(const std::string& path) {
   return std::unique_ptr<FileLock>(new FileLock(fd));
 }
 
-FileLock::~FileLock() { ::close(fd_); }  // closing the descriptor releases the flock
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}  // closing the descriptor releases the flock
 
 bool file_exists(const std::string& path) {
   std::error_code ec;
@@ -102,6 +109,7 @@ MappedFile::~MappedFile() {
 }
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
+  if (!dist::is_root()) return;
   AtomicFileWriter w(path);
   w.write(bytes);
   w.commit();
@@ -109,6 +117,7 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
 
 AtomicFileWriter::AtomicFileWriter(std::string path)
     : path_(std::move(path)), tmp_path_(path_ + ".tmp." + std::to_string(::getpid())) {
+  if (!dist::is_root()) return;  // the other ranks' writes go nowhere (see dist.h)
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!file_) throw Error(path_, std::string("cannot write: ") + std::strerror(errno));
 }
@@ -121,11 +130,13 @@ AtomicFileWriter::~AtomicFileWriter() {
 }
 
 void AtomicFileWriter::write(const void* data, size_t n) {
+  if (!file_) return;  // not rank 0
   if (n > 0 && std::fwrite(data, 1, n, file_) != n)
     throw Error(path_, std::string("write failed: ") + std::strerror(errno));
 }
 
 void AtomicFileWriter::commit() {
+  if (!file_) return;  // not rank 0 (or committed already)
   bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
   ok = (std::fclose(file_) == 0) && ok;
   file_ = nullptr;

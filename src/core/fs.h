@@ -38,7 +38,8 @@ class MappedFile {
 };
 
 // Writes `bytes` to `path.tmp.<pid>` then renames over `path`, so readers never see a partial
-// file. Creates no directories.
+// file. Creates no directories. Under mpirun only rank 0 writes (here, in AtomicFileWriter and
+// FileLock): the other ranks' calls do nothing.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // Streams into a temporary file next to `path`; commit() renames it into place. If the writer is

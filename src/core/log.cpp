@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/dist.h"
+
 namespace rankrl {
 
 namespace {
@@ -23,11 +25,14 @@ std::string format_duration(double s) {
 void set_quiet(bool q) { g_quiet = q; }
 bool quiet() { return g_quiet; }
 
+// Under mpirun only rank 0 prints (every rank runs the same program and would repeat each line).
 void info(const std::string& line) {
-  if (!g_quiet) std::fprintf(stderr, "rankrl: %s\n", line.c_str());
+  if (!g_quiet && dist::is_root()) std::fprintf(stderr, "rankrl: %s\n", line.c_str());
 }
 
-void warn(const std::string& line) { std::fprintf(stderr, "rankrl: warning: %s\n", line.c_str()); }
+void warn(const std::string& line) {
+  if (dist::is_root()) std::fprintf(stderr, "rankrl: warning: %s\n", line.c_str());
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -37,7 +42,7 @@ Progress::Progress(std::string label, int64_t total, std::string unit, bool visi
     : label_(std::move(label)), unit_(std::move(unit)), total_(total) {
   const char* env = std::getenv("RANKRL_PROGRESS");
   const std::string setting = env ? env : "";
-  if (!visible || g_quiet || setting == "0") mode_ = Mode::off;
+  if (!visible || g_quiet || setting == "0" || !dist::is_root()) mode_ = Mode::off;
   else if (setting == "1" || (setting.empty() && ::isatty(STDERR_FILENO))) mode_ = Mode::bar;
   else mode_ = Mode::lines;
   start_ = last_draw_ = std::chrono::steady_clock::now();
@@ -47,6 +52,7 @@ Progress::~Progress() { finish(); }
 
 void Progress::advance(int64_t n) {
   done_ += n;
+  if (total_ > 0 && done_ > total_) done_ = total_;  // shares advanced as whole (mpirun) may overshoot
   auto now = std::chrono::steady_clock::now();
   // A bar redraws ~10 times a second; plain lines (logs, pipes) every kLineSeconds.
   const double every = mode_ == Mode::lines ? kLineSeconds : 0.1;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/transformer.h"
@@ -40,19 +41,22 @@ PerplexityResult perplexity(const Transformer& net, const std::vector<int32_t>& 
   PerplexityResult r;
   r.text_tokens = n;
   r.windows = full + (rest > 0 ? 1 : 0);
-  double sum = 0.0;
+  // Units: the full batches, then the short last window. Under mpirun each unit runs whole on one
+  // rank and the sums are added in unit order on every rank, so the result is bit-identical to
+  // one process (core/dist.h).
+  const int64_t batches = (full + batch - 1) / batch;
+  const size_t units = size_t(batches + (rest >= 2 ? 1 : 0));
   Progress progress("perplexity", n, "tok", show_progress);
-  for (int64_t w = 0; w < full; w += batch) {
-    int64_t b = std::min(batch, full - w);
-    sum += window_nll_sum(net, all.narrow(0, w * ctx, b * ctx).view({b, ctx}));
-    r.tokens += b * (ctx - 1);
-    progress.advance(b * ctx);
-  }
-  if (rest >= 2) {
-    sum += window_nll_sum(net, all.narrow(0, full * ctx, rest).view({1, rest}));
-    r.tokens += rest - 1;
-  }
-  progress.advance(rest);
+  const std::vector<double> sums = dist::share_doubles(units, [&](size_t u) {
+    if (int64_t(u) == batches) return window_nll_sum(net, all.narrow(0, full * ctx, rest).view({1, rest}));
+    const int64_t w = int64_t(u) * batch, b = std::min(batch, full - w);
+    const double s = window_nll_sum(net, all.narrow(0, w * ctx, b * ctx).view({b, ctx}));
+    progress.advance(b * ctx * dist::size());  // this rank's share of the windows, as the whole
+    return s;
+  });
+  double sum = 0.0;
+  for (double s : sums) sum += s;
+  r.tokens = full * (ctx - 1) + (rest >= 2 ? rest - 1 : 0);
   progress.finish();
   if (r.tokens == 0) throw Error("", "text too short: no token to score");
   r.nll = sum / double(r.tokens);

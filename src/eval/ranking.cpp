@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/transformer.h"
@@ -213,16 +214,45 @@ int64_t drop_items_too_long(std::vector<TaskItem>& items, const Tokenizer& tok, 
   return dropped;
 }
 
+std::string pack_scores(const std::vector<ItemScores>& items) {
+  dist::Writer w;
+  w.put(items.size());
+  for (const ItemScores& s : items) {
+    w.put(s.scores.size());
+    for (size_t c = 0; c < s.scores.size(); ++c) w.put(s.scores[c]), w.put(s.lengths[c]);
+    w.put(uint8_t(s.truncated)), w.put(uint8_t(s.greedy));
+  }
+  return w.take();
+}
+
+std::vector<ItemScores> unpack_scores(const std::string& bytes) {
+  dist::Reader r(bytes);
+  std::vector<ItemScores> items(r.get<size_t>());
+  for (ItemScores& s : items) {
+    const size_t n = r.get<size_t>();
+    for (size_t c = 0; c < n; ++c) {
+      s.scores.push_back(r.get<double>());
+      s.lengths.push_back(r.get<int64_t>());
+    }
+    s.truncated = r.get<uint8_t>() != 0;
+    s.greedy = r.get<uint8_t>() != 0;
+  }
+  return items;
+}
+
 RankingResult evaluate_ranking(const Transformer& net, const Tokenizer& tok,
                                const std::vector<TaskItem>& items, bool show_progress) {
   auto start = std::chrono::steady_clock::now();
-  std::vector<ItemScores> scores;
   Progress progress("ranking", items.size(), "items", show_progress);
-  for (const TaskItem& item : items) {
-    scores.push_back(score_item(net, tok, item));
-    progress.advance();
-  }
+  // One item per unit; under mpirun the items are spread over the ranks and gathered in order.
+  const std::vector<std::string> done = dist::share(items.size(), [&](size_t i) {
+    std::string bytes = pack_scores({score_item(net, tok, items[i])});
+    progress.advance(dist::size());  // this rank's share of the items, as the whole
+    return bytes;
+  });
   progress.finish();
+  std::vector<ItemScores> scores;
+  for (const std::string& bytes : done) scores.push_back(std::move(unpack_scores(bytes).at(0)));
   RankingResult r = summarize_ranking(items, std::move(scores));
   r.seconds = seconds_since(start);
   return r;

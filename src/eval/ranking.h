@@ -14,6 +14,7 @@
 // after each context in `choices` (WinoGrande partial scoring); acc = acc_norm = argmax.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "data/tasks.h"
@@ -56,6 +57,10 @@ struct RankingResult {
 };
 
 ItemScores score_item(const Transformer& net, const Tokenizer& tok, const TaskItem& item);
+
+// Scores as bytes and back, bit for bit (units of work gathered from MPI ranks, core/dist.h).
+std::string pack_scores(const std::vector<ItemScores>& items);
+std::vector<ItemScores> unpack_scores(const std::string& bytes);
 ItemScores score_encoded(const Transformer& net, EncodedItem item);
 
 // Tokens of the item's longest answer (a choice; the continuation of cloze and partial items).

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "model/transformer.h"
@@ -133,8 +134,8 @@ RankingResult RankingScorer::score(const Transformer& net, const std::vector<siz
   std::stable_sort(by_length.begin(), by_length.end(), [&](size_t a, size_t b) {
     return encoded_[a].context.size() < encoded_[b].context.size();
   });
-  std::vector<ItemScores> scores(items_.size());
   const int64_t vocab = net.config().vocab_size;
+  std::vector<std::vector<size_t>> batches;
   for (size_t begin = 0; begin < by_length.size();) {
     std::vector<size_t> batch;
     int64_t logits = 0;
@@ -145,9 +146,17 @@ RankingResult RankingScorer::score(const Transformer& net, const std::vector<siz
       batch.push_back(by_length[i]);
       logits += cost;
     }
-    std::vector<ItemScores> got = score_batch(net, batch);
-    for (size_t j = 0; j < batch.size(); ++j) scores[batch[j]] = std::move(got[j]);
     begin += batch.size();
+    batches.push_back(std::move(batch));
+  }
+  // The batches are formed as in one process whatever the rank count, and each runs whole on one
+  // rank, so every item's scores are bit-identical under mpirun (core/dist.h).
+  const std::vector<std::string> done =
+      dist::share(batches.size(), [&](size_t b) { return pack_scores(score_batch(net, batches[b])); });
+  std::vector<ItemScores> scores(items_.size());
+  for (size_t b = 0; b < batches.size(); ++b) {
+    std::vector<ItemScores> got = unpack_scores(done[b]);
+    for (size_t j = 0; j < batches[b].size(); ++j) scores[batches[b][j]] = std::move(got[j]);
   }
   std::vector<TaskItem> picked;
   std::vector<ItemScores> picked_scores;

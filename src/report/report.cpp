@@ -8,6 +8,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "plan/plan.h"
@@ -279,6 +280,7 @@ Rendered render_unchecked(const std::string& out) {
 }  // namespace
 
 json write_report(const std::string& out) {
+  if (!dist::is_root()) return json::object();  // rank 0 alone reads OUT back and writes (core/dist.h)
   Rendered r = render_report(out);
   write_file_atomic(out + "/report.html", r.html);
   write_file_atomic(out + "/report.md", r.md);

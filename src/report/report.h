@@ -61,7 +61,7 @@ struct Rendered {
 Rendered render_report(const std::string& out);
 
 // render_report, then writes OUT/report.html and OUT/report.md atomically (nothing is written
-// when reading fails). Returns {"html", "md", "charts"}.
+// when reading fails). Returns {"html", "md", "charts"}; under mpirun only rank 0 does this (others get {}).
 nlohmann::json write_report(const std::string& out);
 
 }  // namespace rankrl::report

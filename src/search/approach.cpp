@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -110,6 +111,7 @@ ApproachState approach_from_json(const nlohmann::json& j) {
 }
 
 RunLog::RunLog(std::string path, int64_t keep_lines) : path_(std::move(path)) {
+  if (!dist::is_root()) { lines_ = keep_lines; return; }  // rank 0 alone writes (core/dist.h)
   std::string kept;
   std::ifstream in(path_);
   for (std::string line; lines_ < keep_lines && std::getline(in, line); ++lines_) kept += line + "\n";
@@ -118,6 +120,7 @@ RunLog::RunLog(std::string path, int64_t keep_lines) : path_(std::move(path)) {
 }
 
 void RunLog::append(const nlohmann::json& line) {
+  if (!dist::is_root()) { ++lines_; return; }
   std::ofstream out(path_, std::ios::app);
   out << line.dump() << "\n";
   out.flush();

@@ -8,6 +8,7 @@
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/transformer.h"
@@ -62,7 +63,8 @@ std::string factor_store_key(const Transformer& net, const CalibStats& stats, co
   return std::string("fnv1a64:") + hex;
 }
 
-int64_t load_factor_store(const std::string& dir, const std::string& key, FactorCache& cache) {
+namespace {
+int64_t load_store_file(const std::string& dir, const std::string& key, FactorCache& cache) {
   const std::string path = path_for(dir, key);
   if (!std::filesystem::exists(path)) return 0;
   SafetensorsFile f = SafetensorsFile::open(path);
@@ -86,7 +88,52 @@ int64_t load_factor_store(const std::string& dir, const std::string& key, Factor
   return n;
 }
 
+}  // namespace
+
+// Under mpirun rank 0 reads first and tells the others what it found: they read the file only
+// when rank 0 did (then it is complete and rank 0 will not rewrite it), never one rank 0 may be
+// writing, and every rank fails or recomputes alike.
+int64_t load_factor_store(const std::string& dir, const std::string& key, FactorCache& cache) {
+  if (!dist::active()) return load_store_file(dir, key, cache);
+  int64_t loaded = 0;
+  dist::Writer verdict;
+  if (dist::is_root()) {
+    try {
+      loaded = load_store_file(dir, key, cache);
+      verdict.put(uint8_t(loaded > 0 ? 1 : 0));
+    } catch (const Error& e) {
+      verdict.put(uint8_t(2));
+      verdict.put_bytes(e.file());
+      verdict.put_bytes(e.message());
+    }
+  }
+  std::string bytes = verdict.take();
+  dist::broadcast(bytes);
+  dist::Reader r(bytes);
+  const uint8_t found = r.get<uint8_t>();
+  if (found == 2) {
+    const std::string file = r.get_bytes();
+    throw Error(file, r.get_bytes());
+  }
+  if (found == 1 && !dist::is_root()) loaded = load_store_file(dir, key, cache);
+  return loaded;
+}
+
+void prefetch_search_factors(const Transformer& net, const std::vector<std::string>& methods, bool full_rank,
+                             FactorCache& cache) {
+  std::vector<FactorCache::Request> requests;
+  for (const Linear* l : net.linears()) {
+    const int64_t m = l->out_features(), n = l->in_features();
+    const int64_t max_rank = (m * n - 1) / (m + n);  // as SearchEnv: the largest saving rank
+    if (max_rank < 1) continue;                      // SearchEnv refuses it with its own error
+    for (const std::string& method : methods)
+      if (method != "dense") requests.push_back({l->name(), method, full_rank ? std::min(m, n) : max_rank});
+  }
+  cache.prefetch(requests);
+}
+
 void save_factor_store(const std::string& dir, const std::string& key, const FactorCache& cache) {
+  if (!dist::is_root()) return;  // rank 0 alone writes
   std::filesystem::create_directories(dir);
   std::vector<at::Tensor> keep_alive;
   std::vector<TensorBytes> tensors;

@@ -19,6 +19,12 @@ std::string factor_store_key(const Transformer& net, const CalibStats& stats, co
 // A corrupt file is an Error naming it.
 int64_t load_factor_store(const std::string& dir, const std::string& key, FactorCache& cache);
 
+// Computes every factorization SearchEnv asks for (each non-dense method of `methods` for every
+// projection, at full rank when `full_rank` (selection by importance) or else at the largest
+// rank that saves parameters), spread over the MPI ranks when under mpirun.
+void prefetch_search_factors(const Transformer& net, const std::vector<std::string>& methods, bool full_rank,
+                             FactorCache& cache);
+
 // Writes every entry of `cache` to `dir`/factors-<key>.safetensors (atomic).
 void save_factor_store(const std::string& dir, const std::string& key, const FactorCache& cache);
 

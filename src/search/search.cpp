@@ -16,6 +16,7 @@
 #include "calib/calibrate.h"
 #include "compress/checkpoint_dir.h"
 #include "compress/factor_cache.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -186,6 +187,7 @@ class SearchRun {
  private:
   void load_inputs();
   void prepare_output();
+  void prepare_output_reader();
   void setup();
   void checkpoint();
   void run_approaches(SearchContext& ctx);
@@ -272,6 +274,7 @@ bool holds_no_run(const std::string& dir) {
 
 void SearchRun::prepare_output() {
   check(!fs::exists(o_.out) || fs::is_directory(o_.out), o_.out, "exists and is not a directory");
+  if (!dist::is_root()) return prepare_output_reader();  // rank 0 alone writes (core/dist.h)
   fs::create_directories(o_.out);
   out_lock_ = FileLock::try_acquire(o_.out + "/.lock");
   if (!out_lock_)
@@ -295,6 +298,16 @@ void SearchRun::prepare_output() {
   fs::create_directories(ckpt_dir_);
 }
 
+// A rank other than 0 writes nothing: it only reads what a --resume continues from.
+void SearchRun::prepare_output_reader() {
+  ckpt_dir_ = o_.out + "/checkpoint";
+  const std::string state = ckpt_dir_ + "/state.json";
+  if (!o_.resume || !fs::exists(state)) return;
+  resume_state_ = json::parse(read_file(state), nullptr, false);
+  check(!resume_state_.is_discarded(), state, "corrupt checkpoint (not JSON)");
+  resume_ = true;
+}
+
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
   bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
@@ -306,7 +319,7 @@ void SearchRun::setup() {
   // A shared --factor-cache: runs that need the same store wait for the one computing it, then
   // load it (OUT's own store is covered by OUT's lock).
   std::unique_ptr<FileLock> store_lock;
-  if (store_dir != o_.out) {
+  if (store_dir != o_.out && dist::is_root()) {
     fs::create_directories(store_dir);
     store_lock = FileLock::try_acquire(store_dir + "/factors.lock");
     if (!store_lock) {
@@ -325,6 +338,7 @@ void SearchRun::setup() {
   EnvOptions env = o_.env;
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
+  if (factors_loaded_ == 0) prefetch_search_factors(*model_.net, env.methods, std::find(env.selects.begin(), env.selects.end(), "importance") != env.selects.end(), *cache_);  // split over MPI ranks
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
   store_lock.reset();
@@ -346,6 +360,7 @@ void SearchRun::setup() {
 }
 
 void SearchRun::checkpoint() {
+  if (!dist::is_root()) return;
   json state = {{"version", 1}, {"fingerprint", fingerprint_}, {"rng", engine_state(rng_)},
                 {"log_lines", log_->lines()}, {"approaches", json::array()}, {"agents", json::object()}};
   for (const ApproachState& s : states_) state["approaches"].push_back(to_json(s));
@@ -605,7 +620,7 @@ DenseResult SearchRun::dense_result(const Bootstrap& boot, const Finalist& unifo
 }
 
 SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
-  fs::create_directories(o_.out + "/plans");
+  if (dist::is_root()) fs::create_directories(o_.out + "/plans");
   // One bootstrap for every comparison: the same resampled test items for every approach.
   const Bootstrap boot(o_.seed);
   const Finalist& uniform = best_uniform(finals, o_.reward);
@@ -700,6 +715,7 @@ SearchResults SearchRun::run() {
     info("resuming from " + ckpt_dir_ + " (" + std::to_string(log_lines) + " evaluations logged)");
   }
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
+  dist::barrier();  // every rank has read what it resumes from before rank 0 writes again
   SearchContext ctx{.env = *env_,
                     .evaluator = *evaluator_,
                     .seed = o_.seed,
