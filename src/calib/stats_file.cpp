@@ -2,10 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/safetensors.h"
 
 namespace rankrl {
@@ -13,11 +15,6 @@ namespace rankrl {
 namespace {
 
 constexpr const char* kFormat = "rankrl-calib-stats-v1";
-
-TensorBytes bytes_of(const std::string& name, const at::Tensor& t) {
-  const DType d = t.scalar_type() == at::kDouble ? DType::F64 : DType::F32;
-  return {name, d, t.sizes().vec(), std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())};
-}
 
 at::Tensor read_tensor(const SafetensorsFile& f, const std::string& name, DType want) {
   const TensorInfo* t = f.find(name);
@@ -45,32 +42,75 @@ int64_t meta_int(const SafetensorsFile& f, const std::string& key) {
 
 }  // namespace
 
-void save_calib_stats(const std::string& path, const CalibStats& s, const std::string& calib_file) {
-  std::vector<at::Tensor> keep;  // contiguous copies the byte views point into
-  std::vector<TensorBytes> tensors;
-  auto add = [&](const std::string& name, const at::Tensor& t) {
-    keep.push_back(t.contiguous());
-    tensors.push_back(bytes_of(name, keep.back()));
-  };
-  nlohmann::json shared = nlohmann::json::object();
+CalibStatsWriter::CalibStatsWriter(std::string path) : path_(std::move(path)) {
+  data_ = std::tmpfile();  // anonymous: gone when closed, whatever happens
+  if (!data_) throw Error(path_, std::string("cannot create a temporary file: ") + std::strerror(errno));
+}
+
+CalibStatsWriter::~CalibStatsWriter() {
+  if (data_) std::fclose(data_);
+}
+
+void CalibStatsWriter::append(const std::string& name, const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  check(c.scalar_type() == at::kDouble || c.scalar_type() == at::kFloat, path_,
+        "cannot write tensor " + quote_name(name) + ": not F32/F64");
+  const size_t n = c.nbytes();
+  if (n > 0 && std::fwrite(c.data_ptr(), 1, n, data_) != n)
+    throw Error(path_, std::string("write failed: ") + std::strerror(errno));
+  entries_.push_back({name, c.scalar_type() == at::kDouble, c.sizes().vec(), uint64_t(n)});
+}
+
+void CalibStatsWriter::add(const CalibStats& s) {
   for (const auto& [name, st] : s.stats) {
     const std::string& owner = s.shared_input.count(name) ? s.shared_input.at(name) : name;
-    shared[name] = owner;
+    check(!shared_input_.count(name), path_, "statistics of " + quote_name(name) + " added twice");
+    shared_input_[name] = owner;
     if (owner == name) {
-      add(name + ".gram", st.gram);
-      add(name + ".abs_mean", st.abs_mean);
+      append(name + ".gram", st.gram);
+      append(name + ".abs_mean", st.abs_mean);
     }
-    if (st.fisher.defined()) add(name + ".fisher", st.fisher);
+    if (st.fisher.defined()) append(name + ".fisher", st.fisher);
   }
-  write_safetensors(path, tensors,
-                    {{"format", kFormat},
-                     {"model_identity", s.model_identity},
-                     {"tokens", std::to_string(s.tokens)},
-                     {"ctx", std::to_string(s.ctx)},
-                     {"windows", std::to_string(s.windows)},
-                     {"fisher", s.fisher ? "true" : "false"},
-                     {"calib_file", calib_file},
-                     {"shared_input", shared.dump()}});
+}
+
+void CalibStatsWriter::commit(const CalibStats& m, const std::string& calib_file) {
+  const std::map<std::string, std::string> metadata = {
+      {"format", kFormat},
+      {"model_identity", m.model_identity},
+      {"tokens", std::to_string(m.tokens)},
+      {"ctx", std::to_string(m.ctx)},
+      {"windows", std::to_string(m.windows)},
+      {"fisher", m.fisher ? "true" : "false"},
+      {"calib_file", calib_file},
+      {"shared_input", nlohmann::json(shared_input_).dump()}};
+  // The safetensors header: tensors back to back in the order added, the JSON padded with spaces
+  // so the data starts 8-byte aligned (as io/safetensors writes it).
+  nlohmann::json j = nlohmann::json::object();
+  j["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const Entry& e : entries_) {
+    j[e.name] = {{"dtype", e.f64 ? "F64" : "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes}}};
+    offset += e.bytes;
+  }
+  std::string header = j.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');
+  char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  AtomicFileWriter out(path_);
+  out.write(len, 8);
+  out.write(header);
+  std::rewind(data_);
+  std::vector<char> buf(size_t(16) << 20);
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), data_)) > 0;) out.write(buf.data(), n);
+  check(!std::ferror(data_), path_, "cannot read back the temporary statistics");
+  out.commit();
+}
+
+void save_calib_stats(const std::string& path, const CalibStats& s, const std::string& calib_file) {
+  CalibStatsWriter w(path);
+  w.add(s);
+  w.commit(s, calib_file);
 }
 
 CalibStats load_calib_stats(const std::string& path) {

@@ -4,11 +4,44 @@
 // "shared_input" (JSON {weight: owner}) says whose. Metadata also holds format, model identity,
 // tokens, ctx, windows, fisher and the calibration file.
 #pragma once
+#include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "calib/calibrate.h"
 
 namespace rankrl {
+
+// Writes a statistics file piece by piece (layer-streamed calibration): add() appends a group of
+// linears' tensors to an anonymous temporary file and drops them; commit() writes the header (the
+// safetensors header comes first, and only then are all names known) followed by the collected
+// data to `path` atomically. Destroyed without commit(): nothing is written.
+class CalibStatsWriter {
+ public:
+  explicit CalibStatsWriter(std::string path);
+  ~CalibStatsWriter();
+  CalibStatsWriter(const CalibStatsWriter&) = delete;
+  CalibStatsWriter& operator=(const CalibStatsWriter&) = delete;
+
+  void add(const CalibStats& stats);
+  // `meta`: tokens, ctx, windows, fisher, model identity (its stats are not written again).
+  void commit(const CalibStats& meta, const std::string& calib_file);
+
+ private:
+  void append(const std::string& name, const at::Tensor& t);
+  struct Entry {
+    std::string name;
+    bool f64;
+    std::vector<int64_t> shape;
+    uint64_t bytes;
+  };
+  std::string path_;
+  std::FILE* data_ = nullptr;
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> shared_input_;
+};
 
 // Atomic write (temporary file + rename).
 void save_calib_stats(const std::string& path, const CalibStats& stats, const std::string& calib_file);
