@@ -138,6 +138,15 @@ TEST(LayerStream, CalibrateOutFileHasTheSameStatistics) {
   EXPECT_EQ(back.shared_input.at("model.layers.3.mlp.up_proj.weight"),
             back.shared_input.at("model.layers.3.mlp.gate_proj.weight"));  // either may run first
   EXPECT_NE(back.shared_input.at("model.layers.3.mlp.up_proj.weight"), "model.layers.3.mlp.down_proj.weight");
+  // Read back layer by layer: compress --stats writes the model compress --calib does.
+  const std::string compress = "compress --model " + data_file(kBin) + " --tokenizer " + data_file(kTok) +
+                               " --keep 0.5 --method svdllm -q --out ";
+  ASSERT_EQ(test::run_cli(compress + dir.file("from_stats") + " --stats " + out).exit_code, 0);
+  ASSERT_EQ(test::run_cli(compress + dir.file("from_calib") + " --calib " + data_file(kVal) + " --calib-tokens " +
+                          std::to_string(kTokens) + " --ctx 256").exit_code, 0);
+  Model a = load_model(dir.file("from_stats")), b = load_model(dir.file("from_calib"));
+  for (const Linear* l : a.net->linears())
+    expect_close(l->dense_weight(), b.net->find_linear(l->name())->dense_weight(), 1e-6, l->name());
 }
 
 // Whole-model path (statistics from the reference, apply_plan, heal() with whole-model forwards)

@@ -26,7 +26,7 @@ at::Tensor read_tensor(const SafetensorsFile& f, const std::string& name, DType 
   return out;
 }
 
-std::string meta(const SafetensorsFile& f, const std::string& key) {
+std::string meta_entry(const SafetensorsFile& f, const std::string& key) {
   auto it = f.header().metadata.find(key);
   check(it != f.header().metadata.end(), f.path(), "metadata entry '" + key + "' is missing");
   return it->second;
@@ -34,7 +34,7 @@ std::string meta(const SafetensorsFile& f, const std::string& key) {
 
 int64_t meta_int(const SafetensorsFile& f, const std::string& key) {
   try {
-    return std::stoll(meta(f, key));
+    return std::stoll(meta_entry(f, key));
   } catch (const std::logic_error&) {
     throw Error(f.path(), "metadata entry '" + key + "' is not an integer");
   }
@@ -113,30 +113,50 @@ void save_calib_stats(const std::string& path, const CalibStats& s, const std::s
   w.commit(s, calib_file);
 }
 
-CalibStats load_calib_stats(const std::string& path) {
-  SafetensorsFile f = SafetensorsFile::open(path);
-  check(meta(f, "format") == kFormat, path, "not a rankrl calibration statistics file");
-  CalibStats s;
-  s.model_identity = meta(f, "model_identity");
-  s.tokens = meta_int(f, "tokens");
-  s.ctx = meta_int(f, "ctx");
-  s.windows = meta_int(f, "windows");
-  s.fisher = meta(f, "fisher") == "true";
+CalibStatsReader::CalibStatsReader(const std::string& path)
+    : file_(std::make_unique<SafetensorsFile>(SafetensorsFile::open(path))) {
+  const SafetensorsFile& f = *file_;
+  check(meta_entry(f, "format") == kFormat, path, "not a rankrl calibration statistics file");
+  meta_.model_identity = meta_entry(f, "model_identity");
+  meta_.tokens = meta_int(f, "tokens");
+  meta_.ctx = meta_int(f, "ctx");
+  meta_.windows = meta_int(f, "windows");
+  meta_.fisher = meta_entry(f, "fisher") == "true";
   nlohmann::json shared;
   try {
-    shared = nlohmann::json::parse(meta(f, "shared_input"));
+    shared = nlohmann::json::parse(meta_entry(f, "shared_input"));
   } catch (const nlohmann::json::exception&) {
     throw Error(path, "metadata entry 'shared_input' is not valid JSON");
   }
   check(shared.is_object(), path, "metadata entry 'shared_input' is not a JSON object");
   for (const auto& [name, owner_j] : shared.items()) {
     check(owner_j.is_string(), path, "shared_input of " + quote_name(name) + " is not a string");
-    const std::string owner = owner_j.get<std::string>();
-    LinearStats st;
-    st.gram = read_tensor(f, owner + ".gram", DType::F64);
-    st.abs_mean = read_tensor(f, owner + ".abs_mean", DType::F32);
+    meta_.shared_input[name] = owner_j.get<std::string>();
+  }
+}
+
+CalibStatsReader::~CalibStatsReader() = default;
+CalibStatsReader::CalibStatsReader(CalibStatsReader&&) noexcept = default;
+
+CalibStats CalibStatsReader::read(const std::vector<std::string>& names) const {
+  const SafetensorsFile& f = *file_;
+  const std::string& path = f.path();
+  CalibStats s = meta_;
+  s.shared_input.clear();
+  std::map<std::string, LinearStats> by_owner;  // linears sharing an input share its tensors
+  for (const std::string& name : names) {
+    auto it = meta_.shared_input.find(name);
+    if (it == meta_.shared_input.end()) continue;
+    const std::string& owner = it->second;
+    if (!by_owner.count(owner)) {
+      LinearStats o;
+      o.gram = read_tensor(f, owner + ".gram", DType::F64);
+      o.abs_mean = read_tensor(f, owner + ".abs_mean", DType::F32);
+      check(o.gram.defined() && o.abs_mean.defined(), path, "no gram/abs_mean for " + quote_name(name));
+      by_owner[owner] = o;
+    }
+    LinearStats st = by_owner.at(owner);
     st.fisher = read_tensor(f, name + ".fisher", DType::F32);
-    check(st.gram.defined() && st.abs_mean.defined(), path, "no gram/abs_mean for " + quote_name(name));
     st.tokens = s.tokens;
     const int64_t n = st.gram.dim() == 2 ? st.gram.size(1) : -1;
     validate_stats(st, st.fisher.defined() ? st.fisher.size(0) : -1, n, path + ": " + name);
@@ -144,6 +164,13 @@ CalibStats load_calib_stats(const std::string& path) {
     s.shared_input[name] = owner;
   }
   return s;
+}
+
+CalibStats load_calib_stats(const std::string& path) {
+  CalibStatsReader r(path);
+  std::vector<std::string> names;
+  for (const auto& [name, owner] : r.meta().shared_input) names.push_back(name);
+  return r.read(names);
 }
 
 }  // namespace rankrl

@@ -46,7 +46,27 @@ class CalibStatsWriter {
 // Atomic write (temporary file + rename).
 void save_calib_stats(const std::string& path, const CalibStats& stats, const std::string& calib_file);
 
-// Reads and validates (shapes, dtypes, NaN/Inf → Error(path, ...)).
+class SafetensorsFile;
+
+// Reads a statistics file piece by piece (layer-streamed compression): the file is memory-mapped
+// and only the statistics asked for are copied out.
+class CalibStatsReader {
+ public:
+  explicit CalibStatsReader(const std::string& path);  // checks the metadata
+  ~CalibStatsReader();
+  CalibStatsReader(CalibStatsReader&&) noexcept;
+  // tokens, ctx, windows, fisher, model identity and every weight's shared_input; no statistics.
+  const CalibStats& meta() const { return meta_; }
+  // The statistics of `names` (names without statistics in the file are left out), validated
+  // (shapes, dtypes, NaN/Inf → Error(path, ...)); linears sharing an input share its tensors.
+  CalibStats read(const std::vector<std::string>& names) const;
+
+ private:
+  std::unique_ptr<SafetensorsFile> file_;
+  CalibStats meta_;
+};
+
+// Reads and validates every weight's statistics (shapes, dtypes, NaN/Inf → Error(path, ...)).
 CalibStats load_calib_stats(const std::string& path);
 
 }  // namespace rankrl

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "calib/stats_file.h"
 #include "compress/factor_cache.h"
 #include "compress/heal.h"
 #include "core/error.h"
@@ -14,15 +15,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The precomputed statistics of one layer's linears (shallow copies: the tensors are shared).
-CalibStats layer_slice(const CalibStats& all, Transformer& net, int64_t layer) {
-  CalibStats out;
-  for (const Linear* l : net.layer_linears(layer)) {
-    if (const LinearStats* st = all.find(l->name())) out.stats[l->name()] = *st;
-    auto it = all.shared_input.find(l->name());
-    if (it != all.shared_input.end()) out.shared_input[l->name()] = it->second;
-  }
-  return out;
+// The precomputed statistics of one layer's linears.
+CalibStats layer_stats(const CalibStatsReader& file, Transformer& net, int64_t layer) {
+  std::vector<std::string> names;
+  for (const Linear* l : net.layer_linears(layer)) names.push_back(l->name());
+  return file.read(names);
 }
 
 // Seconds since `t`, and resets `t` to now.
@@ -62,7 +59,7 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
   for (int64_t i = 0; i < layers; ++i) {
     const std::string at_layer = "layer " + std::to_string(i + 1) + "/" + std::to_string(layers);
     // 1. This layer's input statistics (and the dense stream's next hidden states).
-    CalibStats stats = o.stats ? layer_slice(*o.stats, net, i) : CalibStats();
+    CalibStats stats = o.stats ? layer_stats(*o.stats, net, i) : CalibStats();
     HiddenStates xd_next;
     if (streaming) xd_next = run_layer(dense, i, xd, calibrating ? &stats : nullptr);
     calib_seconds += lap(t);

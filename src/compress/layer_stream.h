@@ -23,13 +23,15 @@
 
 namespace rankrl {
 
+class CalibStatsReader;
 class Transformer;
 
 struct LayerStreamOptions {
   const std::vector<int32_t>* ids = nullptr;  // calibration tokens; null: no calibration pass
   int64_t ctx = 0;
   int64_t batch = 8;                          // windows per forward (as calibrate groups them)
-  const CalibStats* stats = nullptr;          // precomputed statistics (then `ids` is for healing only)
+  const CalibStatsReader* stats = nullptr;    // precomputed statistics, read layer by layer
+                                              // (then `ids` is for healing only)
   bool heal = false;                          // closed-form refit (needs ids)
   bool compensate = false;                    // ... the compensating form (needs ids)
 };

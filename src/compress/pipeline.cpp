@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
@@ -76,6 +77,14 @@ json stats_json(const CalibStats& s) {
 
 }  // namespace
 
+CalibStatsReader open_stats_file(const Model& model, const std::string& path, bool want_fisher) {
+  CalibStatsReader r(path);
+  const std::string id = model_identity(model.config()),& theirs = r.meta().model_identity;
+  check(theirs == id, path, "statistics are for another model (identity " + theirs + ", this model is " + id + ")");
+  check(!want_fisher || r.meta().fisher, path, "the plan needs Fisher statistics; recompute with --fisher");
+  return r;
+}
+
 void check_calib_source(const StatsSource& src) {
   if (src.calib_tokens < 1) throw usage_error("calibration needs a token count of at least 1");
   if (src.ctx < 1) throw usage_error("calibration needs a window length of at least 1");
@@ -84,13 +93,11 @@ void check_calib_source(const StatsSource& src) {
 CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher) {
   if (!src.calib_file.empty() && !src.stats_file.empty())
     throw usage_error("give either --calib or --stats, not both");
-  const std::string id = model_identity(model.config());
   if (!src.stats_file.empty()) {
-    CalibStats s = load_calib_stats(src.stats_file);
-    check(s.model_identity == id, src.stats_file, "statistics are for another model (identity " +
-                                                      s.model_identity + ", this model is " + id + ")");
-    check(!want_fisher || s.fisher, src.stats_file, "the plan needs Fisher statistics; recompute with --fisher");
-    return s;
+    const CalibStatsReader r = open_stats_file(model, src.stats_file, want_fisher);
+    std::vector<std::string> names;
+    for (const auto& [name, owner] : r.meta().shared_input) names.push_back(name);
+    return r.read(names);
   }
   check_calib_source(src);
   CalibOptions opts{src.calib_tokens, src.ctx, 8, src.fisher || want_fisher};
@@ -180,10 +187,10 @@ ApplyReport compress_whole_model(Model& m, const Plan& plan, const CompressOptio
 // decoder layer at a time. Precomputed statistics (--stats) are read whole.
 ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions& o, StageTimer& timer,
                               json& report) {
-  CalibStats file_stats;
   if (!o.stats.calib_file.empty() && !o.stats.stats_file.empty())
     throw usage_error("give either --calib or --stats, not both");
-  if (!o.stats.stats_file.empty()) file_stats = obtain_stats(m, o.stats, false);
+  std::optional<CalibStatsReader> file_stats;
+  if (!o.stats.stats_file.empty()) file_stats.emplace(open_stats_file(m, o.stats.stats_file, false));
   std::vector<int32_t> ids;
   if (!o.stats.calib_file.empty()) {
     check_calib_source(o.stats);
@@ -192,13 +199,13 @@ ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions&
   LayerStreamOptions lo;
   lo.ids = ids.empty() ? nullptr : &ids;
   lo.ctx = o.stats.ctx;
-  lo.stats = o.stats.stats_file.empty() ? nullptr : &file_stats;
+  lo.stats = file_stats ? &*file_stats : nullptr;
   lo.heal = o.heal;
   lo.compensate = o.heal_compensate;
   timer.lap("calibrate");
   LayerStreamResult r = compress_layers(*m.net, plan, lo);
   if (lo.stats) {
-    report["calibration"] = stats_json(file_stats);
+    report["calibration"] = stats_json(file_stats->meta());
   } else if (lo.ids) {
     report["calibration"] = stats_json(r.calibration);
     info("calibrated layer by layer on " + std::to_string(r.calibration.tokens) + " tokens (" +

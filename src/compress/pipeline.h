@@ -9,6 +9,7 @@
 namespace rankrl {
 
 struct CalibStats;
+class CalibStatsReader;
 struct Model;
 
 struct StatsSource {
@@ -33,6 +34,9 @@ struct CompressOptions {
   int64_t heal_steps = 0;       // then this many gradient steps on the factors
   double heal_lr = 1e-3;
 };
+
+// A statistics file, checked to belong to `model` (and to hold Fisher statistics if wanted).
+CalibStatsReader open_stats_file(const Model& model, const std::string& path, bool want_fisher);
 
 // Usage error unless the calibration token count and window length are at least 1.
 void check_calib_source(const StatsSource& src);
