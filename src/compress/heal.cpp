@@ -93,11 +93,12 @@ at::Tensor layer_group_input(Transformer& net, int64_t layer, const at::Tensor& 
 struct GroupGrams {
   at::Tensor G, C, D;
   // Adds the rows of one batch: xc (compressed input) and, when defined, xd (the dense one).
-  void add(const at::Tensor& xc, const at::Tensor& xd) {
+  // D is left alone when `with_D` is false (known from the calibration statistics).
+  void add(const at::Tensor& xc, const at::Tensor& xd, bool with_D = true) {
     sum(G, xc, xc);
     if (!xd.defined()) return;
     sum(C, xd, xc);
-    sum(D, xd, xd);
+    if (with_D) sum(D, xd, xd);
   }
   static void sum(at::Tensor& s, const at::Tensor& a, const at::Tensor& b) {
     s = s.defined() ? s.addmm_(a.t(), b) : at::mm(a.t(), b);
@@ -233,7 +234,7 @@ json gradient_steps(Transformer& net, const std::vector<int32_t>& ids, const Hea
 
 void heal_layer(Transformer& net, Transformer& dense, int64_t layer, const HiddenStates& compressed,
                 const HiddenStates* dense_in, const std::map<std::string, std::string>& shared_input,
-                json& layers) {
+                json& layers, const CalibStats* dense_stats) {
   check(!dense_in || dense_in->batches.size() == compressed.batches.size(), "",
         "dense and compressed hidden states differ in their batches");
   // Consecutive linears that read the same input, in forward order.
@@ -250,9 +251,11 @@ void heal_layer(Transformer& net, Transformer& dense, int64_t layer, const Hidde
     if (!any_low_rank(net, group)) continue;
     // The inputs as this layer, compressed and healed up to this group, produces them.
     GroupGrams g;
+    const LinearStats* known = dense_in && dense_stats ? dense_stats->find(group.front()) : nullptr;
+    if (known) g.D = known->gram;  // Σ x xᵀ of the dense input: the calibration Gram itself
     for (size_t i = 0; i < compressed.batches.size(); ++i)
       g.add(layer_group_input(net, layer, compressed.batches[i], group.front()),
-            dense_in ? layer_group_input(dense, layer, dense_in->batches[i], group.front()) : at::Tensor());
+            dense_in ? layer_group_input(dense, layer, dense_in->batches[i], group.front()) : at::Tensor(), !known);
     refit_group(net, dense, group, g, dense_in != nullptr, layers);
   }
 }

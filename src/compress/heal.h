@@ -31,6 +31,7 @@
 namespace rankrl {
 
 class Transformer;
+struct CalibStats;
 struct HiddenStates;
 
 struct HealOptions {
@@ -56,8 +57,10 @@ nlohmann::json heal(Transformer& net, Transformer& dense, const std::vector<int3
 // hidden states the compressed and healed model feeds that layer). With `dense_in` (the hidden
 // states the dense model feeds it) the compensating form, else the A-only refit. Appends one
 // report entry per refitted weight to `layers`. The same refit as heal()'s for that layer.
+// `dense_stats`: this layer's statistics taken on `dense_in` itself (optional); their Grams stand
+// in for Σ x xᵀ, which is then not recomputed.
 void heal_layer(Transformer& net, Transformer& dense, int64_t layer, const HiddenStates& compressed,
                 const HiddenStates* dense_in, const std::map<std::string, std::string>& shared_input,
-                nlohmann::json& layers);
+                nlohmann::json& layers, const CalibStats* dense_stats = nullptr);
 
 }  // namespace rankrl

@@ -73,7 +73,8 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
     // 3. Heal from the streams entering this layer, then advance the compressed stream through it.
     if (closed_form) {
       progress.set_note(at_layer + " heal");
-      heal_layer(net, dense, i, xc, o.compensate ? &xd : nullptr, stats.shared_input, r.heal_layers);
+      heal_layer(net, dense, i, xc, o.compensate ? &xd : nullptr, stats.shared_input, r.heal_layers,
+                 calibrating ? &stats : nullptr);
       xc = run_layer(net, i, xc);
       r.heal_seconds += lap(t);
     }
