@@ -57,14 +57,12 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
   const int64_t layers = net.config().n_layers;
   Progress progress("compress", layers, "layers");
   for (int64_t i = 0; i < layers; ++i) {
-    const std::string at_layer = "layer " + std::to_string(i + 1) + "/" + std::to_string(layers);
     // 1. This layer's input statistics (and the dense stream's next hidden states).
     CalibStats stats = o.stats ? layer_stats(*o.stats, net, i) : CalibStats();
     HiddenStates xd_next;
     if (streaming) xd_next = run_layer(dense, i, xd, calibrating ? &stats : nullptr);
     calib_seconds += lap(t);
     // 2. Decompose per the plan.
-    progress.set_note(at_layer + " decompose");
     FactorCache cache(dense, o.stats || calibrating ? &stats : nullptr);
     for (AppliedWeight& a : apply_to(net.layer_linears(i), plan, cache, o.stats || calibrating ? &stats : nullptr))
       r.applied.weights.push_back(std::move(a));
@@ -72,14 +70,13 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
     apply_seconds += lap(t);
     // 3. Heal from the streams entering this layer, then advance the compressed stream through it.
     if (closed_form) {
-      progress.set_note(at_layer + " heal");
       heal_layer(net, dense, i, xc, o.compensate ? &xd : nullptr, stats.shared_input, r.heal_layers,
                  calibrating ? &stats : nullptr);
       xc = run_layer(net, i, xc);
       r.heal_seconds += lap(t);
     }
     xd = std::move(xd_next);
-    progress.set_note(at_layer);
+    progress.set_note("layer " + std::to_string(i + 1) + "/" + std::to_string(layers));
     progress.advance(1);
   }  // `stats` (this layer's) is freed at the end of each iteration
   progress.finish();
