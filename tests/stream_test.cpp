@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -239,6 +240,31 @@ TEST(LayerStream, CompressCliWritesTheWholeModelResult) {
   c10::InferenceMode guard;
   const at::Tensor tokens = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong).narrow(0, 0, 256).view({2, 128});
   expect_close(written.net->forward(tokens), whole.net->forward(tokens), 1e-4, "logits");
+}
+
+// Fisher statistics and gradient steps take the whole-model path; the CLI runs both.
+TEST(LayerStream, FisherAndHealStepsRunOnTheWholeModelPath) {
+  REQUIRE_STORIES();
+  test::TempDir dir;
+  const std::string args = "compress --model " + data_file(kBin) + " --tokenizer " + data_file(kTok) + " --calib " +
+                           data_file(kVal) + " --calib-tokens 1024 --ctx 256 --keep 0.5 --json -q --heal-steps 2 ";
+  test::CliResult r = test::run_cli(args + "--method fwsvd --heal --out " + dir.file("fw"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json report = json::parse(r.out);
+  EXPECT_EQ(report["calibration"]["fisher"], true);
+  ASSERT_EQ(report["heal"]["layers"].size(), 35u);
+  // The first weight sees the dense inputs, so its refit can only lower its error.
+  EXPECT_LE(report["heal"]["layers"][0]["rel_error_after"].get<double>(),
+            report["heal"]["layers"][0]["rel_error_before"].get<double>() + 1e-9);
+  ASSERT_EQ(report["heal"]["step_losses"].size(), 2u);
+  for (const json& loss : report["heal"]["step_losses"]) EXPECT_TRUE(std::isfinite(loss.get<double>()));
+  r = test::run_cli(args + "--method svdllm --out " + dir.file("steps"));  // streamed, then the steps
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  report = json::parse(r.out);
+  EXPECT_EQ(report["calibration"]["fisher"], false);
+  EXPECT_FALSE(report["heal"].contains("layers"));
+  ASSERT_EQ(report["heal"]["step_losses"].size(), 2u);
+  EXPECT_GT(report["seconds_by_stage"]["heal"].get<double>(), 0.0);
 }
 
 TEST(LayerStream, ProgressPerLayerOnStderrUnlessQuiet) {

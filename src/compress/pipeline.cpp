@@ -79,7 +79,8 @@ json stats_json(const CalibStats& s) {
 
 CalibStatsReader open_stats_file(const Model& model, const std::string& path, bool want_fisher) {
   CalibStatsReader r(path);
-  const std::string id = model_identity(model.config()),& theirs = r.meta().model_identity;
+  const std::string id = model_identity(model.config());
+  const std::string& theirs = r.meta().model_identity;
   check(theirs == id, path, "statistics are for another model (identity " + theirs + ", this model is " + id + ")");
   check(!want_fisher || r.meta().fisher, path, "the plan needs Fisher statistics; recompute with --fisher");
   return r;
@@ -157,8 +158,8 @@ class StageTimer {
   json stages_ = json::object();
 };
 
-// The whole-model path (plans with Fisher-based methods): calibrate every layer, apply the plan,
-// heal in closed form with whole-model forwards.
+// The whole-model path (Fisher statistics: a Fisher-based method or --fisher): calibrate the
+// whole model, apply the plan, heal in closed form with whole-model forwards.
 ApplyReport compress_whole_model(Model& m, const Plan& plan, const CompressOptions& o, const PlanNeeds& needs,
                                  StageTimer& timer, json& report) {
   CalibStats stats;
@@ -184,7 +185,7 @@ ApplyReport compress_whole_model(Model& m, const Plan& plan, const CompressOptio
 }
 
 // The layer-streamed path (layer_stream.h): statistics, decomposition and closed-form healing one
-// decoder layer at a time. Precomputed statistics (--stats) are read whole.
+// decoder layer at a time. Precomputed statistics (--stats) are read layer by layer too.
 ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions& o, StageTimer& timer,
                               json& report) {
   if (!o.stats.calib_file.empty() && !o.stats.stats_file.empty())
