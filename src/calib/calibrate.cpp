@@ -63,33 +63,81 @@ std::vector<std::pair<int64_t, int64_t>> windows_of(int64_t n, int64_t ctx) {
   return w;
 }
 
-void accumulate_inputs(const Transformer& net, const at::Tensor& all, int64_t ctx, int64_t batch,
-                       CalibStats& out) {
+// Clears the observer of a net on scope exit (also when an exception unwinds).
+struct ObserverReset {
+  Transformer& net;
+  ~ObserverReset() { net.set_observer(nullptr); }
+};
+
+}  // namespace
+
+int64_t HiddenStates::windows() const {
+  int64_t n = 0;
+  for (const at::Tensor& b : batches) n += b.size(0);
+  return n;
+}
+
+HiddenStates embed_windows(const Transformer& net, const std::vector<int32_t>& ids, int64_t ctx, int64_t batch) {
   c10::InferenceMode guard;
-  InputStatsObserver obs;
-  // set_observer is non-const; the observer only reads. The net is restored before returning.
-  auto& mutable_net = const_cast<Transformer&>(net);
-  mutable_net.set_observer([&obs](const Linear& l, const at::Tensor& x) { obs.observe(l, x); });
-  struct Reset {
-    Transformer& n;
-    ~Reset() { n.set_observer(nullptr); }
-  } reset{mutable_net};
+  const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
   const auto wins = windows_of(all.numel(), ctx);
-  Progress progress("calibrate", all.numel(), "tok");
+  HiddenStates out;
   for (size_t i = 0; i < wins.size();) {
     // Equal-length windows go together; the (shorter) last one runs alone.
     size_t j = i;
     while (j < wins.size() && int64_t(j - i) < batch && wins[j].second == wins[i].second) ++j;
     const int64_t len = wins[i].second, b = int64_t(j - i);
-    net.forward(all.narrow(0, wins[i].first, b * len).view({b, len}));
-    obs.end_forward();
-    progress.advance(b * len);
+    out.batches.push_back(net.embed(all.narrow(0, wins[i].first, b * len).view({b, len})));
     i = j;
   }
-  progress.finish();
-  obs.finish(out);
-  out.windows = int64_t(wins.size());
+  return out;
 }
+
+HiddenStates run_layer(const Transformer& net, int64_t layer, const HiddenStates& in, CalibStats* stats) {
+  c10::InferenceMode guard;
+  InputStatsObserver obs;
+  // set_observer is non-const; the observer only reads. The net is restored before returning.
+  auto& mutable_net = const_cast<Transformer&>(net);
+  if (stats) mutable_net.set_observer([&obs](const Linear& l, const at::Tensor& x) { obs.observe(l, x); });
+  ObserverReset reset{mutable_net};
+  HiddenStates out;
+  for (const at::Tensor& x : in.batches) {
+    out.batches.push_back(net.block(layer, x));
+    obs.end_forward();
+  }
+  if (stats) obs.finish(*stats);
+  return out;
+}
+
+void check_calib_ctx(const Transformer& net, int64_t ctx) {
+  if (ctx < 1) throw usage_error("the calibration window length must be at least 1");
+  const int64_t max_len = net.config().max_seq_len;
+  if (max_len > 0 && ctx > max_len)
+    throw usage_error("calibration window length " + std::to_string(ctx) +
+                      " exceeds the model's maximum sequence length " + std::to_string(max_len));
+}
+
+void calibrate_layers(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts,
+                      const std::function<void(int64_t, CalibStats&&)>& sink) {
+  check_calib_ctx(net, opts.ctx);
+  HiddenStates hidden = embed_windows(net, ids, opts.ctx, std::max<int64_t>(opts.batch, 1));
+  const int64_t layers = net.config().n_layers;
+  Progress progress("calibrate", layers, "layers");
+  for (int64_t i = 0; i < layers; ++i) {
+    CalibStats layer;
+    layer.tokens = int64_t(ids.size());
+    layer.ctx = opts.ctx;
+    layer.windows = hidden.windows();
+    layer.model_identity = model_identity(net.config());
+    hidden = run_layer(net, i, hidden, &layer);
+    sink(i, std::move(layer));
+    progress.set_note("layer " + std::to_string(i + 1) + "/" + std::to_string(layers));
+    progress.advance(1);
+  }
+  progress.finish();
+}
+
+namespace {
 
 // Diagonal empirical Fisher: Σ_windows (∂ mean-NLL(window) / ∂W)² for every projection weight,
 // through a copy of the network whose dense weights require grad.
@@ -148,20 +196,21 @@ std::vector<int32_t> calibration_ids(const Tokenizer& tok, const std::string& pa
 }
 
 CalibStats calibrate(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts) {
-  if (opts.ctx < 1) throw usage_error("--ctx must be at least 1");
-  const int64_t max_len = net.config().max_seq_len;
-  if (max_len > 0 && opts.ctx > max_len)
-    throw usage_error("--ctx " + std::to_string(opts.ctx) + " exceeds the model's maximum sequence length " +
-                      std::to_string(max_len));
   const auto start = std::chrono::steady_clock::now();
-  at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
   CalibStats out;
-  out.tokens = all.numel();
+  out.tokens = int64_t(ids.size());
   out.ctx = opts.ctx;
   out.fisher = opts.fisher;
   out.model_identity = model_identity(net.config());
-  accumulate_inputs(net, all, opts.ctx, std::max<int64_t>(opts.batch, 1), out);
-  if (opts.fisher) accumulate_fisher(net, all, opts.ctx, out);
+  calibrate_layers(net, ids, opts, [&out](int64_t, CalibStats&& layer) {
+    out.windows = layer.windows;
+    out.stats.merge(layer.stats);
+    out.shared_input.merge(layer.shared_input);
+  });
+  if (opts.fisher) {
+    const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
+    accumulate_fisher(net, all, opts.ctx, out);
+  }
   out.seconds = seconds_since(start);
   out.peak_rss_bytes = peak_rss_bytes();
   return out;

@@ -1,8 +1,14 @@
 // Calibration: per-linear input statistics (Gram XᵀX in float64, mean |x|, optional diagonal
 // empirical Fisher) streamed through the transformer's LinearObserver hook. Activations are folded
 // into the accumulators window batch by window batch and never held.
+//
+// Layer-streamed (as GPTQ and SVD-LLM calibrate): the hidden states of every calibration window
+// ([windows, ctx, dim] float32, grouped in batches) are carried from one decoder layer to the
+// next, and only the current layer's statistics are accumulated at a time. Every linear input is
+// the same tensor the whole-model forward would feed it, so the statistics are the same.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,10 +51,35 @@ struct CalibOptions {
 std::vector<int32_t> calibration_ids(const Tokenizer& tok, const std::string& path, int64_t n);
 
 // Runs the model (dense or not, as it is) over `ids` in windows of opts.ctx under InferenceMode
-// and accumulates the statistics of every linear's input. With opts.fisher, also sums over
-// windows the squared gradient of the window's mean next-token NLL w.r.t. every weight (autograd
-// on a grad-enabled clone of the dense weights).
+// and accumulates the statistics of every linear's input, layer by layer. With opts.fisher, also
+// sums over windows the squared gradient of the window's mean next-token NLL w.r.t. every weight
+// (autograd on a grad-enabled clone of the dense weights; this part runs the whole model).
 CalibStats calibrate(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts);
+
+// The layer-streamed pass behind calibrate (no Fisher): `sink(layer, stats)` receives each decoder
+// layer's statistics (only its linears; tokens/ctx/windows filled) as soon as they are complete,
+// so a caller that writes or consumes them holds one layer's statistics at a time.
+void calibrate_layers(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts,
+                      const std::function<void(int64_t layer, CalibStats&& stats)>& sink);
+
+// Throws a usage error unless `ctx` is a valid calibration window for `net`.
+void check_calib_ctx(const Transformer& net, int64_t ctx);
+
+// The hidden states of the calibration windows between two decoder layers: batches of up to
+// `batch` consecutive equal-length windows ([b, len, dim] float32, in window order; a shorter last
+// window alone), the grouping the whole-model calibration forward uses.
+struct HiddenStates {
+  std::vector<at::Tensor> batches;
+  int64_t windows() const;
+};
+
+// The embeddings of `ids` cut into windows of `ctx` (the last partial window kept).
+HiddenStates embed_windows(const Transformer& net, const std::vector<int32_t>& ids, int64_t ctx, int64_t batch);
+
+// Decoder layer `layer` of `net` applied to every batch (InferenceMode). With `stats`, the
+// statistics of that layer's linear inputs are accumulated and stored into *stats (stats and
+// shared_input of those linears; the other fields are left alone).
+HiddenStates run_layer(const Transformer& net, int64_t layer, const HiddenStates& in, CalibStats* stats = nullptr);
 
 // Process peak resident set size in bytes (getrusage ru_maxrss).
 int64_t peak_rss_bytes();

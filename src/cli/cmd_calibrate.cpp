@@ -36,7 +36,9 @@ Command add_calibrate(CLI::App& app, Common& common) {
   CLI::App* sub = app.add_subcommand(
       "calibrate",
       "Input statistics of every linear layer on a calibration text (Gram XᵀX in float64, mean |x|,\n"
-      "optionally the diagonal Fisher), written as a safetensors file for compress --stats.");
+      "optionally the diagonal Fisher), written as a safetensors file for compress --stats. Runs one\n"
+      "decoder layer at a time and writes each layer's statistics as soon as they are complete\n"
+      "(--fisher needs the whole model's backward and does not stream).");
   sub->add_option("--model", o->model, "llama2.c .bin or Hugging Face model directory")->required();
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer (default: found beside the model)");
   add_calib_options(sub, o->src);
@@ -45,12 +47,11 @@ Command add_calibrate(CLI::App& app, Common& common) {
   add_common(sub, common);
   return {sub, [o, &common] {
             Model m = load_model(o->model, o->tokenizer);
-            CalibStats s = obtain_stats(m, o->src, false);
-            save_calib_stats(o->out, s, o->src.calib_file);
+            CalibStats s = calibrate_to_file(m, o->src, o->out);
             info("wrote " + o->out);
             print_result({{"model", o->model}, {"out", o->out}, {"model_identity", s.model_identity},
                           {"tokens", s.tokens}, {"ctx", s.ctx}, {"windows", s.windows},
-                          {"fisher", s.fisher}, {"linears", int64_t(s.stats.size())},
+                          {"fisher", s.fisher}, {"linears", int64_t(s.shared_input.size())},
                           {"seconds", s.seconds}, {"peak_rss_bytes", s.peak_rss_bytes}},
                          common);
             return 0;

@@ -27,7 +27,9 @@ Command add_compress(CLI::App& app, Common& common) {
       "Replace linear weights by low-rank factors and write an HF-style directory (model.safetensors\n"
       "with <name>.lowrank_A/B, config.json with a 'rankrl' section, tokenizer, plan.json,\n"
       "report.json). Uniform plan: every projection at rank floor(keep*m*n/(m+n)). Written atomically:\n"
-      "on error nothing is left at --out.");
+      "on error nothing is left at --out. Runs one decoder layer at a time (calibrate, decompose,\n"
+      "heal in closed form); Fisher statistics (fwsvd, --fisher) and --heal-steps need the whole\n"
+      "model's backward and do not stream.");
   sub->add_option("--model", o->model, "llama2.c .bin or Hugging Face model directory")->required();
   sub->add_option("--tokenizer", o->tokenizer, "Tokenizer (default: found beside the model)");
   add_calib_options(sub, o->stats);
@@ -48,6 +50,8 @@ Command add_compress(CLI::App& app, Common& common) {
   add_common(sub, common);
   return {sub, [o, &common] {
             if (o->heal_steps < 0) throw usage_error("--heal-steps must be >= 0");
+            if ((o->heal || o->heal_compensate || o->heal_steps > 0) && o->stats.calib_file.empty())
+              throw usage_error("--heal/--heal-compensate/--heal-steps need --calib (the calibration tokens themselves)");
             nlohmann::json report = compress_model(*o);
             info("wrote " + o->out);
             // --json: the whole report; text: the sizes and timings.

@@ -53,15 +53,22 @@ nlohmann::json ApplyReport::to_json() const {
   return {{"weights", w}, {"decompose_seconds", decompose_seconds}, {"seconds", seconds}};
 }
 
+std::vector<AppliedWeight> apply_to(const std::vector<Linear*>& linears, const Plan& plan, FactorCache& cache,
+                                    const CalibStats* stats, const std::string& plan_path) {
+  for (const Linear* l : linears)
+    check(!l->is_low_rank(), plan_path, "cannot apply a plan to an already factored weight '" + l->name() + "'");
+  std::vector<AppliedWeight> out;
+  for (Linear* l : linears) out.push_back(apply_one(*l, plan.weights.at(l->name()), cache, stats));
+  return out;
+}
+
 ApplyReport apply_plan(Transformer& net, const Plan& plan, FactorCache& cache, const CalibStats* stats,
                        const std::string& plan_path) {
   validate_plan(plan, net, plan_path);
-  for (const Linear* l : net.linears())
-    check(!l->is_low_rank(), plan_path, "cannot apply a plan to an already factored weight '" + l->name() + "'");
   const auto start = std::chrono::steady_clock::now();
   const double cache_before = cache.seconds();
   ApplyReport r;
-  for (Linear* l : net.linears()) r.weights.push_back(apply_one(*l, plan.weights.at(l->name()), cache, stats));
+  r.weights = apply_to(net.linears(), plan, cache, stats, plan_path);
   r.decompose_seconds = cache.seconds() - cache_before;
   r.seconds = seconds_since(start);
   return r;

@@ -12,6 +12,7 @@ namespace rankrl {
 
 struct CalibStats;
 class FactorCache;
+class Linear;
 class Transformer;
 
 struct AppliedWeight {
@@ -38,5 +39,10 @@ ApplyReport apply_plan(Transformer& net, const Plan& plan, const CalibStats* sta
 // The same with a caller-owned cache whose source is a dense copy of `net` (search reuses it).
 ApplyReport apply_plan(Transformer& net, const Plan& plan, FactorCache& cache, const CalibStats* stats,
                        const std::string& plan_path = "plan");
+
+// Applies the plan's decisions to `linears` only (layer-streamed compression: one decoder layer at
+// a time; the caller validated the plan). Every one must still be dense.
+std::vector<AppliedWeight> apply_to(const std::vector<Linear*>& linears, const Plan& plan, FactorCache& cache,
+                                    const CalibStats* stats, const std::string& plan_path = "plan");
 
 }  // namespace rankrl

@@ -1,6 +1,7 @@
 #include "compress/heal.h"
 
 #include <ATen/ATen.h>
+#include <functional>
 #include <c10/core/InferenceMode.h>
 #include <torch/optim/adam.h>
 
@@ -53,10 +54,10 @@ std::vector<std::vector<std::string>> input_groups(const CalibStats& s, const Tr
 // layers, the LM head) cannot change that input, so it is skipped.
 struct StopForward {};
 
-// Rows = tokens: the input that `first` (the first linear of a group) reads on `batch`, float64,
-// running the forward only up to that linear. Forward order is what makes the early exit valid:
-// every linear upstream of `first` has already been healed when this is called.
-at::Tensor group_input(Transformer& net, const at::Tensor& batch, const std::string& first) {
+// Rows = tokens, float64: the input that `first` (the first linear of a group) reads when `run`
+// runs `net`, stopping the forward at that linear. Forward order is what makes the early exit
+// valid: every linear upstream of `first` has already been healed when this is called.
+at::Tensor group_input(Transformer& net, const std::function<void()>& run, const std::string& first) {
   c10::InferenceMode guard;
   at::Tensor rows;
   net.set_observer([&](const Linear& l, const at::Tensor& x) {
@@ -69,10 +70,21 @@ at::Tensor group_input(Transformer& net, const at::Tensor& batch, const std::str
     ~Reset() { n.set_observer(nullptr); }
   } reset{net};
   try {
-    net.forward(batch);
+    run();
   } catch (const StopForward&) {
   }
+  check(rows.defined(), first, "the forward never reached this projection");
   return rows;
+}
+
+// The input of `first` on token batch `tokens` through the whole model.
+at::Tensor model_group_input(Transformer& net, const at::Tensor& tokens, const std::string& first) {
+  return group_input(net, [&] { net.forward(tokens); }, first);
+}
+
+// The input of `first` (a linear of decoder layer `layer`) with x entering that layer.
+at::Tensor layer_group_input(Transformer& net, int64_t layer, const at::Tensor& x, const std::string& first) {
+  return group_input(net, [&] { net.block(layer, x); }, first);
 }
 
 // The Grams a group's refit needs, summed over `windows` in batches of `batch` windows: G = Σ x̃x̃ᵀ
@@ -80,23 +92,26 @@ at::Tensor group_input(Transformer& net, const at::Tensor& batch, const std::str
 // model's input on the same tokens).
 struct GroupGrams {
   at::Tensor G, C, D;
+  // Adds the rows of one batch: xc (compressed input) and, when defined, xd (the dense one).
+  // D is left alone when `with_D` is false (known from the calibration statistics).
+  void add(const at::Tensor& xc, const at::Tensor& xd, bool with_D = true) {
+    sum(G, xc, xc);
+    if (!xd.defined()) return;
+    sum(C, xd, xc);
+    if (with_D) sum(D, xd, xd);
+  }
+  static void sum(at::Tensor& s, const at::Tensor& a, const at::Tensor& b) {
+    s = s.defined() ? s.addmm_(a.t(), b) : at::mm(a.t(), b);
+  }
 };
 
 GroupGrams group_grams(Transformer& net, Transformer* dense, const std::vector<at::Tensor>& windows,
                        const std::string& first, int64_t batch) {
   GroupGrams g;
-  auto add = [](at::Tensor& sum, const at::Tensor& a, const at::Tensor& b) {
-    sum = sum.defined() ? sum.addmm_(a.t(), b) : at::mm(a.t(), b);
-  };
   for (const at::Tensor& w : windows)
     for (int64_t i = 0; i < w.size(0); i += batch) {
       const at::Tensor part = w.narrow(0, i, std::min(batch, w.size(0) - i));
-      const at::Tensor xc = group_input(net, part, first);
-      add(g.G, xc, xc);
-      if (!dense) continue;
-      const at::Tensor xd = group_input(*dense, part, first);
-      add(g.C, xd, xc);
-      add(g.D, xd, xd);
+      g.add(model_group_input(net, part, first), dense ? model_group_input(*dense, part, first) : at::Tensor());
     }
   return g;
 }
@@ -120,6 +135,37 @@ double compensated_error(const at::Tensor& W, const at::Tensor& A, const at::Ten
   return dense > 0 ? num / dense : 0.0;
 }
 
+// Refits the factored linears of `group` from the Grams of their (shared) input and appends one
+// report entry per refitted weight to `layers`. W comes from `dense`.
+void refit_group(Transformer& net, Transformer& dense, const std::vector<std::string>& group,
+                 const GroupGrams& g, bool compensate, json& layers) {
+  for (const std::string& name : group) {
+    Linear* l = net.find_linear(name);
+    if (!l->is_low_rank()) continue;
+    const at::Tensor W = dense.find_linear(name)->dense_weight().to(at::kDouble);
+    const at::Tensor A0 = l->A().to(at::kDouble), B0 = l->B().to(at::kDouble);
+    json entry = {{"name", name}};
+    if (compensate) {
+      auto [A, B] = compensated_factors(W, l->rank(), g);
+      entry["rel_error_before"] = compensated_error(W, A0, B0, g);
+      entry["rel_error_after"] = compensated_error(W, A, B, g);
+      l->set_low_rank(A.to(at::kFloat).contiguous(), B.to(at::kFloat).contiguous());
+    } else {
+      const at::Tensor A = refit_A(W, B0, g.G);
+      entry["rel_error_before"] = relative_output_error(W, A0, B0, g.G);
+      entry["rel_error_after"] = relative_output_error(W, A, B0, g.G);
+      l->set_low_rank(A.to(at::kFloat).contiguous(), l->B());
+    }
+    layers.push_back(entry);
+  }
+}
+
+bool any_low_rank(Transformer& net, const std::vector<std::string>& group) {
+  for (const std::string& name : group)
+    if (net.find_linear(name)->is_low_rank()) return true;
+  return false;
+}
+
 // Calibration ids as [windows, ctx] (whole windows only) plus the shorter tail window, if any.
 std::vector<at::Tensor> window_batches(const std::vector<int32_t>& ids, int64_t ctx) {
   const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
@@ -140,30 +186,10 @@ json closed_form(Transformer& net, Transformer& dense, const std::vector<int32_t
   Progress progress("heal", int64_t(groups.size()), "groups");
   for (const auto& group : groups) {
     progress.advance(1);
-    bool any = false;
-    for (const std::string& name : group) any = any || net.find_linear(name)->is_low_rank();
-    if (!any) continue;
+    if (!any_low_rank(net, group)) continue;
     // Inputs as the model compressed & healed so far produces them.
     const GroupGrams g = group_grams(net, o.compensate ? &dense : nullptr, windows, group.front(), batch);
-    for (const std::string& name : group) {
-      Linear* l = net.find_linear(name);
-      if (!l->is_low_rank()) continue;
-      const at::Tensor W = dense.find_linear(name)->dense_weight().to(at::kDouble);
-      const at::Tensor A0 = l->A().to(at::kDouble), B0 = l->B().to(at::kDouble);
-      json entry = {{"name", name}};
-      if (o.compensate) {
-        auto [A, B] = compensated_factors(W, l->rank(), g);
-        entry["rel_error_before"] = compensated_error(W, A0, B0, g);
-        entry["rel_error_after"] = compensated_error(W, A, B, g);
-        l->set_low_rank(A.to(at::kFloat).contiguous(), B.to(at::kFloat).contiguous());
-      } else {
-        const at::Tensor A = refit_A(W, B0, g.G);
-        entry["rel_error_before"] = relative_output_error(W, A0, B0, g.G);
-        entry["rel_error_after"] = relative_output_error(W, A, B0, g.G);
-        l->set_low_rank(A.to(at::kFloat).contiguous(), l->B());
-      }
-      layers.push_back(entry);
-    }
+    refit_group(net, dense, group, g, o.compensate, layers);
   }
   progress.finish();
   return layers;
@@ -205,6 +231,34 @@ json gradient_steps(Transformer& net, const std::vector<int32_t>& ids, const Hea
 }
 
 }  // namespace
+
+void heal_layer(Transformer& net, Transformer& dense, int64_t layer, const HiddenStates& compressed,
+                const HiddenStates* dense_in, const std::map<std::string, std::string>& shared_input,
+                json& layers, const CalibStats* dense_stats) {
+  check(!dense_in || dense_in->batches.size() == compressed.batches.size(), "",
+        "dense and compressed hidden states differ in their batches");
+  // Consecutive linears that read the same input, in forward order.
+  std::vector<std::vector<std::string>> groups;
+  std::string last_owner;
+  for (const Linear* l : net.layer_linears(layer)) {
+    auto it = shared_input.find(l->name());
+    const std::string& owner = it == shared_input.end() ? l->name() : it->second;
+    if (groups.empty() || owner != last_owner) groups.emplace_back();
+    groups.back().push_back(l->name());
+    last_owner = owner;
+  }
+  for (const auto& group : groups) {
+    if (!any_low_rank(net, group)) continue;
+    // The inputs as this layer, compressed and healed up to this group, produces them.
+    GroupGrams g;
+    const LinearStats* known = dense_in && dense_stats ? dense_stats->find(group.front()) : nullptr;
+    if (known) g.D = known->gram;  // Σ x xᵀ of the dense input: the calibration Gram itself
+    for (size_t i = 0; i < compressed.batches.size(); ++i)
+      g.add(layer_group_input(net, layer, compressed.batches[i], group.front()),
+            dense_in ? layer_group_input(dense, layer, dense_in->batches[i], group.front()) : at::Tensor(), !known);
+    refit_group(net, dense, group, g, dense_in != nullptr, layers);
+  }
+}
 
 json heal(Transformer& net, Transformer& dense, const std::vector<int32_t>& ids, const HealOptions& o) {
   json out = json::object();

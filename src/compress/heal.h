@@ -24,11 +24,15 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace rankrl {
 
 class Transformer;
+struct CalibStats;
+struct HiddenStates;
 
 struct HealOptions {
   bool closed_form = true;
@@ -42,7 +46,21 @@ struct HealOptions {
 // `net` is the compressed model (modified in place); `dense` the original with the same names
 // (its weights are only read; its observer is set and cleared while the compensating form runs).
 // Returns a report: per-layer relative output error before/after the refit, loss per step.
+// Runs the closed form (whole-model forwards: every group re-runs the model from the embedding,
+// so its cost grows with the square of the depth) and then the gradient steps.
 nlohmann::json heal(Transformer& net, Transformer& dense, const std::vector<int32_t>& ids,
                     const HealOptions& opts);
+
+// The closed form for one decoder layer, as layer-streamed compression runs it: the factored
+// linears of layer `layer` of `net` are refitted group by group (linears sharing an input, by
+// `shared_input`: weight -> owner as in CalibStats), in forward order, from `compressed` (the
+// hidden states the compressed and healed model feeds that layer). With `dense_in` (the hidden
+// states the dense model feeds it) the compensating form, else the A-only refit. Appends one
+// report entry per refitted weight to `layers`. The same refit as heal()'s for that layer.
+// `dense_stats`: this layer's statistics taken on `dense_in` itself (optional); their Grams stand
+// in for Σ x xᵀ, which is then not recomputed.
+void heal_layer(Transformer& net, Transformer& dense, int64_t layer, const HiddenStates& compressed,
+                const HiddenStates* dense_in, const std::map<std::string, std::string>& shared_input,
+                nlohmann::json& layers, const CalibStats* dense_stats = nullptr);
 
 }  // namespace rankrl

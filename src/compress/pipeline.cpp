@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
@@ -9,6 +10,7 @@
 #include "compress/apply.h"
 #include "compress/checkpoint_dir.h"
 #include "compress/heal.h"
+#include "compress/layer_stream.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
@@ -88,19 +90,30 @@ json stats_json(const CalibStats& s) {
 
 }  // namespace
 
+CalibStatsReader open_stats_file(const Model& model, const std::string& path, bool want_fisher) {
+  CalibStatsReader r(path);
+  const std::string id = model_identity(model.config());
+  const std::string& theirs = r.meta().model_identity;
+  check(theirs == id, path, "statistics are for another model (identity " + theirs + ", this model is " + id + ")");
+  check(!want_fisher || r.meta().fisher, path, "the plan needs Fisher statistics; recompute with --fisher");
+  return r;
+}
+
+void check_calib_source(const StatsSource& src) {
+  if (src.calib_tokens < 1) throw usage_error("calibration needs a token count of at least 1");
+  if (src.ctx < 1) throw usage_error("calibration needs a window length of at least 1");
+}
+
 CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher) {
   if (!src.calib_file.empty() && !src.stats_file.empty())
     throw usage_error("give either --calib or --stats, not both");
-  const std::string id = model_identity(model.config());
   if (!src.stats_file.empty()) {
-    CalibStats s = load_calib_stats(src.stats_file);
-    check(s.model_identity == id, src.stats_file, "statistics are for another model (identity " +
-                                                      s.model_identity + ", this model is " + id + ")");
-    check(!want_fisher || s.fisher, src.stats_file, "the plan needs Fisher statistics; recompute with --fisher");
-    return s;
+    const CalibStatsReader r = open_stats_file(model, src.stats_file, want_fisher);
+    std::vector<std::string> names;
+    for (const auto& [name, owner] : r.meta().shared_input) names.push_back(name);
+    return r.read(names);
   }
-  if (src.calib_tokens < 1) throw usage_error("--calib needs --calib-tokens N (N >= 1)");
-  if (src.ctx < 1) throw usage_error("--calib needs --ctx C (C >= 1)");
+  check_calib_source(src);
   CalibOptions opts{src.calib_tokens, src.ctx, 8, src.fisher || want_fisher};
   CalibStats s = calibrate(*model.net, calibration_ids(*model.tokenizer, src.calib_file, src.calib_tokens), opts);
   info("calibrated on " + std::to_string(s.tokens) + " tokens (" + std::to_string(s.windows) + " windows) in " +
@@ -108,15 +121,46 @@ CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fi
   return s;
 }
 
+CalibStats calibrate_to_file(const Model& model, const StatsSource& src, const std::string& out) {
+  if (!src.stats_file.empty()) throw usage_error("calibration reads a calibration text, not a statistics file");
+  if (src.fisher) {  // Fisher needs the whole model's backward: computed whole, then written
+    CalibStats s = obtain_stats(model, src, true);
+    save_calib_stats(out, s, src.calib_file);
+    s.stats.clear();
+    return s;
+  }
+  check_calib_source(src);
+  const auto start = Clock::now();
+  const auto ids = calibration_ids(*model.tokenizer, src.calib_file, src.calib_tokens);
+  CalibStatsWriter writer(out);
+  CalibStats meta;
+  meta.tokens = int64_t(ids.size());
+  meta.ctx = src.ctx;
+  meta.model_identity = model_identity(model.config());
+  calibrate_layers(*model.net, ids, {src.calib_tokens, src.ctx, 8, false}, [&](int64_t, CalibStats&& layer) {
+    writer.add(layer);
+    meta.windows = layer.windows;
+    meta.shared_input.merge(layer.shared_input);  // moves the entries out of `layer`
+  });
+  writer.commit(meta, src.calib_file);
+  meta.seconds = seconds_since(start);
+  meta.peak_rss_bytes = peak_rss_bytes();
+  info("calibrated layer by layer on " + std::to_string(meta.tokens) + " tokens (" + std::to_string(meta.windows) +
+       " windows) in " + std::to_string(meta.seconds) + " s, peak RSS " + std::to_string(meta.peak_rss_bytes >> 20) + " MiB");
+  return meta;
+}
+
 // Consecutive stage timer: every lap ends where the next begins, so the stages sum to the total
 // up to the few microseconds of building the report itself.
 class StageTimer {
  public:
+  // Charges the time since the last lap to `stage` (null: to no stage, e.g. after add()).
   void lap(const char* stage) {
     const auto now = Clock::now();
-    stages_[stage] = stages_.value(stage, 0.0) + std::chrono::duration<double>(now - last_).count();
+    if (stage) add(stage, std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
+  void add(const char* stage, double seconds) { stages_[stage] = stages_.value(stage, 0.0) + seconds; }
   json finish() {
     stages_["total"] = std::chrono::duration<double>(Clock::now() - start_).count();
     return stages_;
@@ -126,6 +170,70 @@ class StageTimer {
   Clock::time_point start_ = Clock::now(), last_ = start_;
   json stages_ = json::object();
 };
+
+// The whole-model path (Fisher statistics: a Fisher-based method or --fisher): calibrate the
+// whole model, apply the plan, heal in closed form with whole-model forwards.
+ApplyReport compress_whole_model(Model& m, const Plan& plan, const CompressOptions& o, const PlanNeeds& needs,
+                                 StageTimer& timer, json& report) {
+  CalibStats stats;
+  if (o.stats.given()) {
+    stats = obtain_stats(m, o.stats, needs.fisher);
+    report["calibration"] = stats_json(stats);
+  }
+  timer.lap("calibrate");
+  // apply_plan decomposes from the dense weights; keep a dense twin for healing's targets.
+  Transformer dense(m.config(), m.net->weights());
+  const auto apply_start = Clock::now();
+  ApplyReport applied = apply_plan(*m.net, plan, o.stats.given() ? &stats : nullptr);
+  applied.seconds = seconds_since(apply_start);
+  timer.lap("apply");
+  if (o.heal || o.heal_compensate) {
+    const auto ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
+    HealOptions h{true, 0, o.heal_lr, o.stats.ctx};
+    h.compensate = o.heal_compensate;
+    report["heal"] = heal(*m.net, dense, ids, h);
+    timer.lap("heal");
+  }
+  return applied;
+}
+
+// The layer-streamed path (layer_stream.h): statistics, decomposition and closed-form healing one
+// decoder layer at a time. Precomputed statistics (--stats) are read layer by layer too.
+ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions& o, StageTimer& timer,
+                              json& report) {
+  if (!o.stats.calib_file.empty() && !o.stats.stats_file.empty())
+    throw usage_error("give either --calib or --stats, not both");
+  std::optional<CalibStatsReader> file_stats;
+  if (!o.stats.stats_file.empty()) file_stats.emplace(open_stats_file(m, o.stats.stats_file, false));
+  std::vector<int32_t> ids;
+  if (!o.stats.calib_file.empty()) {
+    check_calib_source(o.stats);
+    ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
+  }
+  LayerStreamOptions lo;
+  lo.ids = ids.empty() ? nullptr : &ids;
+  lo.ctx = o.stats.ctx;
+  lo.stats = file_stats ? &*file_stats : nullptr;
+  lo.heal = o.heal;
+  lo.compensate = o.heal_compensate;
+  timer.lap("calibrate");
+  LayerStreamResult r = compress_layers(*m.net, plan, lo);
+  if (lo.stats) {
+    report["calibration"] = stats_json(file_stats->meta());
+  } else if (lo.ids) {
+    report["calibration"] = stats_json(r.calibration);
+    info("calibrated layer by layer on " + std::to_string(r.calibration.tokens) + " tokens (" +
+         std::to_string(r.calibration.windows) + " windows): " + std::to_string(r.calibration.seconds) +
+         " s in the calibration passes, peak RSS " + std::to_string(r.calibration.peak_rss_bytes >> 20) + " MiB");
+  }
+  if (o.heal || o.heal_compensate) report["heal"] = {{"layers", r.heal_layers}};
+  // The stages interleave layer by layer; each gets the sum of its parts.
+  timer.add("calibrate", r.calibration.seconds);
+  timer.add("apply", r.applied.seconds);
+  if (o.heal || o.heal_compensate) timer.add("heal", r.heal_seconds);
+  timer.lap(nullptr);
+  return r.applied;
+}
 
 json compress_model(const CompressOptions& o) {
   if (o.out.empty()) throw usage_error("compress needs --out DIR");
@@ -141,37 +249,27 @@ json compress_model(const CompressOptions& o) {
   Plan plan = make_plan(o, *m.net);
   const PlanNeeds needs = needs_of(plan);
   const bool closed_form = o.heal || o.heal_compensate;
+  // The CLI names the flags (cmd_compress.cpp); these are the same checks for library callers.
   if ((needs.stats || closed_form || o.heal_steps > 0) && !o.stats.given())
-    throw usage_error("this plan needs calibration statistics: pass --calib FILE --calib-tokens N --ctx C, or --stats");
+    throw usage_error("this plan needs calibration statistics: a calibration text or a statistics file");
   if ((closed_form || o.heal_steps > 0) && o.stats.calib_file.empty())
-    throw usage_error("--heal/--heal-compensate/--heal-steps need --calib (the calibration tokens themselves)");
+    throw usage_error("healing needs the calibration text itself (statistics alone are not enough)");
   timer.lap("load");
 
   json report = {{"model", o.model}, {"model_identity", plan.model_identity}};
-  CalibStats stats;
-  if (o.stats.given()) {
-    stats = obtain_stats(m, o.stats, needs.fisher);
-    report["calibration"] = stats_json(stats);
-  }
-  timer.lap("calibrate");
-
-  // apply_plan decomposes from the dense weights; keep a dense twin for healing's targets.
-  Transformer dense(m.config(), m.net->weights());
-  const auto apply_start = Clock::now();
-  ApplyReport applied = apply_plan(*m.net, plan, o.stats.given() ? &stats : nullptr);
-  // Split apply into the factorizations themselves and the rest (validation, slicing, swapping).
-  const double apply_total = seconds_since(apply_start);
-  timer.lap("apply");
-  json seconds_detail = {{"decompose", applied.decompose_seconds},
-                         {"apply_other", std::max(0.0, apply_total - applied.decompose_seconds)}};
-
-  if (closed_form || o.heal_steps > 0) {
+  // Fisher statistics and gradient steps need the whole model's backward; everything else runs
+  // one decoder layer at a time.
+  const ApplyReport applied = needs.fisher || o.stats.fisher ? compress_whole_model(m, plan, o, needs, timer, report)
+                                           : compress_streamed(m, plan, o, timer, report);
+  if (o.heal_steps > 0) {
     const auto ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
-    HealOptions h{closed_form, o.heal_steps, o.heal_lr, o.stats.ctx};
-    h.compensate = o.heal_compensate;
-    report["heal"] = heal(*m.net, dense, ids, h);
+    Transformer unused(m.config(), m.net->weights());  // gradient steps read no dense twin
+    HealOptions h{false, o.heal_steps, o.heal_lr, o.stats.ctx};
+    report["heal"]["step_losses"] = heal(*m.net, unused, ids, h)["step_losses"];
     timer.lap("heal");
   }
+  json seconds_detail = {{"decompose", applied.decompose_seconds},
+                         {"apply_other", std::max(0.0, applied.seconds - applied.decompose_seconds)}};
 
   report["plan"] = {{"keep", plan.keep}, {"weights", int64_t(plan.weights.size())}};
   report["weights"] = applied.to_json()["weights"];

@@ -9,6 +9,7 @@
 namespace rankrl {
 
 struct CalibStats;
+class CalibStatsReader;
 struct Model;
 
 struct StatsSource {
@@ -35,9 +36,20 @@ struct CompressOptions {
   std::string dtype;            // f32 | f16 | bf16 for the written tensors; "" = the model's own
 };
 
+// A statistics file, checked to belong to `model` (and to hold Fisher statistics if wanted).
+CalibStatsReader open_stats_file(const Model& model, const std::string& path, bool want_fisher);
+
+// Usage error unless the calibration token count and window length are at least 1.
+void check_calib_source(const StatsSource& src);
+
 // Calibrates `model` (or reads stats and checks they belong to it). `want_fisher` turns on
 // Fisher statistics even when `src.fisher` is off (a method needs them).
 CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher);
+
+// rankrl calibrate --out: statistics written layer by layer as they are complete (one layer's
+// statistics in memory); with Fisher statistics the whole model runs first. Returns the metadata
+// and shared_input, without the statistics themselves.
+CalibStats calibrate_to_file(const Model& model, const StatsSource& src, const std::string& out);
 
 // Runs the pipeline and returns report.json (also written into the output directory).
 nlohmann::json compress_model(const CompressOptions& opts);

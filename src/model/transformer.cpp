@@ -219,10 +219,10 @@ at::Tensor Transformer::gpt2_block(const Block& b, const at::Tensor& x, KVCache*
   return x1 + run(b.down, at::gelu(run(b.up, h), "tanh"));
 }
 
-at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const {
+at::Tensor Transformer::embed(const at::Tensor& tokens, int64_t pos0) const {
   const ModelConfig& c = config_;
   check(tokens.dim() == 2, "", "forward expects token ids of shape [batch, time]");
-  int64_t T = tokens.size(1), pos0 = cache ? cache->length() : 0;
+  const int64_t T = tokens.size(1);
   if (c.max_seq_len > 0 && pos0 + T > c.max_seq_len)
     throw Error("", "sequence of " + std::to_string(pos0 + T) +
                         " tokens exceeds the model's maximum of " + std::to_string(c.max_seq_len));
@@ -232,13 +232,36 @@ at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const 
           "token id " + std::to_string(lo < 0 ? lo : hi) + " outside the vocabulary");
   }
   at::Tensor x = upcast_reduced(at::embedding(tok_emb_, tokens));  // gather rows, then upcast
-  if (c.arch == Arch::GPT2) x = x + pos_emb_.narrow(0, pos0, T);
-  for (int64_t i = 0; i < c.n_layers; ++i)
-    x = c.arch == Arch::GPT2 ? gpt2_block(blocks_[i], x, cache, i)
-                             : llama_block(blocks_[i], x, cache, i, pos0);
-  x = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
-                           : rms_norm(x, final_norm_w_, c.norm_eps);
-  return at::linear(x, upcast_reduced(lm_head_));  // an F16/BF16 head is upcast for this call only
+  return c.arch == Arch::GPT2 ? x + pos_emb_.narrow(0, pos0, T) : x;
+}
+
+at::Tensor Transformer::block(int64_t layer, const at::Tensor& x, KVCache* cache, int64_t pos0) const {
+  check(layer >= 0 && layer < config_.n_layers, "", "no decoder layer " + std::to_string(layer));
+  return config_.arch == Arch::GPT2 ? gpt2_block(blocks_[layer], x, cache, layer)
+                                    : llama_block(blocks_[layer], x, cache, layer, pos0);
+}
+
+at::Tensor Transformer::head(const at::Tensor& x) const {
+  const ModelConfig& c = config_;
+  const at::Tensor h = c.arch == Arch::GPT2 ? at::layer_norm(x, {c.dim}, final_norm_w_, final_norm_b_, c.norm_eps)
+                                            : rms_norm(x, final_norm_w_, c.norm_eps);
+  return at::linear(h, upcast_reduced(lm_head_));  // an F16/BF16 head is upcast for this call only
+}
+
+at::Tensor Transformer::forward(const at::Tensor& tokens, KVCache* cache) const {
+  const int64_t pos0 = cache ? cache->length() : 0;
+  at::Tensor x = embed(tokens, pos0);
+  for (int64_t i = 0; i < config_.n_layers; ++i) x = block(i, x, cache, pos0);
+  return head(x);
+}
+
+std::vector<Linear*> Transformer::layer_linears(int64_t layer) {
+  check(layer >= 0 && layer < config_.n_layers, "", "no decoder layer " + std::to_string(layer));
+  Block& b = blocks_[layer];
+  std::vector<Linear*> out;
+  for (Linear* l : {&b.q, &b.k, &b.v, &b.qkv, &b.o, &b.gate, &b.up, &b.down})
+    if (!l->name().empty()) out.push_back(l);
+  return out;
 }
 
 std::vector<Linear*> Transformer::linears() {

@@ -48,6 +48,18 @@ class Transformer {
   // the cached positions and the cache is extended.
   at::Tensor forward(const at::Tensor& tokens, KVCache* cache = nullptr) const;
 
+  // forward, one stage at a time (layer-streamed calibration and compression carry the hidden
+  // states between layers). forward(t) == head(block(L-1, ... block(0, embed(t)))).
+  // embed: token ids [B, T] at positions pos0 .. pos0+T-1 -> hidden states [B, T, dim] (checks
+  // the ids and the length). block: decoder layer `layer` on x [B, T, dim]; with `cache`, x
+  // continues the cached positions (pos0 = the cache length before this forward). head: final
+  // norm and LM head -> logits [B, T, vocab].
+  at::Tensor embed(const at::Tensor& tokens, int64_t pos0 = 0) const;
+  at::Tensor block(int64_t layer, const at::Tensor& x, KVCache* cache = nullptr, int64_t pos0 = 0) const;
+  at::Tensor head(const at::Tensor& x) const;
+  // The projections of one decoder layer, in forward order (a sub-list of linears()).
+  std::vector<Linear*> layer_linears(int64_t layer);
+
   const ModelConfig& config() const { return config_; }
   // Every projection weight, in canonical order (layer by layer; q, k, v, o, gate, up, down).
   std::vector<Linear*> linears();
