@@ -12,6 +12,8 @@
 #   CALIB_TOKENS  calibration tokens [1024]     CTX  calibration window [256]
 #   KEEP, METHOD  compress plan [0.8, svdllm]; compress uses the calibrate stage's statistics when
 #                 $WORK/stats.safetensors exists (else pick a method without, e.g. METHOD=rsvd)
+#   COMPRESS_CALIB=1  compress calibrates itself (--calib, CALIB_TOKENS, CTX; needed for healing)
+#   COMPRESS_ARGS     more compress flags, e.g. "--heal-compensate"
 # The checkpoint (BF16, sharded like the original, bench/synth_checkpoint) stays in $WORK/model
 # for reruns with a STAGES list without `synth`. Needs build/rankrl and build/synth_checkpoint
 # (built here when missing). Mind the memory: calibrate/compress of the 1.1B shape held every
@@ -63,9 +65,15 @@ for stage in $STAGES; do
                  --calib-tokens "$CALIB_TOKENS" --ctx "$CTX" --threads "$THREADS" --out "$WORK/stats.safetensors" ;;
     compress)  # with the statistics of the calibrate stage when it ran (svdllm, asvd, ... need them)
       stats=()
-      [[ -f $WORK/stats.safetensors ]] && stats=(--stats "$WORK/stats.safetensors")
+      if [[ ${COMPRESS_CALIB:-0} = 1 ]]; then
+        stats=(--calib "$TEXT" --calib-tokens "$CALIB_TOKENS" --ctx "$CTX")
+      elif [[ -f $WORK/stats.safetensors ]]; then
+        stats=(--stats "$WORK/stats.safetensors")
+      fi
+      # shellcheck disable=SC2086  # COMPRESS_ARGS is a list of flags
       run compress build/rankrl compress --model "$MODEL" "${stats[@]}" --keep "$KEEP" --method "$METHOD" \
-        --threads "$THREADS" --force --out "$WORK/compressed" --json ;;
+        ${COMPRESS_ARGS:-} --threads "$THREADS" --force --out "$WORK/compressed" --json
+      echo "compress seconds by stage: $(tr -d ' \n' < "$WORK/compress.out" | grep -o '"seconds_by_stage":{[^}]*}')" >&2 ;;
     *) echo "scale.sh: unknown stage '$stage'" >&2; exit 2 ;;
   esac
 done

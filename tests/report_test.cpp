@@ -96,10 +96,13 @@ TEST(Report, ParetoFrontAndScatter) {
 }
 
 TEST(Report, WeightNamesGiveLayerAndType) {
-  WeightSlot a = parse_weight_name("model.layers.3.self_attn.q_proj.weight");
+  WeightSlot a = parse_weight_name("model.layers.3.self_attn.q_proj.weight");  // through the role table
   EXPECT_EQ(a.layer, 3);
-  EXPECT_EQ(a.type, "self_attn.q_proj");
-  WeightSlot b = parse_weight_name("h.11.attn.c_attn.weight");
+  EXPECT_EQ(a.type, "q");
+  WeightSlot g = parse_weight_name("transformer.h.11.mlp.c_proj.weight");
+  EXPECT_EQ(g.layer, 11);
+  EXPECT_EQ(g.type, "down");
+  WeightSlot b = parse_weight_name("h.11.attn.c_attn.weight");  // no role's name: the generic reading
   EXPECT_EQ(b.layer, 11);
   EXPECT_EQ(b.type, "attn.c_attn");
   WeightSlot c = parse_weight_name("lm_head.weight");
@@ -206,7 +209,7 @@ TEST(Report, RendersEveryPartOfASearchOutput) {
   EXPECT_NE(r.html.find("fill=\"" + cell_fill("svd", 2.0 / 3) + "\""), std::string::npos);
   // Spectra: σ/σ₁ = 1, 2/3, 1/3 at i = 1, 2, 3 for one q_proj (one weight per type).
   std::string spec = r.html.substr(r.html.find("id=\"chart-spectra\""));
-  std::vector<double> s = polyline_points(spec, "data-name=\"layer 0 self_attn.q_proj\"");
+  std::vector<double> s = polyline_points(spec, "data-name=\"layer 0 q\"");
   ASSERT_EQ(s.size(), 6u);
   Frame f = make_frame(1, 3, 1.0 / 3, 1, true);
   EXPECT_NEAR(s[1], f.y(1.0), 0.006);

@@ -4,15 +4,21 @@
 #include <cstdio>
 #include <sstream>
 
+#include "io/weight_roles.h"
 #include "plan/plan.h"
 #include "report/report.h"
 
 namespace rankrl::report {
 
+// A projection of either architecture reads back through the one table of weight roles
+// (io/weight_roles.h) as its short type (q, k, v, qkv, o, gate, up, down); any other name (the
+// report also renders hand-written plans) as whatever follows its first all-digit component.
 WeightSlot parse_weight_name(const std::string& name) {
+  for (Arch arch : {Arch::Llama, Arch::GPT2})
+    if (const std::optional<ParsedName> p = parse_tensor_name(arch, name); p && *role_short_name(p->role) != 0)
+      return {int(p->layer), role_short_name(p->role)};
   std::string n = name;
   if (n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0) n.resize(n.size() - 7);
-  // The first all-digit dotted component is the layer; the type is what follows it.
   size_t start = 0;
   while (start < n.size()) {
     size_t end = n.find('.', start);

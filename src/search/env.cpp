@@ -6,12 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <regex>
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/weight_roles.h"
 #include "model/transformer.h"
 
 namespace rankrl {
@@ -20,22 +20,12 @@ namespace {
 
 const double kCurveFractions[3] = {0.25, 0.5, 0.75};
 
-// Llama names (…self_attn.q_proj.weight, …mlp.down_proj.weight) and GPT-2 names
-// (…attn.c_attn.weight, …attn.c_proj.weight, …mlp.c_fc.weight, …mlp.c_proj.weight).
-std::string weight_type(const std::string& name) {
-  static const std::pair<const char*, const char*> kTypes[] = {
-      {"q_proj", "q"},        {"k_proj", "k"},       {"v_proj", "v"},    {"o_proj", "o"},
-      {"gate_proj", "gate"},  {"up_proj", "up"},     {"down_proj", "down"},
-      {"attn.c_attn", "qkv"}, {"attn.c_proj", "o"},  {"mlp.c_fc", "up"}, {"mlp.c_proj", "down"}};
-  for (const auto& [key, type] : kTypes)
-    if (name.find(key) != std::string::npos) return type;
-  return "other";
-}
-
-int64_t layer_index(const std::string& name) {
-  static const std::regex kLayer(R"((?:^|\.)(?:layers|h)\.(\d+)\.)");
-  std::smatch m;
-  return std::regex_search(name, m, kLayer) ? std::stoll(m[1]) : 0;
+// The weight's role (q, k, v, qkv, o, gate, up, down) and layer, read back through the one table
+// of weight roles (io/weight_roles.h).
+std::pair<std::string, int64_t> role_and_layer(const ModelConfig& config, const std::string& name) {
+  const std::optional<ParsedName> p = parse_tensor_name(config.arch, name);
+  check(p && *role_short_name(p->role) != 0, name, "not a projection weight of this architecture");
+  return {role_short_name(p->role), p->layer};
 }
 
 // ‖E·Xᵀ‖_F² = Σ (E·G) ⊙ E with G = XᵀX, in float64.
@@ -71,7 +61,8 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
   std::vector<const Linear*> linears = dense_.linears();
   Progress progress("factorizations", int64_t(linears.size()), "weights");
   for (const Linear* l : linears) {
-    WeightInfo w{l->name(), weight_type(l->name()), layer_index(l->name()), l->out_features(), l->in_features()};
+    const auto [type, layer] = role_and_layer(dense_.config(), l->name());
+    WeightInfo w{l->name(), type, layer, l->out_features(), l->in_features()};
     w.max_rank = (w.m * w.n - 1) / (w.m + w.n);
     check(w.max_rank >= 1, w.name, "too small to factor");
     const LinearStats* st = stats_.find(w.name);

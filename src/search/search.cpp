@@ -615,7 +615,7 @@ DenseResult SearchRun::dense_result(const Bootstrap& boot, const Finalist& unifo
   const ParameterCounts p = count_parameters(*model_.net);
   d.linear_parameters = p.linear;
   d.total_parameters = p.total;
-  d.total_bytes = 4 * p.total;
+  d.total_bytes = int64_t(dtype_size(model_.net->stored_dtype())) * p.total;  // as written (model/ keeps the stored dtype)
   return d;
 }
 
@@ -642,7 +642,7 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
     if (!std::isnan(f.kl)) a.surrogate_kl = f.kl;
     a.keep_actual = f.cost / env_->dense_params();
     a.total_parameters = f.params.total;
-    a.total_bytes = 4 * f.params.total;
+    a.total_bytes = int64_t(dtype_size(model_.net->stored_dtype())) * f.params.total;
     a.found_at_unit = f.chosen.unit;
     a.train_reward = f.chosen.reward;
     a.vs_dense = paired(boot, f.test, dense_test);
