@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
@@ -14,6 +15,7 @@
 #include "compress/checkpoint_dir.h"
 #include "compress/heal.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
 #include "plan/plan.h"
@@ -448,6 +450,47 @@ TEST_F(BadInput, NanStatsAndTooFewTokens) {
   test::write_text(tmp.file("short.txt"), "Once upon a time there was a cat.");
   expect_rejected("--keep 0.6 --method svdllm --calib " + tmp.file("short.txt") + " --calib-tokens 4096 --ctx 256",
                   "too few calibration tokens");
+}
+
+}  // namespace
+}  // namespace rankrl
+
+namespace rankrl {
+namespace {
+
+// compress --out and export-dense claim their output directory (the lock file .<name>.lock beside
+// it): a second writer is refused at once with one line and writes nothing; once the first is
+// done the lock file is gone and the same command succeeds.
+TEST(CompressCli, SecondWriterOfTheOutputIsRefused) {
+  RANKRL_REQUIRE_DATA("stories260K/stories260K.bin");
+  test::TempDir dir;
+  const std::string model = test::data_file("stories260K/stories260K.bin");
+  const std::string compress = "compress --model " + model + " --keep 0.6 --method svd --threads 1 -q --out ";
+  const std::string export_dense = "export-dense --model " + dir.file("small") + " --threads 1 -q --out ";
+  auto only_entries = [&](std::set<std::string> expected) {
+    std::set<std::string> found;
+    for (const auto& e : fs::directory_iterator(dir.path())) found.insert(e.path().filename().string());
+    EXPECT_EQ(found, expected);
+  };
+  {
+    std::unique_ptr<FileLock> held = FileLock::try_acquire(dir.file(".small.lock"));
+    ASSERT_NE(held, nullptr);
+    test::CliResult r = test::run_cli(compress + dir.file("small"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, "rankrl: error: " + dir.file("small") + ": another rankrl process is writing it (lock " +
+                         dir.file(".small.lock") + "); wait for it or choose another output\n");
+    only_entries({".small.lock"});
+  }
+  ASSERT_EQ(test::run_cli(compress + dir.file("small")).exit_code, 0);
+  {
+    std::unique_ptr<FileLock> held = FileLock::try_acquire(dir.file(".dense.lock"));
+    test::CliResult r = test::run_cli(export_dense + dir.file("dense"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("another rankrl process is writing it"), std::string::npos) << r.err;
+  }
+  fs::remove(dir.file(".dense.lock"));
+  ASSERT_EQ(test::run_cli(export_dense + dir.file("dense")).exit_code, 0);
+  only_entries({"small", "dense"});  // no lock file and no staging directory left behind
 }
 
 }  // namespace

@@ -40,6 +40,24 @@ std::string without_trailing_slash(std::string p) {
   return p;
 }
 
+DestinationLock::DestinationLock(const std::string& dest) {
+  const fs::path d = fs::path(without_trailing_slash(dest));
+  const fs::path parent = d.has_parent_path() ? d.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  path_ = (parent / ("." + d.filename().string() + ".lock")).string();
+  lock_ = FileLock::try_acquire(path_);
+  if (!lock_)
+    throw Error(d.string(), "another rankrl process is writing it (lock " + path_ + "); wait for it or choose another output");
+}
+
+// Removed while still held: a process that opened the old file before the unlink finds it locked
+// and refuses, one that comes after creates a fresh file; the directory is in place by then.
+DestinationLock::~DestinationLock() {
+  std::error_code ec;
+  if (dist::is_root()) fs::remove(path_, ec);
+}
+
 StagingDir::StagingDir(std::string dest, bool replace)
     : dest_(without_trailing_slash(std::move(dest))), tmp_(dest_ + ".tmp-" + std::to_string(getpid())),
       replace_(replace) {
@@ -101,6 +119,7 @@ void write_compressed_dir(const std::string& out, const Transformer& net, const 
                           const nlohmann::json& report, const std::string& tokenizer_path, bool replace,
                           std::optional<DType> dtype) {
   check_tokenizer_writable(tokenizer_path, net.config().vocab_size);
+  DestinationLock lock(out);
   StagingDir stage(out, replace);
   write_compressed_files(stage, net, plan, tokenizer_path, dtype);
   write_file_atomic(stage.file("report.json"), report.dump(2) + "\n");
@@ -109,6 +128,7 @@ void write_compressed_dir(const std::string& out, const Transformer& net, const 
 
 int64_t export_dense(const std::string& model_path, const std::string& tokenizer_path,
                      const std::string& out, bool replace) {
+  DestinationLock lock(out);
   Model m = load_model(model_path, tokenizer_path);
   WeightMap w = m.net->weights();
   int64_t multiplied = 0;

@@ -8,9 +8,11 @@
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "core/fs.h"
 #include "io/safetensors.h"
 #include "plan/plan.h"
 
@@ -20,6 +22,22 @@ class Transformer;
 
 // A directory being built beside its destination; commit() renames it into place, destruction
 // without commit() removes it. An existing non-empty destination is an error unless `replace`.
+// The exclusive right to write the directory `dest` (compress --out, export-dense, a search's
+// model/): an advisory lock on the sibling file `.<name>.lock`, which is removed when the lock is
+// released (after the directory is in place). A second rankrl process writing the same `dest`
+// gets Error(dest, "another rankrl process is writing it ..."). Taken before any long work.
+class DestinationLock {
+ public:
+  explicit DestinationLock(const std::string& dest);
+  ~DestinationLock();
+  DestinationLock(const DestinationLock&) = delete;
+  DestinationLock& operator=(const DestinationLock&) = delete;
+
+ private:
+  std::string path_;
+  std::unique_ptr<FileLock> lock_;
+};
+
 class StagingDir {
  public:
   StagingDir(std::string dest, bool replace);

@@ -254,6 +254,9 @@ json compress_model(const CompressOptions& o) {
     throw usage_error("this plan needs calibration statistics: a calibration text or a statistics file");
   if ((closed_form || o.heal_steps > 0) && o.stats.calib_file.empty())
     throw usage_error("healing needs the calibration text itself (statistics alone are not enough)");
+  // Checked, loaded and planned: now claim OUT (held until the directory is in place), before the
+  // long stages, so a second writer is refused at once.
+  const DestinationLock lock(o.out);
   timer.lap("load");
 
   json report = {{"model", o.model}, {"model_identity", plan.model_identity}};
