@@ -7,6 +7,7 @@
 #include "compress/heal.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/checkpoint.h"
 #include "model/transformer.h"
 
 namespace rankrl {
@@ -28,6 +29,12 @@ double lap(Clock::time_point& t) {
   const double s = std::chrono::duration<double>(now - t).count();
   t = now;
   return s;
+}
+
+// Rounds every factored linear's A and B to `type` (Linear::forward upcasts them per call).
+void store_factors_as(const std::vector<Linear*>& linears, at::ScalarType type) {
+  for (Linear* l : linears)
+    if (l->is_low_rank()) l->set_low_rank(l->A().to(type), l->B().to(type));
 }
 
 }  // namespace
@@ -76,6 +83,8 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
       r.heal_seconds += lap(t);
     }
     xd = std::move(xd_next);
+    // 4. The layer is final: its factors go to the dtype they will be written in.
+    if (o.factor_dtype != DType::F32) store_factors_as(net.layer_linears(i), scalar_type_of(o.factor_dtype));
     progress.set_note("layer " + std::to_string(i + 1) + "/" + std::to_string(layers));
     progress.advance(1);
   }  // `stats` (this layer's) is freed at the end of each iteration

@@ -20,6 +20,7 @@
 
 #include "calib/calibrate.h"
 #include "compress/apply.h"
+#include "io/safetensors.h"
 
 namespace rankrl {
 
@@ -34,6 +35,9 @@ struct LayerStreamOptions {
                                               // (then `ids` is for healing only)
   bool heal = false;                          // closed-form refit (needs ids)
   bool compensate = false;                    // ... the compensating form (needs ids)
+  // Once a layer is done its factors are kept in this dtype, the one they will be written in
+  // (F16/BF16 halve the factors' memory on a large model; F32 keeps them as computed).
+  DType factor_dtype = DType::F32;
 };
 
 struct LayerStreamResult {

@@ -216,6 +216,8 @@ ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions&
   lo.stats = file_stats ? &*file_stats : nullptr;
   lo.heal = o.heal;
   lo.compensate = o.heal_compensate;
+  // Gradient steps (after the stream) need float32 factors; otherwise keep them as they will be written.
+  if (o.heal_steps == 0) lo.factor_dtype = output_dtype(o.dtype, *m.net);
   timer.lap("calibrate");
   LayerStreamResult r = compress_layers(*m.net, plan, lo);
   if (lo.stats) {
