@@ -156,6 +156,24 @@ TEST(Train, LossFallsAndOutputLoadsAndEvals) {
   EXPECT_EQ(config["vocab_size"], 400);
 }
 
+// A llama2.c tokenizer.bin given to train is converted to tokenizer.json in the output (it was
+// copied verbatim, and the model then failed to load with "malformed JSON"); the model evaluates
+// to the perplexity train reported.
+TEST(Train, Llama2cTokenizerBinIsConvertedForTheOutput) {
+  RANKRL_REQUIRE_DATA("stories260K/tok512.bin");
+  TinyRun t;
+  std::string cmd = t.args(t.dir.file("m"), 2);
+  cmd.replace(cmd.find("--tokenizer " + t.dir.file("tok")), std::string("--tokenizer " + t.dir.file("tok")).size(),
+              "--tokenizer " + test::data_file("stories260K/tok512.bin"));
+  auto r = test::run_cli(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NO_THROW(json::parse(test::read_text(t.dir.file("m/tokenizer.json"))));
+  auto e = test::run_cli("eval --model " + t.dir.file("m") + " --text " + t.dir.file("val.txt") + " --ctx 32 --json --threads 1");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const double val_ppl = json::parse(r.out)["val_ppl"].get<double>();
+  EXPECT_NEAR(json::parse(e.out)["ppl"].get<double>(), val_ppl, 1e-4 * val_ppl);
+}
+
 TEST(Train, ResumeIsBitIdentical) {
   TinyRun t;
   auto a = test::run_cli(t.args(t.dir.file("a"), 20));

@@ -11,7 +11,6 @@
 #include "io/checkpoint.h"
 #include "model/model.h"
 #include "model/transformer.h"
-#include "tokenizer/llama2c_tokenizer.h"
 
 namespace rankrl {
 
@@ -20,10 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
-
-bool is_hf_tokenizer(const std::string& path) {
-  return is_directory(path) || fs::path(path).extension() == ".json";
-}
 
 // Adds {"rankrl": section} to the config.json written by save_hf_checkpoint.
 void add_rankrl_section(const std::string& config_path, const nlohmann::json& section) {
@@ -85,25 +80,6 @@ void StagingDir::commit() {
   fs::rename(tmp_, dest_, ec);
   check(!ec, dest_, "cannot move the finished directory into place: " + ec.message());
   committed_ = true;
-}
-
-void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir) {
-  if (!dist::is_root()) return;
-  if (!is_hf_tokenizer(tokenizer_path)) {
-    write_tokenizer_json_from_llama2c(Llama2cTokenizer::load(tokenizer_path, int32_t(vocab_size)), dir);
-    return;
-  }
-  const fs::path src = is_directory(tokenizer_path) ? fs::path(tokenizer_path) : fs::path(tokenizer_path).parent_path();
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                           "merges.txt"}) {
-    const fs::path from = src / name;
-    if (file_exists(from.string())) write_file_atomic((fs::path(dir) / name).string(), read_file(from.string()));
-  }
-}
-
-void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_size) {
-  if (is_hf_tokenizer(tokenizer_path)) return;  // copied verbatim
-  check_llama2c_convertible(Llama2cTokenizer::load(tokenizer_path, int32_t(vocab_size)), tokenizer_path);
 }
 
 void write_compressed_files(const StagingDir& stage, const Transformer& net, const Plan& plan,

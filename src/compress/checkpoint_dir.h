@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "io/safetensors.h"
 #include "plan/plan.h"
+#include "tokenizer/files.h"  // write_tokenizer_files, check_tokenizer_writable (used with these)
 
 namespace rankrl {
 
@@ -53,15 +54,6 @@ class StagingDir {
   bool replace_, committed_ = false;
 };
 
-// Copies the tokenizer beside a model into `dir` as tokenizer.json (+ tokenizer_config.json and
-// friends when present). `tokenizer_path` is what load_model used: an HF directory or
-// tokenizer.json is copied; a llama2.c tokenizer.bin is converted to tokenizer.json.
-void write_tokenizer_files(const std::string& tokenizer_path, int64_t vocab_size, const std::string& dir);
-
-// Throws Error(tokenizer_path, ...) when write_tokenizer_files would fail on this tokenizer (a
-// llama2.c tokenizer.bin whose pieces tokenizer.json cannot hold). Call it before any expensive
-// or writing stage, so a bad tokenizer is blamed by its own name and not by the staging dir.
-void check_tokenizer_writable(const std::string& tokenizer_path, int64_t vocab_size);
 
 // The files of a compressed directory except report.json, written into `stage`; the caller
 // times this, then writes report.json (with the write time) and commits. Every tensor (factors

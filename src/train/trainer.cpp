@@ -19,6 +19,7 @@
 #include "core/utf8.h"
 #include "eval/perplexity.h"
 #include "model/transformer.h"
+#include "tokenizer/files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -173,15 +174,6 @@ State load_state(const std::string& path, const std::vector<at::Tensor>& params,
   return st;
 }
 
-void copy_tokenizer(const std::string& tokenizer, const std::string& out) {
-  const fs::path src = is_directory(tokenizer) ? fs::path(tokenizer) : fs::path(tokenizer).parent_path();
-  const fs::path json_file = is_directory(tokenizer) ? src / "tokenizer.json" : fs::path(tokenizer);
-  write_file_atomic((fs::path(out) / "tokenizer.json").string(), read_file(json_file.string()));
-  const fs::path config = src / "tokenizer_config.json";
-  if (fs::exists(config))
-    write_file_atomic((fs::path(out) / "tokenizer_config.json").string(), read_file(config.string()));
-}
-
 }  // namespace
 
 WeightMap init_weights(const ModelConfig& c, uint64_t seed, double init_std) {
@@ -230,6 +222,7 @@ json train_model(const TrainOptions& opts) {
   o.config.max_seq_len = o.ctx;
   o.config.bos_id = tok->bos_id();
   o.config.eos_id = tok->eos_id();
+  check_tokenizer_writable(o.tokenizer, o.config.vocab_size);  // before hours of training
 
   std::error_code ec;
   fs::create_directories(o.out, ec);
@@ -348,7 +341,7 @@ json train_model(const TrainOptions& opts) {
     WeightMap final_w;
     for (const auto& [name, t] : w) final_w[name] = t.detach();
     save_hf_checkpoint(o.out, o.config, final_w, o.dtype);
-    copy_tokenizer(o.tokenizer, o.out);
+    write_tokenizer_files(o.tokenizer, o.config.vocab_size, o.out);
     const PerplexityResult v = evaluate();
     out["val_ppl"] = v.ppl;
     out["val_loss"] = v.nll;
