@@ -25,18 +25,7 @@ struct Shape {
 };
 
 ModelConfig make_config(const Shape& s) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.dim = s.dim;
-  c.hidden_dim = s.hidden;
-  c.n_layers = s.layers;
-  c.n_heads = s.heads;
-  c.n_kv_heads = s.kv_heads;
-  c.head_dim = s.dim / s.heads;
-  c.vocab_size = s.vocab;
-  c.max_seq_len = s.T;
-  return c;
+  return llama_config({s.dim, s.hidden, s.layers, s.heads, s.kv_heads, s.vocab, s.T});
 }
 
 // Norm weights 1, matrices Gaussian with 1/sqrt(fan-in) scale: every tensor the config requires.

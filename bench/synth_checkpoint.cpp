@@ -53,19 +53,7 @@ const Shape& find_shape(const std::string& name) {
 }
 
 ModelConfig config_of(const Shape& s) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
-  c.dim = s.dim;
-  c.hidden_dim = s.ffn;
-  c.n_layers = s.layers;
-  c.n_heads = s.heads;
-  c.n_kv_heads = s.kv_heads;
-  c.head_dim = s.dim / s.heads;
-  c.vocab_size = s.vocab;
-  c.max_seq_len = s.max_seq;
-  c.rope_theta = 10000.0;
+  ModelConfig c = llama_config({s.dim, s.ffn, s.layers, s.heads, s.kv_heads, s.vocab, s.max_seq});
   c.norm_eps = 1e-5;
   c.tie_embeddings = false;
   c.bos_id = 1;

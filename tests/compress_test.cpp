@@ -28,9 +28,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::data_file;
 
-const char* kBin = "stories260K/stories260K.bin";
-const char* kTok = "stories260K/tok512.bin";
-const char* kVal = "tinystories/tinystories_val.txt";
+using test::kBin;
+using test::kTok;
+using test::kVal;
 const std::string kRef = std::string(RANKRL_SOURCE_DIR) + "/tests/expected/compress_ref.json";
 constexpr int64_t kCtx = 256, kCalibTokens = 4096, kHeldStart = 200000, kHeldTokens = 32768;
 

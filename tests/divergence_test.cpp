@@ -14,9 +14,9 @@
 namespace rankrl {
 namespace {
 
-const char* kBin = "stories260K/stories260K.bin";
-const char* kTok = "stories260K/tok512.bin";
-const char* kVal = "tinystories/tinystories_val.txt";
+using test::kBin;
+using test::kTok;
+using test::kVal;
 
 // Mean over every position of every ctx-token window of Σ_v p (log p − log q), in float64.
 double reference_kl(const Transformer& p, const Transformer& q, const std::vector<int32_t>& ids, int64_t ctx) {

@@ -72,8 +72,8 @@ TEST(Dist, WriterReaderRoundTripAndTruncation) {
 
 // --- mpirun -np 2 against one process ------------------------------------------------------
 
-const char* kBin = "stories260K/stories260K.bin";
-const char* kVal = "tinystories/tinystories_val.txt";
+using test::kBin;
+using test::kVal;
 
 struct RunResult {
   int exit_code = -1;

@@ -37,9 +37,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::data_file;
 
-const char* kBin = "stories260K/stories260K.bin";
-const char* kTok = "stories260K/tok512.bin";
-const char* kVal = "tinystories/tinystories_val.txt";
+using test::kBin;
+using test::kTok;
+using test::kVal;
 
 Model stories() { return load_model(data_file(kBin), data_file(kTok)); }
 

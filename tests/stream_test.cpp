@@ -26,9 +26,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::data_file;
 
-const char* kBin = "stories260K/stories260K.bin";
-const char* kTok = "stories260K/tok512.bin";
-const char* kVal = "tinystories/tinystories_val.txt";
+using test::kBin;
+using test::kTok;
+using test::kVal;
 // 8 full windows of 256 in one batch, 2 more in a second, and a partial window of 100 alone: every
 // batching case the stream carries.
 constexpr int64_t kCtx = 256, kTokens = 10 * 256 + 100;

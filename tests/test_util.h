@@ -12,6 +12,11 @@ inline std::string shared_data() { return std::string(RANKRL_SOURCE_DIR) + "/../
 
 inline std::string data_file(const std::string& rel) { return shared_data() + "/" + rel; }
 
+// The shared files most tests use (relative to shared_data(); pass them to data_file()).
+inline constexpr const char* kBin = "stories260K/stories260K.bin";  // the real trained model
+inline constexpr const char* kTok = "stories260K/tok512.bin";       // its tokenizer
+inline constexpr const char* kVal = "tinystories/tinystories_val.txt";
+
 // Skips the current test (with a clear message) when the shared data is absent.
 #define RANKRL_REQUIRE_DATA(rel)                                                        \
   do {                                                                                  \

@@ -42,17 +42,10 @@ ModelConfig model_config(const TrainCliOptions& o) {
   const int64_t kv = o.kv_heads > 0 ? o.kv_heads : o.heads;
   if (o.heads % kv != 0) throw usage_error("--kv-heads must divide --heads");
   if ((o.d_model / o.heads) % 2 != 0) throw usage_error("the head size (--d-model / --heads) must be even");
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
-  c.dim = o.d_model;
-  c.n_layers = o.layers;
-  c.n_heads = o.heads;
-  c.n_kv_heads = kv;
-  c.head_dim = o.d_model / o.heads;
-  // SwiGLU's usual size: 8/3 · d rounded up to a multiple of 16.
-  c.hidden_dim = o.ffn > 0 ? o.ffn : (8 * o.d_model / 3 + 15) / 16 * 16;
+  // SwiGLU's usual size: 8/3 · d rounded up to a multiple of 16. Vocabulary and context come
+  // from the tokenizer and --ctx (train_model).
+  ModelConfig c = llama_config({o.d_model, o.ffn > 0 ? o.ffn : (8 * o.d_model / 3 + 15) / 16 * 16, o.layers,
+                                o.heads, kv, 0, 0});
   c.tie_embeddings = !o.untied;
   return c;
 }

@@ -89,19 +89,7 @@ class Reader {
 };
 
 ModelConfig config_of(const Llama2cHeader& h) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
-  c.dim = h.dim;
-  c.hidden_dim = h.hidden_dim;
-  c.n_layers = h.n_layers;
-  c.n_heads = h.n_heads;
-  c.n_kv_heads = h.n_kv_heads;
-  c.head_dim = h.dim / h.n_heads;
-  c.vocab_size = h.vocab_size;
-  c.max_seq_len = h.seq_len;
-  c.rope_theta = 10000.0;
+  ModelConfig c = llama_config({h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len});
   c.rope_interleaved = true;
   c.norm_eps = 1e-5;
   c.tie_embeddings = h.shared_classifier;

@@ -21,6 +21,22 @@ std::string hex64(uint64_t v) {
 
 }  // namespace
 
+ModelConfig llama_config(const LlamaShape& s) {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.hf_architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.dim = s.dim;
+  c.hidden_dim = s.hidden_dim;
+  c.n_layers = s.n_layers;
+  c.n_heads = s.n_heads;
+  c.n_kv_heads = s.n_kv_heads;
+  c.head_dim = s.n_heads > 0 ? s.dim / s.n_heads : 0;
+  c.vocab_size = s.vocab_size;
+  c.max_seq_len = s.max_seq_len;
+  return c;
+}
+
 const char* arch_name(Arch a) {
   switch (a) {
     case Arch::Llama: return "llama";

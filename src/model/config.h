@@ -33,6 +33,14 @@ struct ModelConfig {
 
 const char* arch_name(Arch a);
 
+// A Llama-family model of this shape, every other field at its default (head_dim = dim / n_heads,
+// rope_theta 10000, rotate-half RoPE, untied): what llama2.c headers, `rankrl train` and the
+// benchmarks' random models are built from.
+struct LlamaShape {
+  int64_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0, max_seq_len = 0;
+};
+ModelConfig llama_config(const LlamaShape& shape);
+
 // A stable hash of the architecture (config fields that shape the weights) and of every weight
 // name and [out, in] shape: "fnv1a64:<16 hex digits>". Equal for a llama2.c file, its
 // conversion and its compressed directories (q/k row order and storage form do not count).
