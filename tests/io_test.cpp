@@ -112,17 +112,8 @@ void expect_spot_values(const WeightMap& weights, const json& tensors) {
 }
 
 ModelConfig tiny_llama(bool tie = false) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = "LlamaForCausalLM";
-  c.model_type = "llama";
-  c.dim = 8;
-  c.hidden_dim = 12;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 4;
-  c.vocab_size = 10;
+  ModelConfig c = llama_config({.dim = 8, .hidden_dim = 12, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
+                                .vocab_size = 10});
   c.max_seq_len = 16;
   c.norm_eps = 1e-5;
   c.tie_embeddings = tie;

@@ -34,18 +34,9 @@ const char* kTok512 = "stories260K/tok512.bin";
 // A Llama small enough for milliseconds but with every feature: GQA, untied head, vocab 512 so
 // stories260K's tokenizer fits.
 ModelConfig small_llama(bool qkv_bias = false) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.hf_architecture = qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  c.model_type = qkv_bias ? "qwen2" : "llama";
-  c.dim = 32;
-  c.hidden_dim = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 512;
-  c.max_seq_len = 64;
+  ModelConfig c = llama_config({.dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                                .vocab_size = 512, .max_seq_len = 64});
+  if (qkv_bias) c.hf_architecture = "Qwen2ForCausalLM", c.model_type = "qwen2";
   c.attn_qkv_bias = qkv_bias;
   c.bos_id = 1;
   c.eos_id = 2;
