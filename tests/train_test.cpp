@@ -200,6 +200,35 @@ TEST(Train, ResumeIsBitIdentical) {
   EXPECT_EQ(lb.back()["step"], 25);
 }
 
+// --init starts from a finished model's weights: one step at a vanishing learning rate leaves the
+// model as it was, so its validation perplexity is the starting model's (by `eval`), far from a
+// random start's; a model of another shape is refused naming the file.
+TEST(Train, InitStartsFromTheGivenModel) {
+  TinyRun t;
+  auto a = test::run_cli(t.args(t.dir.file("a"), 20));
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  auto e = test::run_cli("eval --model " + t.dir.file("a") + " --text " + t.dir.file("val.txt") +
+                         " --ctx 32 --json --threads 1");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const double start_ppl = json::parse(e.out)["ppl"].get<double>();
+  auto frozen = [&](const std::string& out) {
+    std::string cmd = t.args(out, 1, "1e-12");
+    cmd.replace(cmd.find("--min-lr 3e-4"), 13, "--min-lr 0");
+    return cmd;
+  };
+  auto b = test::run_cli(frozen(t.dir.file("b")) + " --init " + t.dir.file("a"));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NEAR(json::parse(b.out)["val_ppl"].get<double>(), start_ppl, 1e-4 * start_ppl);
+  auto fresh = test::run_cli(frozen(t.dir.file("c")));
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_GT(json::parse(fresh.out)["val_ppl"].get<double>(), 2 * start_ppl);
+  std::string wider = frozen(t.dir.file("d")) + " --init " + t.dir.file("a");
+  wider.replace(wider.find("--d-model 32"), 12, "--d-model 48");
+  auto bad = test::run_cli(wider);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find(t.dir.file("a") + ": --init: "), std::string::npos) << bad.err;
+}
+
 TEST(Train, GradientMatchesFiniteDifferences) {
   ModelConfig c;
   c.dim = 16;

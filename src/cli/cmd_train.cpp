@@ -30,6 +30,8 @@ struct TrainCliOptions {
 };
 
 ModelConfig model_config(const TrainCliOptions& o) {
+  if (!o.train.init.empty() && o.config.empty() && o.d_model <= 0)  // the starting model's own architecture
+    return load_checkpoint(o.train.init, LoadOptions{.check_values = false}).config;
   if (!o.config.empty()) {
     if (o.d_model > 0) throw usage_error("give either --config or --d-model, not both");
     ModelConfig c = parse_hf_config(read_file(o.config), o.config);
@@ -101,7 +103,7 @@ Command add_train(CLI::App& app, Common& common) {
   TrainOptions& t = o->train;
   CLI::App* sub = app.add_subcommand(
       "train",
-      "Train a Llama-architecture model from scratch (AdamW, linear warm-up then cosine to\n"
+      "Train a Llama-architecture model from scratch or from --init (AdamW, linear warm-up then cosine to\n"
       "--min-lr, gradient clipping, validation perplexity every --eval-every steps). The corpus is\n"
       "tokenized as one string (BOS first) and cut into windows of --ctx + 1 tokens, shuffled per\n"
       "epoch from --seed. Writes OUT/train_state.pt every --checkpoint-every steps (--resume\n"
@@ -132,6 +134,9 @@ Command add_train(CLI::App& app, Common& common) {
   sub->add_option("--stop-after", t.stop_after, "Stop after this step (with a checkpoint; --resume continues)");
   sub->add_option("--seed", t.seed, "Seed of the initial weights and the data order (default 1)");
   sub->add_flag("--resume", t.resume, "Continue from OUT/train_state.pt");
+  sub->add_option("--init", t.init,
+                  "Start from this model's weights (fresh optimizer and schedule) instead of random ones; "
+                  "its architecture unless --config or --d-model is given");
   sub->add_option("--dtype", o->dtype, "Weights of model.safetensors: bf16 | f16 | f32 (default bf16)");
   add_common(sub, common);
   return {sub, [o, &common] {

@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/utf8.h"
+#include "data/hashing.h"
 #include "eval/perplexity.h"
 #include "model/transformer.h"
 #include "tokenizer/files.h"
@@ -35,11 +36,32 @@ constexpr const char* kLogFile = "train_log.jsonl";
 
 // What must not change between a run and its resumption. --steps may change (the cosine then
 // continues towards the new end from the current step; the log records the change).
-json run_identity(const TrainOptions& o, const std::vector<std::string>& names) {
-  return {{"config", json::parse(hf_config_json(o.config))},
-          {"batch", o.batch}, {"ctx", o.ctx}, {"lr", o.lr}, {"min_lr", o.min_lr},
-          {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip},
-          {"seed", o.seed}, {"init_std", o.init_std}, {"weights", names}};
+json run_identity(const TrainOptions& o, const std::vector<std::string>& names, const json& init) {
+  json id = {{"config", json::parse(hf_config_json(o.config))},
+             {"batch", o.batch}, {"ctx", o.ctx}, {"lr", o.lr}, {"min_lr", o.min_lr},
+             {"warmup", o.warmup}, {"weight_decay", o.weight_decay}, {"clip", o.clip},
+             {"seed", o.seed}, {"init_std", o.init_std}, {"weights", names}};
+  if (!init.is_null()) id["init"] = init;  // absent for random starts: older states still resume
+  return id;
+}
+
+// --init: overwrites the fresh weights `w` with the model's (float32 copies; every tensor the
+// architecture needs must be there with the same shape). Returns the starting point's identity
+// for the resume check: the weight files by content.
+json load_initial_weights(const std::string& path, WeightMap& w) {
+  const Checkpoint ck = load_checkpoint(path);
+  check(ck.config.arch == Arch::Llama, path, "--init: train supports the Llama architecture only");
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : w) {
+    auto it = ck.weights.find(name);
+    check(it != ck.weights.end(), path, "--init: the model has no " + name + " (another architecture than --config?)");
+    check(it->second.sizes() == t.sizes(), path,
+          c10::str("--init: ", name, " has shape ", it->second.sizes(), ", the run needs ", t.sizes()));
+    t.copy_(it->second.to(at::kFloat));
+  }
+  json files = json::array();
+  for (const std::string& f : ck.files) files.push_back(sha256_hex(read_file(f)));
+  return {{"path", path}, {"sha256", files}};
 }
 
 std::vector<int32_t> tokenize_file(const Tokenizer& tok, const std::string& path) {
@@ -242,6 +264,7 @@ json train_model(const TrainOptions& opts) {
   // 3. Weights and optimizer. Leaf tensors with requires_grad: the Transformer computes with them,
   // AdamW updates them in place.
   WeightMap w = init_weights(o.config, o.seed, o.init_std);
+  const json init = o.init.empty() ? json() : load_initial_weights(o.init, w);
   std::vector<std::string> names;
   std::vector<at::Tensor> params, decay, no_decay;
   for (auto& [name, t] : w) {
@@ -258,7 +281,7 @@ json train_model(const TrainOptions& opts) {
                                     torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(0.0)));
   torch::optim::AdamW opt(std::move(groups));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  const json identity = run_identity(o, names);
+  const json identity = run_identity(o, names, init);
 
   // 4. A resumed run continues bit-identically from the saved state (same run identity required);
   // its log is cut back to the saved step. A fresh run starts an empty log.

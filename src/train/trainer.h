@@ -33,6 +33,9 @@ struct TrainOptions {
   int64_t warmup = 100, eval_every = 200, checkpoint_every = 200, val_tokens = 32768;
   uint64_t seed = 1;
   bool resume = false;
+  // Non-empty: start from this model's weights (same architecture as `config`; a fresh optimizer
+  // and schedule), e.g. to continue a finished model on more text.
+  std::string init;
   DType dtype = DType::BF16;   // of the final model.safetensors
   int64_t stop_after = 0;       // > 0: stop (with a checkpoint) after this step, for tests
 };
