@@ -9,8 +9,9 @@
 #       other sentences: 0.43 for the default model, near chance, and its margins of about -13
 #       would drown the other kinds' -1..-2 in the search's mean-margin reward) and not `shuffle`
 #       (solved outright, 1.00: no signal)
-#   calib.txt    calibration text: every 40th training document, cut at about 40 KB (~10K tokens)
-#   heldout.txt  perplexity text: every 2nd document of test.txt, cut at about 70 KB (~18K tokens)
+#   calib.txt    calibration text: every 500th training document (KJV, Jargon File, Devil's and
+#                Webster's dictionaries alike), cut at about 60 KB (~16K tokens)
+#   heldout.txt  perplexity text: every 15th document of test.txt, cut at about 80 KB (~22K tokens)
 # Usage: models/default/build_data.sh   (from the repository root; RANKRL=build/rankrl, CORPUS=...)
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
@@ -25,7 +26,7 @@ every_kth_document() {  # FILE K LIMIT
   awk -v k="$2" -v limit="$3" 'BEGIN { RS = ""; ORS = "\n\n" }
     (NR - 1) % k == 0 { if (bytes + length($0) > limit) exit; bytes += length($0) + 2; print }' "$1"
 }
-every_kth_document "$CORPUS/train.txt" 40 40000 > "$HERE/calib.txt.tmp" && mv "$HERE/calib.txt.tmp" "$HERE/calib.txt"
-every_kth_document "$CORPUS/test.txt" 2 70000 > "$HERE/heldout.txt.tmp" && mv "$HERE/heldout.txt.tmp" "$HERE/heldout.txt"
+every_kth_document "$CORPUS/train.txt" 500 60000 > "$HERE/calib.txt.tmp" && mv "$HERE/calib.txt.tmp" "$HERE/calib.txt"
+every_kth_document "$CORPUS/test.txt" 15 80000 > "$HERE/heldout.txt.tmp" && mv "$HERE/heldout.txt.tmp" "$HERE/heldout.txt"
 "$RANKRL" data check "$HERE/ranking"
 wc -c "$HERE/calib.txt" "$HERE/heldout.txt"

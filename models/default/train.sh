@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model.
-# Usage: models/default/train.sh            (from the repository root; ~45 min at 2 threads, ~75 at one)
-#        RESUME=1 models/default/train.sh   continues an interrupted run from its train_state.pt
-# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STEPS
-# (default 5000), STOP_AFTER (stop with a checkpoint at that step; RESUME=1 continues).
-# The committed model (5000 steps, 10.2 M tokens) was made in three legs on one thread while the
-# machine did other work (`train --resume` accepts a new --steps; the cosine then continues from
-# the current step towards the new end):
-#   STEPS=4000 models/default/train.sh           steps 0-1000 (binary of 4f622b5; stopped, resumed
-#                                                 from the step-1000 checkpoint)
-#   RESUME=1 STEPS=4000 models/default/train.sh  steps 1000-3000 (binary of 7cff5c0, the allocator
-#                                                 tuning: same arithmetic, 15% faster)
-#   RESUME=1 STEPS=5000 models/default/train.sh  steps 3000-5000 (binary of 990cd79: the fused
-#                                                 attention rounds differently in the last bits;
-#                                                 the lr went from the 4000-step cosine's 4.7e-4
-#                                                 up to the 5000-step cosine's 8.3e-4 at step 3000)
+# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model, in two
+# stages (MODEL_CARD.md "Training"):
+#   1. base: 5000 steps (10.2 M tokens) from random weights on the KJV + Jargon File corpus
+#      (CORPUS/base), with a tokenizer trained on that text;
+#   2. more text: from the stage-1 weights (`train --init`, fresh optimizer and schedule), 4000 steps
+#      (8.2 M tokens) on the full corpus (+ The Devil's Dictionary and Webster's 1913).
+# Usage: models/default/train.sh            (from the repository root; ~2.5 h at one thread)
+#        RESUME=1 models/default/train.sh   continues an interrupted stage from its train_state.pt
+# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1, 2 or
+# both when unset).
+# The committed stage 1 was made in three legs on one thread while the machine did other work
+# (`train --resume` accepts a new --steps; the cosine then continues from the current step):
+#   steps 0-1000 with the binary of 4f622b5 (planned as 4000 steps), 1000-3000 with 7cff5c0 (the
+#   allocator tuning: same arithmetic, 15% faster), 3000-5000 with 990cd79 and --steps 5000 (the
+#   fused attention rounds differently in the last bits; the lr went from the 4000-step cosine's
+#   4.7e-4 up to the 5000-step cosine's 8.3e-4 at step 3000). Stage 2 ran in one leg.
 # With one binary and one thread a run is bit-identical to itself (train --resume is exact).
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
@@ -23,15 +23,27 @@ WORK=${WORK:-/tmp/rankrl-default-train}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
 [ -f "$CORPUS/train.txt" ] || "$HERE/build_corpus.sh" "$CORPUS"
-[ -f "$WORK/tok/tokenizer.json" ] ||
-  "$RANKRL" train-tokenizer --corpus "$CORPUS/train.txt" --vocab-size 4096 --min-frequency 2 \
-    --out "$WORK/tok" --threads 1
-"$RANKRL" train --d-model 256 --layers 6 --heads 8 --ffn 688 --ctx 256 \
-  --tokenizer "$WORK/tok" --corpus "$CORPUS/train.txt" --val "$CORPUS/val.txt" --out "$WORK/model" \
-  --steps ${STEPS:-5000} ${STOP_AFTER:+--stop-after $STOP_AFTER} --batch 8 --lr 2e-3 --min-lr 2e-4 --warmup 30 --weight-decay 0.1 --clip 1.0 \
-  --eval-every 50 --checkpoint-every 25 --val-tokens 8192 --seed 1 --dtype bf16 --threads 1 \
-  ${RESUME:+--resume}
-[ -z "${STOP_AFTER:-}" ] || exit 0
-cp "$WORK/model/config.json" "$WORK/model/model.safetensors" "$WORK/model/tokenizer.json" \
-  "$WORK/model/tokenizer_config.json" "$WORK/model/train_log.jsonl" "$HERE/"
-"$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json
+COMMON=(--batch 8 --weight-decay 0.1 --clip 1.0 --dtype bf16 --threads 1 ${RESUME:+--resume})
+
+if [ "${STAGE:-1}" = 1 ]; then
+  [ -f "$WORK/tok/tokenizer.json" ] ||
+    "$RANKRL" train-tokenizer --corpus "$CORPUS/base/train.txt" --vocab-size 4096 --min-frequency 2 \
+      --out "$WORK/tok" --threads 1
+  "$RANKRL" train --d-model 256 --layers 6 --heads 8 --ffn 688 --ctx 256 \
+    --tokenizer "$WORK/tok" --corpus "$CORPUS/base/train.txt" --val "$CORPUS/base/val.txt" --out "$WORK/model" \
+    --steps 5000 --lr 2e-3 --min-lr 2e-4 --warmup 30 --eval-every 50 --checkpoint-every 25 --val-tokens 8192 \
+    --seed 1 "${COMMON[@]}"
+fi
+if [ "${STAGE:-2}" = 2 ]; then
+  # Validation of stage 2: every 10th held-out document (KJV, Jargon and dictionary text alike).
+  awk 'BEGIN { RS = ""; ORS = "\n\n" } NR % 10 == 1' "$CORPUS/val.txt" > "$WORK/valmix.txt"
+  "$RANKRL" train --init "$WORK/model" --tokenizer "$WORK/model" \
+    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model2" \
+    --steps 4000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
+    --seed 2 "${COMMON[@]}"
+  cp "$WORK/model2/config.json" "$WORK/model2/model.safetensors" "$WORK/model2/tokenizer.json" \
+    "$WORK/model2/tokenizer_config.json" "$HERE/"
+  cp "$WORK/model/train_log.jsonl" "$HERE/train_log_stage1.jsonl"
+  cp "$WORK/model2/train_log.jsonl" "$HERE/train_log.jsonl"
+  "$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json
+fi
