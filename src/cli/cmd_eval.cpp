@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "data/tasks.h"
+#include "eval/accounting.h"
 #include "eval/bootstrap.h"
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
@@ -21,6 +22,7 @@ struct EvalOptions {
   std::string model, tokenizer, text, tasks, labels, split;
   int64_t ctx = 0, batch = 0, limit = 0;
   uint64_t seed = 0;  // of the bootstrap resamples
+  bool speed = false;
 };
 
 // Enough windows per batch to keep the matrix multiplies busy without huge logits tensors.
@@ -145,9 +147,13 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--split", o->split, "With a --tasks directory from rankrl data build: rkd, vrkd or test (default test)");
   sub->add_option("--limit", o->limit, "Evaluate only the first N task items");
   sub->add_option("--seed", o->seed, "Seed of the bootstrap resamples behind the tasks' 95% intervals (default 0)");
+  sub->add_flag("--speed", o->speed,
+                "Also report size and measured speed (\"speed\" in --json): parameters, bytes, linear FLOPs per\n"
+                "token, and tokens/s of a prefill (8x256, T clipped to the model's context) and a decode\n"
+                "(batch 1, after a 64-token cached context) forward pass (medians of 5 after warm-up)");
   add_common(sub, common);
   return {sub, [o, &common] {
-            if (o->text.empty() && o->tasks.empty()) throw usage_error("eval needs --text and/or --tasks");
+            if (o->text.empty() && o->tasks.empty() && !o->speed) throw usage_error("eval needs --text, --tasks and/or --speed");
             if (!o->split.empty() && !o->tasks.empty() && !is_directory(o->tasks))
               throw usage_error("--split needs --tasks to be a directory from rankrl data build");
             if (o->ctx < 0 || o->batch < 0 || o->limit < 0) throw usage_error("--ctx, --batch and --limit must be positive");
@@ -155,6 +161,12 @@ Command add_eval(CLI::App& app, Common& common) {
             nlohmann::json out = {{"model", o->model}};
             if (!o->text.empty()) out.update(run_perplexity(m, *o));
             if (!o->tasks.empty()) out.update(run_tasks(m, *o));
+            if (o->speed) {
+              out["speed"] = size_and_speed(*m.net);
+              info("speed: prefill " + std::to_string(out["speed"]["prefill_tokens_per_second"].get<double>()) +
+                   " tokens/s, decode " + std::to_string(out["speed"]["decode_tokens_per_second"].get<double>()) +
+                   " tokens/s; linear FLOPs/token " + std::to_string(out["speed"]["linear_flops_per_token"].get<int64_t>()));
+            }
             print_result(out, common);
             return 0;
           }};

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "eval/latency.h"
 #include "model/model.h"
 
 namespace rankrl {
@@ -37,6 +38,26 @@ double forward_flops(const Transformer& net, int64_t batch, int64_t T) {
   flops += 2.0 * tokens * double(c.dim) * double(c.vocab_size);
   flops += 4.0 * double(batch) * c.n_layers * c.n_heads * c.head_dim * double(T) * double(T);
   return flops;
+}
+
+int64_t linear_flops_per_token(const Transformer& net) {
+  int64_t flops = 0;
+  for (const Linear* l : net.linears()) flops += l->forward_flops_per_token();
+  return flops;
+}
+
+nlohmann::json size_and_speed(const Transformer& net) {
+  const ParameterCounts p = count_parameters(net);
+  const Speed s = measure_speed(net, default_prefill(net), default_decode());
+  return {{"linear_parameters", p.linear},
+          {"total_parameters", p.total},
+          {"total_bytes", int64_t(dtype_size(net.stored_dtype())) * p.total},
+          {"linear_flops_per_token", linear_flops_per_token(net)},
+          {"flops_per_token", forward_flops(net, 1, 1)},
+          {"prefill_workload", s.prefill_workload},
+          {"prefill_tokens_per_second", s.prefill_tokens_per_second},
+          {"decode_workload", s.decode_workload},
+          {"decode_tokens_per_second", s.decode_tokens_per_second}};
 }
 
 nlohmann::json describe_model(const Model& m) {

@@ -29,6 +29,15 @@ ParameterCounts count_parameters(const Transformer& net);
 // and the output head.
 double forward_flops(const Transformer& net, int64_t batch, int64_t T);
 
+// Multiply-add FLOPs per token of the decomposable projection weights: Σ 2·out·in (dense) or
+// 2·r·(out+in) (low-rank), the --budget flops quantity.
+int64_t linear_flops_per_token(const Transformer& net);
+
+// Size and measured speed of `net`: linear_parameters, total_parameters, total_bytes (as stored:
+// the weights' dtype size × parameters), linear_flops_per_token, flops_per_token, and
+// prefill/decode tokens_per_second with their workloads (eval/latency.h measure_speed).
+nlohmann::json size_and_speed(const Transformer& net);
+
 // What `rankrl inspect --json` prints.
 nlohmann::json describe_model(const Model& model);
 

@@ -92,7 +92,10 @@ Table results_table(const json& res) {
   Table t;
   t.head = {"approach", "evals", "seconds", "keep", "rkd margin", "rkd acc", "rkd acc_norm", "vrkd margin", "vrkd acc",
             "vrkd acc_norm", "test margin", "test acc", "test acc_norm", "held-out ppl", "linear params",
-            "total params", "bytes"};
+            "total params", "bytes", "linear FLOPs/token", "prefill tok/s", "decode tok/s"};
+  // --budget latency: the latency workload's forward time, predicted from the table and measured.
+  const bool latency = res.contains("budget") && res["budget"].is_object() && res["budget"].value("kind", "") == "latency";
+  if (latency) t.head.insert(t.head.end(), {"predicted s", "measured s"});
   auto row = [&](const std::string& name, const json& r, bool dense) {
     std::vector<std::string> c = {name, dense ? "-" : intstr(r, "evaluations"),
                                   dense ? "-" : num(getd(r, "seconds"), 1),
@@ -104,6 +107,16 @@ Table results_table(const json& res) {
     c.push_back(intstr(r, "linear_parameters"));
     c.push_back(intstr(r, "total_parameters"));
     c.push_back(intstr(r, "total_bytes"));
+    c.push_back(intstr(r, "linear_flops_per_token"));
+    for (const char* k : {"prefill_tokens_per_second", "decode_tokens_per_second"}) {
+      double v = getd(r, k);
+      c.push_back(std::isfinite(v) && v > 0 ? num(v, 0) : "-");
+    }
+    if (latency)
+      for (const char* k : {"predicted_seconds", "measured_seconds"}) {
+        double v = getd(r, k);
+        c.push_back(std::isfinite(v) ? num(v, 4) : "-");
+      }
     t.rows.push_back(c);
   };
   if (res.contains("dense") && res["dense"].is_object()) row("dense", res["dense"], true);

@@ -170,7 +170,7 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   };
   auto cost = [&](const std::vector<Action>& a) {
     double c = 0.0;
-    for (size_t i = 0; i < N; ++i) c += a[i].rank_frac * env.weights()[i].dense_cost();
+    for (size_t i = 0; i < N; ++i) c += a[i].rank_frac * env.weights()[i].cost.dense;
     return c;
   };
   double lo = 1e300, hi = -1e300;

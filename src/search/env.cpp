@@ -36,26 +36,19 @@ double output_energy(const at::Tensor& E, const at::Tensor& gram) {
 
 }  // namespace
 
-int64_t WeightInfo::rank_for(double rank_frac) const {
-  double r = std::floor(rank_frac * dense_cost() / double(m + n) + 1e-9);
-  return std::clamp<int64_t>(int64_t(r), 1, max_rank);
-}
+int64_t WeightInfo::rank_for(double rank_frac) const { return rank_for_fraction(cost, m, n, max_rank, rank_frac); }
 
 double SearchEnv::smallest_keep(const Transformer& dense, double min_rank_frac) {
-  double cheapest = 0.0, total = 0.0;
-  for (const Linear* l : dense.linears()) {
-    WeightInfo w{l->name(), "", 0, l->out_features(), l->in_features()};
-    w.max_rank = std::max<int64_t>(1, (w.m * w.n - 1) / (w.m + w.n));
-    cheapest += double(w.rank_for(min_rank_frac) * (w.m + w.n));
-    total += w.dense_cost();
-  }
-  return total > 0 ? cheapest / total / 1.01 : 0.0;  // the clip's 1% tolerance
+  return rankrl::smallest_keep(dense, weight_costs(dense, budgets::kParams, nullptr), min_rank_frac);
 }
 
-SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts)
+SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts,
+                     std::vector<WeightCost> costs)
     : dense_(dense), cache_(cache), stats_(stats), opts_(std::move(opts)) {
   check(!opts_.methods.empty() && !opts_.selects.empty(), "", "search needs at least one method and selection");
   check(opts_.keep > 0.0 && opts_.keep <= 1.0, "", "keep must be in (0, 1]");
+  if (costs.empty()) costs = weight_costs(dense_, opts_.budget, nullptr);
+  check(costs.size() == dense_.linears().size(), "", "one budget cost per projection weight");
   c10::InferenceMode guard;
   const bool pool_all = std::find(opts_.selects.begin(), opts_.selects.end(), "importance") != opts_.selects.end();
   std::vector<const Linear*> linears = dense_.linears();
@@ -65,6 +58,7 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
     WeightInfo w{l->name(), type, layer, l->out_features(), l->in_features()};
     w.max_rank = (w.m * w.n - 1) / (w.m + w.n);
     check(w.max_rank >= 1, w.name, "too small to factor");
+    w.cost = costs[weights_.size()];
     const LinearStats* st = stats_.find(w.name);
     check(st != nullptr && st->gram.defined(), w.name, "search needs calibration statistics for every weight");
     const at::Tensor W = l->dense_weight();
@@ -96,13 +90,14 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
   dense_after_.assign(N + 1, 0.0);
   for (size_t i = N; i-- > 0;) {
     const WeightInfo& w = weights_[i];
-    cheapest_after_[i] = cheapest_after_[i + 1] + double(w.rank_for(opts_.min_rank_frac) * (w.m + w.n));
-    dense_after_[i] = dense_after_[i + 1] + w.dense_cost();
-    dense_params_ += w.dense_cost();
+    cheapest_after_[i] = cheapest_after_[i + 1] + w.cost.factored(w.rank_for(opts_.min_rank_frac));
+    dense_after_[i] = dense_after_[i + 1] + w.cost.dense;
+    dense_params_ += w.cost.dense;
   }
   budget_ = opts_.keep * dense_params_;
   check(cheapest_after_[0] <= budget_ * 1.01, "",
-        "keep " + std::to_string(opts_.keep) + " is below what factoring every weight at the smallest rank costs");
+        "keep " + std::to_string(opts_.keep) + " is below what factoring every weight at the smallest rank costs (" +
+            opts_.budget + " budget)");
 }
 
 size_t SearchEnv::state_size() const {
@@ -124,7 +119,7 @@ std::vector<float> SearchEnv::state() const {
   for (const auto& curve : w.curve)
     for (double e : curve) s.push_back(float(std::min(e, 2.0)));
   s.push_back(float(w.energy_share));
-  s.push_back(float(w.dense_cost() / dense_params_));
+  s.push_back(float(w.cost.dense / dense_params_));
   s.push_back(float(spent_ / budget_));
   const double rest = dense_after_[pos_];
   s.push_back(float(std::clamp((budget_ - spent_) / std::max(rest, 1.0), 0.0, 2.0)));
@@ -152,13 +147,12 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   const WeightInfo& w = weights_[i];
   const double lo = budget_ - spent_ - dense_after_[i + 1];
   const double hi = budget_ - spent_ - cheapest_after_[i + 1];
-  const double unit = double(w.m + w.n);
   applied = a;
   applied.method = std::clamp(a.method, 0, int(opts_.methods.size()) - 1);
   applied.select = std::clamp(a.select, 0, int(opts_.selects.size()) - 1);
   std::string method = opts_.methods[applied.method];
   int64_t rank = w.rank_for(std::clamp(a.rank_frac, 1e-6, 1.0));
-  if (method == kDense && w.dense_cost() > hi) {  // dense does not fit: factor it
+  if (method == kDense && w.cost.dense > hi) {  // dense does not fit: factor it
     auto it = std::find_if(opts_.methods.begin(), opts_.methods.end(), [](const std::string& s) { return s != kDense; });
     check(it != opts_.methods.end(), "", "keep < 1 needs at least one factoring method");
     applied.method = int(it - opts_.methods.begin());
@@ -167,11 +161,11 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   }
   if (method != kDense) {
     // The upper bound wins when no whole rank fits between the two (the plan never overspends).
-    rank = std::max<int64_t>(rank, int64_t(std::ceil(lo / unit)));
-    rank = std::min<int64_t>(rank, int64_t(std::floor(hi / unit)));
+    rank = std::max<int64_t>(rank, w.cost.rank_at_least(lo));
+    rank = std::min<int64_t>(rank, w.cost.rank_at_most(hi));
     // Even the largest saving rank spends too little: dense, if it is enabled and fits.
     const int dense = int(std::find(opts_.methods.begin(), opts_.methods.end(), kDense) - opts_.methods.begin());
-    if (rank > w.max_rank && dense < int(opts_.methods.size()) && w.dense_cost() <= hi) {
+    if (rank > w.max_rank && dense < int(opts_.methods.size()) && w.cost.dense <= hi) {
       applied.method = dense;
       method = kDense;
     }
@@ -181,7 +175,7 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
     applied.rank_frac = 1.0;
     return WeightDecision{kDense, 0, "top"};
   }
-  applied.rank_frac = double(rank) * unit / w.dense_cost();
+  applied.rank_frac = w.cost.factored(rank) / w.cost.dense;
   return WeightDecision{method, rank, opts_.selects[applied.select]};
 }
 
@@ -195,7 +189,7 @@ std::vector<float> SearchEnv::step(const Action& requested) {
   Action applied;
   WeightDecision d = clip(pos_, requested, applied);
   const WeightInfo& w = weights_[pos_];
-  spent_ += d.method == kDense ? w.dense_cost() : double(d.rank * (w.m + w.n));
+  spent_ += d.method == kDense ? w.cost.dense : w.cost.factored(d.rank);
   last_error_ = opts_.step_errors && d.method != kDense ? relative_error(pos_, d.method, d.rank) : 0.0;
   plan_.weights[w.name] = d;
   applied_.push_back(applied);
@@ -225,7 +219,7 @@ double SearchEnv::plan_cost(const Plan& plan) const {
   for (const WeightInfo& w : weights_) {
     const WeightDecision& d = plan.weights.at(w.name);
     bool factored = d.method != kDense && d.rank * (w.m + w.n) < w.m * w.n;
-    cost += factored ? double(d.rank * (w.m + w.n)) : w.dense_cost();
+    cost += factored ? w.cost.factored(d.rank) : w.cost.dense;
   }
   return cost;
 }

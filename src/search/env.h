@@ -5,13 +5,17 @@
 // rank fraction ρ ∈ (0, 1] (the factored cost r·(m+n) as a fraction of the dense cost m·n, so
 // rank r = ⌊ρ·m·n/(m+n)⌋) and a selection rule (an index into EnvOptions::selects).
 //
-// Budget, as in AMC (He et al. 2018): before weight i is decided, with S the parameters already
-// spent, B = keep·Σ m·n the budget, and the weights after i at their cheapest (rank fraction
+// Budget, as in AMC (He et al. 2018): before weight i is decided, with S the cost already
+// spent, B = keep·Σ dense cost the budget, and the weights after i at their cheapest (rank fraction
 // min_rank_frac) or dearest (dense), weight i's cost is clipped into
 //     [B − S − Σ_{j>i} dense_j,  B − S − Σ_{j>i} cheapest_j],
 // raising or lowering the rank, factoring a "dense" choice with the fallback method when dense
 // does not fit, or keeping a weight dense when no factored rank is expensive enough. So every
 // finished plan spends between B − (m+n) of the last weight and B: within 1% of --keep.
+// The cost is that of EnvOptions::budget (search/budget.h): parameters m·n vs r·(m+n) (default),
+// FLOPs per token (2·m·n vs 2·r·(m+n): the same fractions) or measured Linear seconds (latency;
+// then a rank fraction ρ is a fraction of the weight's dense time, and the cost of a rank is the
+// table's, so "two thin products slower than one" is a cost the clip sees).
 //
 // State (all entries roughly in [−1, 1] or [0, 1]): layer/L, a one-hot weight type, log m and
 // log n over log of the largest dimension, for every enabled factoring method its relative output
@@ -25,6 +29,7 @@
 #include <vector>
 
 #include "plan/plan.h"
+#include "search/budget.h"
 
 namespace rankrl {
 
@@ -42,6 +47,7 @@ struct EnvOptions {
   std::vector<std::string> methods = {kDense, "svd", "asvd", "svdllm"};
   std::vector<std::string> selects = {"top", "importance"};
   double keep = 0.6;
+  std::string budget = budgets::kParams;  // what keep is a fraction of: params | flops | latency
   double min_rank_frac = 0.02;  // cheapest factored choice the clip may assume
   bool step_errors = false;     // compute last_error() every step (reward shaping)
   uint64_t seed = 0;
@@ -54,8 +60,10 @@ struct WeightInfo {
   std::vector<std::vector<double>> curve;    // [factoring method][3]: relative output error
   double output_energy = 0.0;                // ‖WX‖² over the calibration tokens
   double energy_share = 0.0;                 // ‖WX‖² / Σ over weights of the same type
+  WeightCost cost;                           // in the budget's quantity (search/budget.h)
   double dense_cost() const { return double(m) * double(n); }
-  // The rank a rank fraction means: ⌊ρ·m·n/(m+n)⌋ in [1, max_rank] (what every plan decodes to).
+  // The rank a rank fraction means (what every plan decodes to): params/flops ⌊ρ·m·n/(m+n)⌋ in
+  // [1, max_rank]; latency the largest rank whose time is at most ρ of the dense time.
   int64_t rank_for(double rank_frac) const;
 };
 
@@ -63,9 +71,13 @@ class SearchEnv {
  public:
   // `cache` must be built on `dense` (it supplies every factorization); `stats` holds the Gram
   // matrices for the features (required).
-  SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts);
-  // The smallest --keep the budget clip can meet on `dense` (every weight factored at the rank
+  // `costs` (dense.linears() order) is required for a latency budget (search/budget.h
+  // make_latency_budget); params and flops costs are closed forms built here when it is empty.
+  SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts,
+            std::vector<WeightCost> costs = {});
+  // The smallest --keep the params budget clip can meet on `dense` (every weight factored at the rank
   // `min_rank_frac` means): from the shapes alone, so a search can refuse it before any work.
+  // Other budgets: rankrl::smallest_keep (search/budget.h).
   static double smallest_keep(const Transformer& dense, double min_rank_frac);
 
   size_t steps() const { return weights_.size(); }
@@ -73,7 +85,7 @@ class SearchEnv {
   const std::vector<WeightInfo>& weights() const { return weights_; }
   const EnvOptions& options() const { return opts_; }
   double budget() const { return budget_; }
-  double dense_params() const { return dense_params_; }
+  double dense_params() const { return dense_params_; }  // Σ dense cost (parameters with --budget params)
 
   std::vector<float> reset();
   // Decides the current weight; returns the next state (empty after the last weight).
@@ -95,7 +107,8 @@ class SearchEnv {
   Plan decode(const std::vector<Action>& actions);
   // Every weight dense (no budget clip): the start of single-weight probes.
   Plan dense_plan() const;
-  // Parameters of the projection weights under a plan (dense weights at m·n).
+  // Cost of the projection weights under a plan in the budget's quantity (dense weights at their
+  // dense cost; parameters with --budget params).
   double plan_cost(const Plan& plan) const;
   // Relative output error of weight i factored by `method` at `rank` (top selection).
   double relative_error(size_t i, const std::string& method, int64_t rank);

@@ -42,6 +42,21 @@ void row_to_json(json& j, const ResultRow& r) {
   j["linear_parameters"] = r.linear_parameters;
   j["total_parameters"] = r.total_parameters;
   j["total_bytes"] = r.total_bytes;
+  j["linear_flops_per_token"] = r.linear_flops_per_token;
+  j["prefill_tokens_per_second"] = r.prefill_tokens_per_second;
+  j["decode_tokens_per_second"] = r.decode_tokens_per_second;
+  j["predicted_seconds"] = r.predicted_seconds ? json(*r.predicted_seconds) : json(nullptr);
+  j["measured_seconds"] = r.measured_seconds ? json(*r.measured_seconds) : json(nullptr);
+}
+
+// A field results.json files from before it existed lack (then it keeps its default).
+template <class T>
+void optional_field(const json& j, const char* key, T& v) {
+  if (j.contains(key) && !j[key].is_null()) j[key].get_to(v);
+}
+template <class T>
+void optional_field(const json& j, const char* key, std::optional<T>& v) {
+  if (j.contains(key) && !j[key].is_null()) v = j[key].get<T>();
 }
 
 void row_from_json(const json& j, ResultRow& r) {
@@ -53,6 +68,29 @@ void row_from_json(const json& j, ResultRow& r) {
   j.at("linear_parameters").get_to(r.linear_parameters);
   j.at("total_parameters").get_to(r.total_parameters);
   j.at("total_bytes").get_to(r.total_bytes);
+  optional_field(j, "linear_flops_per_token", r.linear_flops_per_token);
+  optional_field(j, "prefill_tokens_per_second", r.prefill_tokens_per_second);
+  optional_field(j, "decode_tokens_per_second", r.decode_tokens_per_second);
+  optional_field(j, "predicted_seconds", r.predicted_seconds);
+  optional_field(j, "measured_seconds", r.measured_seconds);
+}
+
+void budget_to_json(json& j, const BudgetInfo& b) {
+  j = {{"kind", b.kind}, {"dense", b.dense}, {"budget", b.budget}, {"prefill_workload", b.prefill_workload},
+       {"decode_workload", b.decode_workload}, {"latency_workload", b.latency_workload},
+       {"rest_seconds", b.rest_seconds ? json(*b.rest_seconds) : json(nullptr)},
+       {"budget_forward_seconds", b.budget_forward_seconds ? json(*b.budget_forward_seconds) : json(nullptr)}};
+}
+
+void budget_from_json(const json& j, BudgetInfo& b) {
+  j.at("kind").get_to(b.kind);
+  j.at("dense").get_to(b.dense);
+  j.at("budget").get_to(b.budget);
+  j.at("prefill_workload").get_to(b.prefill_workload);
+  j.at("decode_workload").get_to(b.decode_workload);
+  j.at("latency_workload").get_to(b.latency_workload);
+  optional_field(j, "rest_seconds", b.rest_seconds);
+  optional_field(j, "budget_forward_seconds", b.budget_forward_seconds);
 }
 
 }  // namespace
@@ -100,8 +138,10 @@ const ApproachResult* SearchResults::approach(const std::string& name) const {
 }
 
 json results_to_json(const SearchResults& r) {
+  json budget;
+  budget_to_json(budget, r.budget);
   return {{"command", r.command}, {"rankrl_version", r.rankrl_version}, {"libtorch_version", r.libtorch_version},
-          {"seed", r.seed}, {"threads", r.threads}, {"model", r.model}, {"keep", r.keep},
+          {"seed", r.seed}, {"threads", r.threads}, {"model", r.model}, {"keep", r.keep}, {"budget", budget},
           {"methods", r.methods}, {"selects", r.selects}, {"agents", r.agents}, {"episodes", r.episodes},
           {"reward", r.reward}, {"splits", r.splits}, {"heldout_tokens", r.heldout_tokens},
           {"dense", r.dense}, {"approaches", r.approaches}, {"chosen", r.chosen},
@@ -119,6 +159,7 @@ SearchResults results_from_json(const json& j, const std::string& path) {
     j.at("threads").get_to(r.threads);
     j.at("model").get_to(r.model);
     j.at("keep").get_to(r.keep);
+    if (j.contains("budget")) budget_from_json(j["budget"], r.budget);  // absent before --budget
     j.at("methods").get_to(r.methods);
     j.at("selects").get_to(r.selects);
     j.at("agents").get_to(r.agents);

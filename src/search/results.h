@@ -32,6 +32,14 @@ struct ResultRow {
   SplitMetrics rkd, vrkd, test;
   PairedDifferences vs_dense, vs_best_uniform;
   int64_t linear_parameters = 0, total_parameters = 0, total_bytes = 0;
+  // Speed of the compressed model, measured at the end of the run (eval/latency.h; the workloads
+  // are in SearchResults::budget): multiply-add FLOPs per token of the projection weights, and
+  // tokens per second of a prefill and of a decode forward pass.
+  int64_t linear_flops_per_token = 0;
+  double prefill_tokens_per_second = 0.0, decode_tokens_per_second = 0.0;
+  // --budget latency: the forward pass of the latency workload, predicted from the latency table
+  // (rest + Σ Linear times) and measured (median seconds); null for other budgets.
+  std::optional<double> predicted_seconds, measured_seconds;
 };
 
 struct DenseResult : ResultRow {
@@ -101,6 +109,18 @@ struct Savings {
   } factor_cache;
 };
 
+// What --keep was a fraction of and the speed workloads.
+struct BudgetInfo {
+  std::string kind = "params";  // params | flops | latency
+  double dense = 0.0;           // Σ dense cost of the projection weights in the budget's quantity
+  double budget = 0.0;          // keep · dense
+  std::string prefill_workload, decode_workload;  // of every row's tokens per second
+  // --budget latency: its workload, the measured time of the dense forward pass outside the
+  // Linears (rest) and the forward-pass time the budget allows (rest + budget).
+  std::string latency_workload;
+  std::optional<double> rest_seconds, budget_forward_seconds;
+};
+
 struct SearchResults {
   // The run.
   std::string command, rankrl_version, libtorch_version;
@@ -108,6 +128,7 @@ struct SearchResults {
   int threads = 0;
   std::string model;
   double keep = 0.0;
+  BudgetInfo budget;
   std::vector<std::string> methods, selects, agents;
   int64_t episodes = 0;
   RewardSettings reward;

@@ -23,6 +23,7 @@
 #include "core/version.h"
 #include "eval/accounting.h"
 #include "eval/bootstrap.h"
+#include "eval/latency.h"
 #include "eval/perplexity.h"
 #include "eval/ranking.h"
 #include "eval/ranking_batch.h"
@@ -199,6 +200,11 @@ class SearchRun {
   Savings savings(const EvalCounters& c) const;
   Timing timing(const EvalCounters& c, double seconds) const;
   SearchResults write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds);
+  // --budget: the weights' costs (and the latency table), checked against --keep before any work.
+  void prepare_budget();
+  BudgetInfo budget_info() const;
+  // Size and measured speed of a plan's model (dense without a plan) into its results row.
+  void measure_row(ResultRow& row, const Plan* plan);
 
   const SearchOptions& o_;
   std::string ckpt_dir_;
@@ -206,6 +212,8 @@ class SearchRun {
   CalibStats stats_;
   std::unique_ptr<FactorCache> cache_;
   std::unique_ptr<SearchEnv> env_;
+  std::vector<WeightCost> costs_;  // per projection weight in the --budget quantity
+  LatencyBudget latency_;          // --budget latency only
   std::unique_ptr<PlanEvaluator> evaluator_;
   std::unique_ptr<RunLog> log_;
   std::vector<int32_t> heldout_;
@@ -232,10 +240,7 @@ void SearchRun::load_inputs() {
   if (max_len > 0 && o_.stats.ctx > max_len)
     throw usage_error("--ctx " + std::to_string(o_.stats.ctx) + " exceeds the model's maximum sequence length " +
                       std::to_string(max_len));
-  const double smallest = SearchEnv::smallest_keep(*model_.net, o_.env.min_rank_frac);
-  if (o_.env.keep < smallest)
-    throw usage_error("--keep " + std::to_string(o_.env.keep) + " is below what factoring every weight at the smallest rank costs (" +
-                      std::to_string(smallest) + " for this model)");
+  prepare_budget();
   using Split3 = std::tuple<std::vector<TaskItem>*, const std::string*, const char*>;
   for (auto [items, path, split] : {Split3{&rkd_, &o_.rkd, "rkd"}, Split3{&vrkd_, &o_.vrkd, "vrkd"}, Split3{&test_, &o_.test, "test"}}) {
     *items = load_split(*path, split, o_.limit);
@@ -339,7 +344,8 @@ void SearchRun::setup() {
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
   if (factors_loaded_ == 0) prefetch_search_factors(*model_.net, env.methods, std::find(env.selects.begin(), env.selects.end(), "importance") != env.selects.end(), *cache_);  // split over MPI ranks
-  env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env);
+  env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env, costs_);
+  save_latency_table(latency_);
   if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
   store_lock.reset();
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
@@ -616,7 +622,55 @@ DenseResult SearchRun::dense_result(const Bootstrap& boot, const Finalist& unifo
   d.linear_parameters = p.linear;
   d.total_parameters = p.total;
   d.total_bytes = int64_t(dtype_size(model_.net->stored_dtype())) * p.total;  // as written (model/ keeps the stored dtype)
+  measure_row(d, nullptr);
   return d;
+}
+
+void SearchRun::prepare_budget() {
+  const std::string& kind = o_.env.budget;
+  if (kind == budgets::kLatency) {
+    latency_ = make_latency_budget(*model_.net, parse_workload(o_.latency_workload),
+                                   o_.factor_cache.empty() ? o_.out : o_.factor_cache, o_.latency_table);
+    costs_ = latency_.costs;
+  } else {
+    costs_ = weight_costs(*model_.net, kind, nullptr);
+  }
+  const double smallest = smallest_keep(*model_.net, costs_, o_.env.min_rank_frac);
+  if (o_.env.keep >= smallest) return;
+  // A refused run writes nothing to OUT, but a separate --factor-cache keeps what was measured.
+  if (!o_.factor_cache.empty()) save_latency_table(latency_);
+  if (kind == budgets::kLatency && smallest >= 1.0)
+    throw usage_error("--budget latency: factoring cannot make " + o_.latency_workload +
+                      " faster on this machine: every weight at its smallest rank takes " + std::to_string(smallest * 1.01) +
+                      " of the dense Linear time (two thin products are slower than one), so no --keep < 1 can be met");
+  throw usage_error("--keep " + std::to_string(o_.env.keep) + " is below what factoring every weight at the smallest rank costs (" +
+                    std::to_string(smallest) + " for this model" + (kind == budgets::kParams ? "" : ", --budget " + kind) + ")");
+}
+
+BudgetInfo SearchRun::budget_info() const {
+  BudgetInfo b;
+  b.kind = o_.env.budget;
+  b.dense = env_->dense_params();
+  b.budget = env_->budget();
+  b.prefill_workload = default_prefill(*model_.net).text();
+  b.decode_workload = default_decode().text();
+  if (b.kind == budgets::kLatency) {
+    b.latency_workload = parse_workload(o_.latency_workload).text();
+    b.rest_seconds = latency_.rest_seconds;
+    b.budget_forward_seconds = latency_.rest_seconds + env_->budget();
+  }
+  return b;
+}
+
+void SearchRun::measure_row(ResultRow& row, const Plan* plan) {
+  const Transformer& net = plan ? evaluator_->apply(*plan) : *model_.net;
+  row.linear_flops_per_token = linear_flops_per_token(net);
+  const Speed s = measure_speed(net, default_prefill(net), default_decode(), 3);
+  row.prefill_tokens_per_second = s.prefill_tokens_per_second;
+  row.decode_tokens_per_second = s.decode_tokens_per_second;
+  if (o_.env.budget != budgets::kLatency) return;
+  row.predicted_seconds = latency_.rest_seconds + (plan ? plan_cost(*model_.net, costs_, *plan) : latency_.dense_linear_seconds);
+  row.measured_seconds = time_forward(net, parse_workload(o_.latency_workload));
 }
 
 SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, const Finalist& best, double seconds) {
@@ -647,6 +701,7 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
     a.train_reward = f.chosen.reward;
     a.vs_dense = paired(boot, f.test, dense_test);
     a.vs_best_uniform = paired(boot, f.test, uniform.test);
+    measure_row(a, &f.chosen.plan);
     r.approaches.push_back(std::move(a));
   }
   const EvalCounters& c = evaluator_->counters();
@@ -657,6 +712,7 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
   r.threads = at::get_num_threads();
   r.model = o_.model;
   r.keep = o_.env.keep;
+  r.budget = budget_info();
   r.methods = o_.env.methods, r.selects = o_.env.selects, r.agents = o_.agents;
   r.episodes = o_.episodes;
   r.reward = {o_.reward.kind, o_.reward.size_weight, o_.shaping,
@@ -819,6 +875,10 @@ void validate_search_options(const SearchOptions& o) {
   if (!st.calib_file.empty() && st.ctx < 2) throw usage_error("--ctx must be at least 2");
   if (st.ctx < 0) throw usage_error("--ctx must be at least 2");
   if (o.heldout_tokens < 0) throw usage_error("--heldout-tokens must not be negative");
+  const std::string& b = o.env.budget;
+  if (b != budgets::kParams && b != budgets::kFlops && b != budgets::kLatency)
+    throw usage_error("unknown --budget '" + b + "' (params, flops, latency)");
+  (void)parse_workload(o.latency_workload);
 }
 
 SearchResults run_search(const SearchOptions& opts) {

@@ -61,6 +61,10 @@ struct SearchOptions {
   int64_t heldout_tokens = 16384; // perplexity tokens (at most)
   std::string heldout_file;        // perplexity text; empty = the calibration file after its calibration part
   std::string factor_cache;        // directory of the on-disk factor store (default: OUT)
+  // --budget latency: the workload whose Linear times the table holds (eval/latency.h), and a
+  // table file to use instead of measuring (testing aid; the cache lives beside the factor store).
+  std::string latency_workload = "prefill:8x256";
+  std::string latency_table;
   std::string command_line;
   // Testing aid: exit(3) right after the N-th checkpoint of this run, as if killed (0 = never).
   int64_t abort_after_checkpoints = 0;
