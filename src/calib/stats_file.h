@@ -5,6 +5,7 @@
 // tokens, ctx, windows, fisher and the calibration file.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
