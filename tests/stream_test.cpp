@@ -4,8 +4,11 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
@@ -14,6 +17,11 @@
 #include "compress/heal.h"
 #include "compress/layer_stream.h"
 #include "compress/pipeline.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/checkpoint.h"
+#include "io/mapped.h"
+#include "io/safetensors.h"
 #include "decompose/stats.h"
 #include "model/model.h"
 #include "plan/plan.h"
@@ -148,6 +156,167 @@ TEST(LayerStream, CalibrateOutFileHasTheSameStatistics) {
   Model a = load_model(dir.file("from_stats")), b = load_model(dir.file("from_calib"));
   for (const Linear* l : a.net->linears())
     expect_close(l->dense_weight(), b.net->find_linear(l->name())->dense_weight(), 1e-6, l->name());
+}
+
+// Runs `fn`, which must throw one Error naming `path` and saying `phrase`.
+void expect_error_of(const std::function<void()>& fn, const std::string& path, const std::string& phrase) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error thrown; expected one mentioning '" << phrase << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), path);
+    EXPECT_NE(e.message().find(phrase), std::string::npos) << e.what();
+  }
+}
+
+// The reference writer of a layer-streamed statistics file (the one before the header-first
+// writer): every layer's tensors in the order they come (by name within a layer; gram and abs_mean
+// under the owner of a shared input), after a header with the same metadata, by write_safetensors.
+std::string reference_stats_bytes(const std::vector<CalibStats>& layers, const CalibStats& meta,
+                                  const std::string& calib_file, const std::string& path) {
+  std::vector<TensorBytes> tensors;
+  std::vector<at::Tensor> keep;
+  std::map<std::string, std::string> shared;
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    keep.push_back(t.contiguous());
+    tensors.push_back({name, t.scalar_type() == at::kDouble ? DType::F64 : DType::F32, t.sizes().vec(),
+                       std::string_view(static_cast<const char*>(keep.back().data_ptr()), keep.back().nbytes())});
+  };
+  keep.reserve(1000);
+  for (const CalibStats& layer : layers)
+    for (const auto& [name, st] : layer.stats) {
+      shared[name] = layer.shared_input.at(name);
+      if (shared[name] != name) continue;
+      add(name + ".gram", st.gram);
+      add(name + ".abs_mean", st.abs_mean);
+    }
+  write_safetensors(path, tensors,
+                    {{"format", "rankrl-calib-stats-v1"}, {"model_identity", meta.model_identity},
+                     {"tokens", std::to_string(meta.tokens)}, {"ctx", std::to_string(meta.ctx)},
+                     {"windows", std::to_string(meta.windows)}, {"fisher", "false"}, {"calib_file", calib_file},
+                     {"shared_input", json(shared).dump()}});
+  return read_file(path);
+}
+
+// calibrate --out writes the header first and each layer in place: the same bytes as the
+// reference writer, and no temporary left beside it.
+TEST(LayerStream, CalibrateOutIsByteEqualToTheReferenceWriter) {
+  REQUIRE_STORIES();
+  test::TempDir dir;
+  Model m = stories();
+  const auto ids = calib_ids();
+  std::vector<CalibStats> layers;
+  calibrate_layers(*m.net, ids, {kTokens, kCtx, 8, false}, [&](int64_t, CalibStats&& s) { layers.push_back(s); });
+  CalibStats meta;
+  meta.tokens = kTokens, meta.ctx = kCtx, meta.windows = 11, meta.model_identity = model_identity(m.config());
+  const std::string want = reference_stats_bytes(layers, meta, data_file(kVal), dir.file("reference.safetensors"));
+
+  const std::string out = dir.file("stats.safetensors");
+  StatsSource src;
+  src.calib_file = data_file(kVal), src.calib_tokens = kTokens, src.ctx = kCtx;
+  const CalibStats written = calibrate_to_file(m, src, out);
+  EXPECT_EQ(written.shared_input.size(), 35u);
+  EXPECT_EQ(read_file(out), want);  // byte for byte
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);  // no temporaries
+
+  // save_calib_stats (one group: all weights, by name) reads back the same statistics.
+  CalibStats all = meta;
+  for (const CalibStats& l : layers) {
+    all.stats.insert(l.stats.begin(), l.stats.end());
+    all.shared_input.insert(l.shared_input.begin(), l.shared_input.end());
+  }
+  save_calib_stats(dir.file("whole.safetensors"), all, "x");
+  const CalibStats back = load_calib_stats(dir.file("whole.safetensors"));
+  ASSERT_EQ(back.stats.size(), 35u);
+  for (const auto& [name, st] : all.stats) EXPECT_TRUE(at::equal(back.stats.at(name).gram, st.gram)) << name;
+}
+
+// A writer that is given statistics unlike the first group's layout, or too few groups, fails
+// naming its file and leaves nothing behind.
+TEST(LayerStream, CalibStatsWriterRefusesAnotherLayoutAndMissingGroups) {
+  REQUIRE_STORIES();
+  test::TempDir dir;
+  Model m = stories();
+  const auto ids = calib_ids();
+  std::vector<CalibStats> layers;
+  calibrate_layers(*m.net, ids, {kTokens, kCtx, 8, false}, [&](int64_t, CalibStats&& s) { layers.push_back(s); });
+  std::vector<std::vector<std::string>> names(2);
+  for (int i = 0; i < 2; ++i)
+    for (const Linear* l : m.net->layer_linears(i)) names[i].push_back(l->name());
+  const std::string out = dir.file("s.safetensors");
+  {
+    CalibStatsWriter w(out, layers[0], "x", names);
+    w.add(layers[0]);
+    expect_error_of([&] { w.add(layers[2]); }, out, "do not fit the layout of the first group");
+  }
+  {
+    CalibStatsWriter w(out, layers[0], "x", names);
+    w.add(layers[0]);
+    expect_error_of([&] { w.commit(); }, out, "statistics of 1 group(s) are missing");
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+// The path of the file mapped at address `p` in this process (/proc/self/maps), "" when anonymous.
+std::string mapped_file_at(const void* p) {
+  std::istringstream maps(read_file("/proc/self/maps"));
+  for (std::string line; std::getline(maps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) != 2 || uintptr_t(p) < lo || uintptr_t(p) >= hi) continue;
+    const auto slash = line.find('/');
+    return slash == std::string::npos ? "" : line.substr(slash);
+  }
+  return "";
+}
+
+// With a spill directory, every finished layer's factors are written there and viewed from the
+// file (not held in RAM), with the very values of the in-memory path: the saved checkpoints are
+// byte-equal.
+TEST(LayerStream, SpilledFactorsAreMappedAndWriteTheSameBytes) {
+  REQUIRE_STORIES();
+  test::TempDir dir;
+  const auto ids = calib_ids();
+  Model kept = stories(), spilled = stories();
+  const Plan plan = uniform_plan(*kept.net, 0.5, "svdllm");
+  LayerStreamOptions o;
+  o.ids = &ids, o.ctx = kCtx, o.compensate = true, o.factor_dtype = DType::BF16;
+  compress_layers(*kept.net, plan, o);
+  fs::create_directories(dir.file("spill"));
+  o.spill_dir = dir.file("spill");
+  compress_layers(*spilled.net, plan, o);
+  for (int64_t i = 0; i < 5; ++i) {
+    const std::string file = dir.file("spill/layer-" + std::to_string(i) + ".safetensors");
+    ASSERT_TRUE(fs::exists(file)) << file;
+    for (const Linear* l : spilled.net->layer_linears(i)) {
+      ASSERT_TRUE(l->is_low_rank()) << l->name();
+      EXPECT_EQ(mapped_file_at(l->A().data_ptr()), fs::canonical(file).string()) << l->name();
+      EXPECT_EQ(mapped_file_at(l->B().data_ptr()), fs::canonical(file).string()) << l->name();
+      EXPECT_EQ(l->A().scalar_type(), at::kBFloat16);
+      const Linear* k = kept.net->find_linear(l->name());
+      EXPECT_TRUE(at::equal(l->A(), k->A()) && at::equal(l->B(), k->B())) << l->name();
+    }
+  }
+  save_hf_checkpoint(dir.file("kept"), kept.config(), kept.net->weights(), DType::BF16);
+  save_hf_checkpoint(dir.file("spilled"), spilled.config(), spilled.net->weights(), DType::BF16);
+  EXPECT_EQ(read_file(dir.file("spilled/model.safetensors")), read_file(dir.file("kept/model.safetensors")));
+}
+
+// release_mapped_pages drops a loaded weight's pages (read again from the file: same values) and
+// leaves any other tensor alone (MADV_DONTNEED on anonymous memory would zero it).
+TEST(LayerStream, ReleasedPagesReadBackTheSameValues) {
+  REQUIRE_STORIES();
+  test::TempDir dir;
+  Model m = stories();
+  save_hf_checkpoint(dir.file("hf"), m.config(), m.net->weights(), DType::F32);
+  const Checkpoint ck = load_checkpoint(dir.file("hf"));
+  const at::Tensor& w = ck.weights.at("model.layers.1.mlp.down_proj.weight");
+  ASSERT_NE(mapped_file_at(w.data_ptr()), "");
+  const at::Tensor before = w.clone();
+  release_mapped_pages(w);
+  EXPECT_TRUE(at::equal(w, before));
+  const at::Tensor anon = at::arange(1 << 20, at::kFloat);
+  release_mapped_pages(anon);
+  EXPECT_TRUE(at::equal(anon, at::arange(1 << 20, at::kFloat)));
 }
 
 // Whole-model path (statistics from the reference, apply_plan, heal() with whole-model forwards)

@@ -2,13 +2,13 @@
 
 #include <ATen/ATen.h>
 
-#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 namespace rankrl {
 
@@ -42,75 +42,123 @@ int64_t meta_int(const SafetensorsFile& f, const std::string& key) {
 
 }  // namespace
 
-CalibStatsWriter::CalibStatsWriter(std::string path) : path_(std::move(path)) {
-  data_ = std::tmpfile();  // anonymous: gone when closed, whatever happens
-  if (!data_) throw Error(path_, std::string("cannot create a temporary file: ") + std::strerror(errno));
+namespace {
+
+// A tensor of the file, in file order.
+struct StatTensor {
+  std::string name;
+  at::Tensor tensor;
+};
+
+// The tensors of `s` in file order: by weight name; gram and abs_mean once per shared input,
+// under its owner; the Fisher matrix of every weight that has one.
+std::vector<StatTensor> tensors_of(const CalibStats& s) {
+  std::vector<StatTensor> out;
+  for (const auto& [name, st] : s.stats) {
+    const std::string& owner = s.shared_input.count(name) ? s.shared_input.at(name) : name;
+    if (owner == name) {
+      out.push_back({name + ".gram", st.gram});
+      out.push_back({name + ".abs_mean", st.abs_mean});
+    }
+    if (st.fisher.defined()) out.push_back({name + ".fisher", st.fisher});
+  }
+  return out;
 }
 
-CalibStatsWriter::~CalibStatsWriter() {
-  if (data_) std::fclose(data_);
+DType stat_dtype(const std::string& path, const StatTensor& t) {
+  const at::ScalarType type = t.tensor.scalar_type();
+  check(type == at::kDouble || type == at::kFloat, path, "cannot write tensor " + quote_name(t.name) + ": not F32/F64");
+  return type == at::kDouble ? DType::F64 : DType::F32;
 }
 
-void CalibStatsWriter::append(const std::string& name, const at::Tensor& t) {
-  const at::Tensor c = t.contiguous();
-  check(c.scalar_type() == at::kDouble || c.scalar_type() == at::kFloat, path_,
-        "cannot write tensor " + quote_name(name) + ": not F32/F64");
-  const size_t n = c.nbytes();
-  if (n > 0 && std::fwrite(c.data_ptr(), 1, n, data_) != n)
-    throw Error(path_, std::string("write failed: ") + std::strerror(errno));
-  entries_.push_back({name, c.scalar_type() == at::kDouble, c.sizes().vec(), uint64_t(n)});
+// Group g's statistics laid out like `first` (group 0's), with group g's names: the k-th name of
+// group 0 stands for the k-th of group g. Only names, dtypes and shapes are filled in (the
+// tensors are empty), plus the shared inputs.
+CalibStats like_first(const CalibStats& first, const std::vector<std::string>& names0,
+                      const std::vector<std::string>& names, const std::string& path) {
+  check(names.size() == names0.size(), path, "every group needs as many weights as the first");
+  std::map<std::string, std::string> rename;
+  for (size_t k = 0; k < names0.size(); ++k) rename[names0[k]] = names[k];
+  CalibStats g;
+  for (const auto& [name0, st0] : first.stats) {
+    check(rename.count(name0), path, "statistics of " + quote_name(name0) + " are not in the first group");
+    LinearStats st;
+    st.gram = at::empty(st0.gram.sizes(), st0.gram.options());
+    st.abs_mean = at::empty(st0.abs_mean.sizes(), st0.abs_mean.options());
+    if (st0.fisher.defined()) st.fisher = at::empty(st0.fisher.sizes(), st0.fisher.options());
+    g.stats[rename.at(name0)] = st;
+    const auto owner = first.shared_input.find(name0);
+    g.shared_input[rename.at(name0)] = rename.at(owner == first.shared_input.end() ? name0 : owner->second);
+  }
+  return g;
+}
+
+}  // namespace
+
+CalibStatsWriter::CalibStatsWriter(std::string path, const CalibStats& meta, std::string calib_file,
+                                   std::vector<std::vector<std::string>> groups)
+    : path_(std::move(path)), calib_file_(std::move(calib_file)), groups_(std::move(groups)) {
+  meta_.tokens = meta.tokens;
+  meta_.ctx = meta.ctx;
+  meta_.windows = meta.windows;
+  meta_.fisher = meta.fisher;
+  meta_.model_identity = meta.model_identity;
+}
+
+CalibStatsWriter::~CalibStatsWriter() = default;
+
+// The whole layout from the first group: the header, then the data as the groups come.
+void CalibStatsWriter::start(const CalibStats& first) {
+  std::vector<TensorBytes> layout;
+  std::map<std::string, std::string> shared_input;
+  for (const auto& names : groups_) {
+    // Empty tensors of the right shapes (at::empty of a [5632, 5632] F64 reserves address space
+    // only; no page is touched).
+    const CalibStats g = like_first(first, groups_[0], names, path_);
+    for (const StatTensor& t : tensors_of(g)) layout.push_back({t.name, stat_dtype(path_, t), t.tensor.sizes().vec(), {}});
+    shared_input.insert(g.shared_input.begin(), g.shared_input.end());
+  }
+  const std::map<std::string, std::string> metadata = {
+      {"format", kFormat},
+      {"model_identity", meta_.model_identity},
+      {"tokens", std::to_string(meta_.tokens)},
+      {"ctx", std::to_string(meta_.ctx)},
+      {"windows", std::to_string(meta_.windows)},
+      {"fisher", meta_.fisher ? "true" : "false"},
+      {"calib_file", calib_file_},
+      {"shared_input", nlohmann::json(shared_input).dump()}};
+  out_ = std::make_unique<SafetensorsWriter>(path_, std::move(layout), metadata);
 }
 
 void CalibStatsWriter::add(const CalibStats& s) {
-  for (const auto& [name, st] : s.stats) {
-    const std::string& owner = s.shared_input.count(name) ? s.shared_input.at(name) : name;
-    check(!shared_input_.count(name), path_, "statistics of " + quote_name(name) + " added twice");
-    shared_input_[name] = owner;
-    if (owner == name) {
-      append(name + ".gram", st.gram);
-      append(name + ".abs_mean", st.abs_mean);
-    }
-    if (st.fisher.defined()) append(name + ".fisher", st.fisher);
+  check(added_ < groups_.size(), path_, "more groups of statistics than announced");
+  check(s.windows == meta_.windows, path_, "statistics over " + std::to_string(s.windows) +
+                                               " windows, the header says " + std::to_string(meta_.windows));
+  if (!out_) start(s);
+  for (const StatTensor& t : tensors_of(s)) {
+    const size_t i = out_->written();
+    const bool expected = i < out_->layout().size() && out_->layout()[i].name == t.name &&
+                          out_->layout()[i].dtype == stat_dtype(path_, t) &&
+                          out_->layout()[i].shape == t.tensor.sizes().vec();
+    check(expected, path_, "statistics " + quote_name(t.name) + " do not fit the layout of the first group");
+    const at::Tensor c = t.tensor.contiguous();
+    out_->write_next(std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes()));
   }
+  ++added_;
 }
 
-void CalibStatsWriter::commit(const CalibStats& m, const std::string& calib_file) {
-  const std::map<std::string, std::string> metadata = {
-      {"format", kFormat},
-      {"model_identity", m.model_identity},
-      {"tokens", std::to_string(m.tokens)},
-      {"ctx", std::to_string(m.ctx)},
-      {"windows", std::to_string(m.windows)},
-      {"fisher", m.fisher ? "true" : "false"},
-      {"calib_file", calib_file},
-      {"shared_input", nlohmann::json(shared_input_).dump()}};
-  // The safetensors header: tensors back to back in the order added, the JSON padded with spaces
-  // so the data starts 8-byte aligned (as io/safetensors writes it).
-  nlohmann::json j = nlohmann::json::object();
-  j["__metadata__"] = metadata;
-  uint64_t offset = 0;
-  for (const Entry& e : entries_) {
-    j[e.name] = {{"dtype", e.f64 ? "F64" : "F32"}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes}}};
-    offset += e.bytes;
-  }
-  std::string header = j.dump();
-  header.append((8 - header.size() % 8) % 8, ' ');
-  char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((uint64_t(header.size()) >> (8 * i)) & 0xff);
-  AtomicFileWriter out(path_);
-  out.write(len, 8);
-  out.write(header);
-  std::rewind(data_);
-  std::vector<char> buf(size_t(16) << 20);
-  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), data_)) > 0;) out.write(buf.data(), n);
-  check(!std::ferror(data_), path_, "cannot read back the temporary statistics");
-  out.commit();
+void CalibStatsWriter::commit() {
+  check(added_ == groups_.size() && out_, path_, "statistics of " + std::to_string(groups_.size() - added_) +
+                                                     " group(s) are missing");
+  out_->commit();
 }
 
 void save_calib_stats(const std::string& path, const CalibStats& s, const std::string& calib_file) {
-  CalibStatsWriter w(path);
+  std::vector<std::string> names;
+  for (const auto& [name, st] : s.stats) names.push_back(name);
+  CalibStatsWriter w(path, s, calib_file, {names});
   w.add(s);
-  w.commit(s, calib_file);
+  w.commit();
 }
 
 CalibStatsReader::CalibStatsReader(const std::string& path)

@@ -14,33 +14,35 @@
 
 namespace rankrl {
 
-// Writes a statistics file piece by piece (layer-streamed calibration): add() appends a group of
-// linears' tensors to an anonymous temporary file and drops them; commit() writes the header (the
-// safetensors header comes first, and only then are all names known) followed by the collected
-// data to `path` atomically. Destroyed without commit(): nothing is written.
+class SafetensorsWriter;
+
+// Writes a statistics file piece by piece (layer-streamed calibration) without a second copy on
+// disk: the layout of every group's tensors is known once the first group arrives (every decoder
+// layer has the same linears and shapes), so the header is written then, and each group's data
+// goes straight after it into the one temporary file that commit() renames into place. Destroyed
+// without commit(): nothing is written.
 class CalibStatsWriter {
  public:
-  explicit CalibStatsWriter(std::string path);
+  // `meta`: tokens, ctx, windows, fisher and model identity (its stats are not written);
+  // `groups`: the weight names of each group in the order add() receives them (for layer-streamed
+  // calibration, layer i's Transformer::layer_linears(i)).
+  CalibStatsWriter(std::string path, const CalibStats& meta, std::string calib_file,
+                   std::vector<std::vector<std::string>> groups);
   ~CalibStatsWriter();
   CalibStatsWriter(const CalibStatsWriter&) = delete;
   CalibStatsWriter& operator=(const CalibStatsWriter&) = delete;
 
+  // The next group's statistics (windows must match meta's); Error if they do not match the layout.
   void add(const CalibStats& stats);
-  // `meta`: tokens, ctx, windows, fisher, model identity (its stats are not written again).
-  void commit(const CalibStats& meta, const std::string& calib_file);
+  void commit();  // Error unless every group was added
 
  private:
-  void append(const std::string& name, const at::Tensor& t);
-  struct Entry {
-    std::string name;
-    bool f64;
-    std::vector<int64_t> shape;
-    uint64_t bytes;
-  };
-  std::string path_;
-  std::FILE* data_ = nullptr;
-  std::vector<Entry> entries_;
-  std::map<std::string, std::string> shared_input_;
+  void start(const CalibStats& first);
+  std::string path_, calib_file_;
+  CalibStats meta_;
+  std::vector<std::vector<std::string>> groups_;
+  size_t added_ = 0;
+  std::unique_ptr<SafetensorsWriter> out_;
 };
 
 // Atomic write (temporary file + rename).

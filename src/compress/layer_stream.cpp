@@ -1,13 +1,18 @@
 #include "compress/layer_stream.h"
 
+#include <malloc.h>
+
 #include <chrono>
+#include <filesystem>
 
 #include "calib/stats_file.h"
 #include "compress/factor_cache.h"
 #include "compress/heal.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
+#include "io/mapped.h"
 #include "model/transformer.h"
 
 namespace rankrl {
@@ -35,6 +40,36 @@ double lap(Clock::time_point& t) {
 void store_factors_as(const std::vector<Linear*>& linears, at::ScalarType type) {
   for (Linear* l : linears)
     if (l->is_low_rank()) l->set_low_rank(l->A().to(type), l->B().to(type));
+}
+
+// Writes the factors of `linears` to `path` and points the linears at their memory-mapped copies
+// there (same values and dtype), so the in-memory factors are freed.
+void spill_factors(const std::vector<Linear*>& linears, const std::string& path) {
+  std::vector<at::Tensor> keep_alive;  // `tensors` views their bytes
+  std::vector<TensorBytes> tensors;
+  for (const Linear* l : linears) {
+    if (!l->is_low_rank()) continue;
+    for (const auto& [suffix, t] : {std::pair{kLowRankA, l->A()}, std::pair{kLowRankB, l->B()}}) {
+      keep_alive.push_back(t.contiguous());
+      const at::Tensor& c = keep_alive.back();
+      tensors.push_back({l->name() + suffix, dtype_of(c.scalar_type()), c.sizes().vec(),
+                         std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes())});
+    }
+  }
+  if (tensors.empty()) return;
+  write_safetensors(path, tensors);
+  keep_alive.clear();
+  const SafetensorsFile file = SafetensorsFile::open(path);
+  for (Linear* l : linears)
+    if (l->is_low_rank()) l->set_low_rank(mapped_view(file, l->name() + kLowRankA), mapped_view(file, l->name() + kLowRankB));
+}
+
+// What a finished layer no longer needs in RAM: its source weights' pages (read again from the
+// page cache if ever used) and the heap memory freed by its decompositions (glibc keeps large
+// freed blocks otherwise, and the next layer's peak lands on top of them).
+void release_layer(Transformer& dense, int64_t layer) {
+  for (const Linear* l : dense.layer_linears(layer)) release_mapped_pages(l->weight());
+  malloc_trim(0);
 }
 
 }  // namespace
@@ -85,6 +120,9 @@ LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const Laye
     xd = std::move(xd_next);
     // 4. The layer is final: its factors go to the dtype they will be written in.
     if (o.factor_dtype != DType::F32) store_factors_as(net.layer_linears(i), scalar_type_of(o.factor_dtype));
+    if (!o.spill_dir.empty() && dist::is_root())  // only rank 0 writes files (core/dist.h)
+      spill_factors(net.layer_linears(i), (std::filesystem::path(o.spill_dir) / ("layer-" + std::to_string(i) + ".safetensors")).string());
+    release_layer(dense, i);
     progress.set_note("layer " + std::to_string(i + 1) + "/" + std::to_string(layers));
     progress.advance(1);
   }  // `stats` (this layer's) is freed at the end of each iteration

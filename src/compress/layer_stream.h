@@ -38,6 +38,11 @@ struct LayerStreamOptions {
   // Once a layer is done its factors are kept in this dtype, the one they will be written in
   // (F16/BF16 halve the factors' memory on a large model; F32 keeps them as computed).
   DType factor_dtype = DType::F32;
+  // A directory (existing): each finished layer's factors are written to
+  // <spill_dir>/layer-<i>.safetensors at once, and the model then views them there (memory map),
+  // so finished layers hold no RAM however many there are. The files must outlive the model's use
+  // of the factors (compress writes them inside its staging directory). Empty: kept in memory.
+  std::string spill_dir;
 };
 
 struct LayerStreamResult {
@@ -48,7 +53,9 @@ struct LayerStreamResult {
 };
 
 // `net` must be dense; it is compressed in place per `plan` (validated here). Per-layer progress
-// with an ETA on stderr.
+// with an ETA on stderr. After each layer the pages of its source weights are dropped from the
+// resident set (io/checkpoint.h release_mapped_pages) and freed heap memory is returned to the
+// system, so peak RSS stays flat over the layers.
 LayerStreamResult compress_layers(Transformer& net, const Plan& plan, const LayerStreamOptions& opts);
 
 }  // namespace rankrl

@@ -11,11 +11,14 @@
 #include "compress/checkpoint_dir.h"
 #include "compress/heal.h"
 #include "compress/layer_stream.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "decompose/decomposer.h"
 #include "eval/accounting.h"
+#include "io/checkpoint.h"
+#include "io/mapped.h"
 #include "model/model.h"
 
 namespace rankrl {
@@ -132,17 +135,25 @@ CalibStats calibrate_to_file(const Model& model, const StatsSource& src, const s
   check_calib_source(src);
   const auto start = Clock::now();
   const auto ids = calibration_ids(*model.tokenizer, src.calib_file, src.calib_tokens);
-  CalibStatsWriter writer(out);
   CalibStats meta;
   meta.tokens = int64_t(ids.size());
   meta.ctx = src.ctx;
+  meta.windows = (meta.tokens + src.ctx - 1) / src.ctx;  // the last partial window counts
   meta.model_identity = model_identity(model.config());
-  calibrate_layers(*model.net, ids, {src.calib_tokens, src.ctx, 8, false}, [&](int64_t, CalibStats&& layer) {
+  std::vector<std::vector<std::string>> layers;
+  for (int64_t i = 0; i < model.config().n_layers; ++i) {
+    layers.emplace_back();
+    for (const Linear* l : model.net->layer_linears(i)) layers.back().push_back(l->name());
+  }
+  CalibStatsWriter writer(out, meta, src.calib_file, layers);
+  calibrate_layers(*model.net, ids, {src.calib_tokens, src.ctx, 8, false}, [&](int64_t i, CalibStats&& layer) {
     writer.add(layer);
-    meta.windows = layer.windows;
-    meta.shared_input.merge(layer.shared_input);  // moves the entries out of `layer`
+    // The layer is done: its weights' pages leave the resident set (io/checkpoint.h), so a 7B
+    // model's map is not resident as a whole by the last layer.
+    for (const Linear* l : model.net->layer_linears(i)) release_mapped_pages(l->weight());
+    meta.shared_input.merge(layer.shared_input);  // for the count of linears; moves the names out
   });
-  writer.commit(meta, src.calib_file);
+  writer.commit();
   meta.seconds = seconds_since(start);
   meta.peak_rss_bytes = peak_rss_bytes();
   info("calibrated layer by layer on " + std::to_string(meta.tokens) + " tokens (" + std::to_string(meta.windows) +
@@ -199,8 +210,8 @@ ApplyReport compress_whole_model(Model& m, const Plan& plan, const CompressOptio
 
 // The layer-streamed path (layer_stream.h): statistics, decomposition and closed-form healing one
 // decoder layer at a time. Precomputed statistics (--stats) are read layer by layer too.
-ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions& o, StageTimer& timer,
-                              json& report) {
+ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions& o, const std::string& spill_dir,
+                              StageTimer& timer, json& report) {
   if (!o.stats.calib_file.empty() && !o.stats.stats_file.empty())
     throw usage_error("give either --calib or --stats, not both");
   std::optional<CalibStatsReader> file_stats;
@@ -218,6 +229,9 @@ ApplyReport compress_streamed(Model& m, const Plan& plan, const CompressOptions&
   lo.compensate = o.heal_compensate;
   // Gradient steps (after the stream) need float32 factors; otherwise keep them as they will be written.
   if (o.heal_steps == 0) lo.factor_dtype = output_dtype(o.dtype, *m.net);
+  // Finished layers' factors go to disk at once (the gradient steps after the stream change the
+  // factors, so those keep them in memory).
+  if (o.heal_steps == 0) lo.spill_dir = spill_dir;
   timer.lap("calibrate");
   LayerStreamResult r = compress_layers(*m.net, plan, lo);
   if (lo.stats) {
@@ -261,11 +275,17 @@ json compress_model(const CompressOptions& o) {
   const DestinationLock lock(o.out);
   timer.lap("load");
 
+  // The output directory is staged from the start: the layer-streamed path writes each finished
+  // layer's factors into it (under .layer-factors/, removed before the commit).
+  StagingDir stage(o.out, o.replace);
+  const std::string spill_dir = stage.file(".layer-factors");
+  if (dist::is_root()) fs::create_directories(spill_dir);
+
   json report = {{"model", o.model}, {"model_identity", plan.model_identity}};
   // Fisher statistics and gradient steps need the whole model's backward; everything else runs
   // one decoder layer at a time.
   const ApplyReport applied = needs.fisher || o.stats.fisher ? compress_whole_model(m, plan, o, needs, timer, report)
-                                           : compress_streamed(m, plan, o, timer, report);
+                                           : compress_streamed(m, plan, o, spill_dir, timer, report);
   if (o.heal_steps > 0) {
     const auto ids = calibration_ids(*m.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
     Transformer unused(m.config(), m.net->weights());  // gradient steps read no dense twin
@@ -280,8 +300,9 @@ json compress_model(const CompressOptions& o) {
   report["weights"] = applied.to_json()["weights"];
   report["size"] = sizes_report(before, m.net->stored_dtype(), count_parameters(*m.net), dtype);
   report["out"] = o.out;
-  StagingDir stage(o.out, o.replace);
   write_compressed_files(stage, *m.net, plan, tok, dtype);
+  std::error_code ec;
+  fs::remove_all(spill_dir, ec);  // the factors are in model.safetensors now (the views keep the maps)
   timer.lap("write");
   // seconds_by_stage: consecutive stages (load, calibrate, apply, [heal], write) and their total;
   // seconds_detail: apply split into the factorizations and everything else.

@@ -1,11 +1,15 @@
 // Weight specs per architecture, validation, and the load_checkpoint dispatcher.
 #include <ATen/ATen.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_detail.h"
+#include "io/mapped.h"
 #include "io/weight_roles.h"
 
 namespace rankrl {
@@ -84,6 +88,7 @@ void detail::check_weight(const ModelConfig& config, const WeightSpec& spec, con
   }
   if (!check_values) return;
   const int64_t bad = count_non_finite(t);
+  release_mapped_pages(t);  // the scan read every page: keep them out of the resident set
   check(bad == 0, path, "tensor '" + spec.name + "' contains " + std::to_string(bad) +
                             " NaN/Inf value(s)");
 }
@@ -103,6 +108,7 @@ void detail::check_factors(const WeightSpec& spec, const at::Tensor& A, const at
   for (const at::Tensor* t : {&A, &B}) {
     if (!check_values) break;
     const int64_t bad = count_non_finite(*t);
+    release_mapped_pages(*t);
     check(bad == 0, path, "low-rank factors of '" + spec.name + "' contain " + std::to_string(bad) +
                               " NaN/Inf value(s)");
   }
@@ -123,11 +129,57 @@ void validate_weights(const ModelConfig& config, const WeightMap& weights, const
   }
 }
 
+namespace {
+
+// The live mappings that tensors view (mapped_tensor), so release_mapped_pages can tell a view of
+// a file (whose pages may be dropped: they are read again from the file) from anonymous memory
+// (where MADV_DONTNEED would zero the data).
+std::mutex mappings_mutex;
+std::vector<std::weak_ptr<MappedFile>> mappings;
+
+void register_mapping(const std::shared_ptr<MappedFile>& map) {
+  std::lock_guard<std::mutex> lock(mappings_mutex);
+  std::erase_if(mappings, [](const std::weak_ptr<MappedFile>& w) { return w.expired(); });
+  for (const auto& w : mappings)
+    if (w.lock() == map) return;
+  mappings.push_back(map);
+}
+
+bool inside_a_mapping(const uint8_t* begin, size_t n) {
+  std::lock_guard<std::mutex> lock(mappings_mutex);
+  for (const auto& w : mappings)
+    if (auto m = w.lock(); m && begin >= m->data() && begin + n <= m->data() + m->size()) return true;
+  return false;
+}
+
+}  // namespace
+
+void release_mapped_pages(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage() || t.storage().nbytes() == 0) return;
+  const auto* begin = static_cast<const uint8_t*>(t.storage().data());
+  const size_t n = t.storage().nbytes();
+  if (!inside_a_mapping(begin, n)) return;
+  // Only whole pages inside the tensor: a page shared with a neighbour tensor is left alone.
+  const auto page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (uintptr_t(begin) + page - 1) / page * page, last = (uintptr_t(begin) + n) / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 at::Tensor detail::mapped_tensor(const std::shared_ptr<MappedFile>& map, const uint8_t* bytes,
                                  at::IntArrayRef shape, at::ScalarType type) {
+  register_mapping(map);
   // from_blob wants a mutable pointer; the mapping is PROT_READ, so writes would fault loudly.
   return at::from_blob(const_cast<uint8_t*>(bytes), shape, [map](void*) {},
                        at::TensorOptions().dtype(type));
+}
+
+at::Tensor mapped_view(const SafetensorsFile& file, const std::string& name) {
+  const TensorInfo* t = file.find(name);
+  check(t, file.path(), "missing tensor " + quote_name(name));
+  const at::ScalarType type = scalar_type_of(t->dtype);
+  const uint8_t* bytes = file.data(*t);
+  at::Tensor view = detail::mapped_tensor(file.mapping(), bytes, t->shape, type);
+  return uintptr_t(bytes) % dtype_size(t->dtype) == 0 ? view : view.clone();
 }
 
 at::ScalarType scalar_type_of(DType d) {

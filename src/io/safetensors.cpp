@@ -1,5 +1,6 @@
 // safetensors reader/writer. Torch-free on purpose: the fuzz targets link this file alone.
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 #include <algorithm>
 #include <cstring>
@@ -278,20 +279,38 @@ void write_safetensors(const std::string& path, const std::vector<TensorBytes>& 
   out.commit();
 }
 
+SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorBytes> layout,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(std::move(path)), layout_(std::move(layout)) {
+  const std::string header = header_json(layout_, /*check_bytes=*/false, metadata, path_);
+  out_ = std::make_unique<AtomicFileWriter>(path_);
+  write_header(*out_, header);
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+void SafetensorsWriter::write_next(std::string_view bytes) {
+  check(next_ < layout_.size(), path_, "cannot write: every tensor of the header is written already");
+  const TensorBytes& t = layout_[next_];
+  TensorInfo info{t.name, t.dtype, t.shape, 0, 0};
+  check(bytes.size() == tensor_bytes(info, "tensor " + quote_name(info.name), path_), path_,
+        "cannot write tensor " + quote_name(info.name) + ": got " + std::to_string(bytes.size()) +
+            " bytes, its shape needs another count");
+  out_->write(bytes);
+  ++next_;
+}
+
+void SafetensorsWriter::commit() {
+  check(next_ == layout_.size(), path_, "cannot finish: " + std::to_string(layout_.size() - next_) +
+                                            " tensor(s) of the header were not written");
+  out_->commit();
+}
+
 void write_safetensors_streamed(const std::string& path, const std::vector<TensorBytes>& layout,
                                 const std::function<std::string(size_t)>& bytes_of,
                                 const std::map<std::string, std::string>& metadata) {
-  const std::string header = header_json(layout, /*check_bytes=*/false, metadata, path);
-  AtomicFileWriter out(path);
-  write_header(out, header);
-  for (size_t i = 0; i < layout.size(); ++i) {
-    const std::string bytes = bytes_of(i);
-    TensorInfo info{layout[i].name, layout[i].dtype, layout[i].shape, 0, 0};
-    check(bytes.size() == tensor_bytes(info, "tensor " + quote_name(info.name), path), path,
-          "cannot write tensor " + quote_name(info.name) + ": got " + std::to_string(bytes.size()) +
-              " bytes, its shape needs another count");
-    out.write(bytes);
-  }
+  SafetensorsWriter out(path, layout, metadata);
+  for (size_t i = 0; i < layout.size(); ++i) out.write_next(bytes_of(i));
   out.commit();
 }
 
