@@ -61,6 +61,10 @@ struct SearchOptions {
   int64_t heldout_tokens = 16384; // perplexity tokens (at most)
   std::string heldout_file;        // perplexity text; empty = the calibration file after its calibration part
   std::string factor_cache;        // directory of the on-disk factor store (default: OUT)
+  // Policies as artifacts: the first agent's trained policy is written to save_policy (network,
+  // feature definitions, methods, keep range, the model; agent.h PolicyInfo); every agent starts
+  // from init_policy's network (fine-tuning) instead of a fresh one.
+  std::string save_policy, init_policy;
   std::string command_line;
   // Testing aid: exit(3) right after the N-th checkpoint of this run, as if killed (0 = never).
   int64_t abort_after_checkpoints = 0;
