@@ -130,11 +130,12 @@ struct PolicyCli : ::testing::Test {
   std::string calib() const {
     return " --calib " + data_file(test::kVal) + " --calib-tokens 1024 --ctx 128 --threads 1 -q";
   }
-  std::string search(const std::string& out, const std::string& extra, int episodes = 6) const {
+  std::string search(const std::string& out, const std::string& extra, int episodes = 6,
+                     const std::string& methods = "dense,svd,svdllm") const {
     const std::string items = dir.file("items.jsonl");
     return "search --model " + data_file(test::kBin) + calib() + " --heldout-tokens 512 --keep 0.6 --rkd " + items +
            " --vrkd " + items + " --test " + items + " --episodes " + std::to_string(episodes) + " --episodes-per-update 2 --reward-items 4" +
-           " --seed 3 --finalists 1 --promote 2 --baselines uniform --methods dense,svd,svdllm --out " + dir.file(out) +
+           " --seed 3 --finalists 1 --promote 2 --baselines uniform --methods " + methods + " --out " + dir.file(out) +
            " " + extra;
   }
   std::string plan(const std::string& policy, const std::string& out, const std::string& extra = "") const {
@@ -238,7 +239,7 @@ TEST_F(PolicyCli, SavedPolicyPlansWithoutEvaluationsAndFineTunes) {
   // Wrong-model cases, each one line and no plan written.
   expect_error(plan(tuned, "bad.json", "--keep 0.8"), 1, "outside the keeps the policy was trained at");
   expect_error(plan(tuned, "bad.json", "--keep 0.6 --methods dense,asvd"), 1, "does not know method 'asvd'");
-  expect_error(search("bad", "--init-policy " + tuned + " --methods dense,svdllm"), 1, "trained on --methods dense,svd,svdllm");
+  expect_error(search("bad", "--init-policy " + tuned, 6, "dense,svdllm"), 1, "trained on --methods dense,svd,svdllm");
   const std::string gpt2 = data_file("gpt2-random-tiny");
   expect_error("plan --policy " + tuned + " --model " + gpt2 + calib() + " --keep 0.6 --out " + dir.file("bad.json"), 1,
                "never acted on a 'qkv' weight");
