@@ -14,6 +14,8 @@
 
 namespace rankrl::cli {
 
+Command add_plan(CLI::App& app, Common& common);  // cmd_plan.cpp
+
 void add_common(CLI::App* sub, Common& common) {
   sub->add_option("--threads", common.threads,
                   "Threads for tensor ops (default: OMP_NUM_THREADS, else every core)");
@@ -99,7 +101,7 @@ int run(int argc, char** argv) {
       cli::add_inspect(app, common),  cli::add_tokenize(app, common),
       cli::add_convert(app, common),   cli::add_data(app, common),
       cli::add_calibrate(app, common), cli::add_compress(app, common),
-      cli::add_export_dense(app, common),  cli::add_search(app, common), cli::add_report(app, common), cli::add_experiment(app, common),
+      cli::add_export_dense(app, common),  cli::add_search(app, common), cli::add_plan(app, common), cli::add_report(app, common), cli::add_experiment(app, common),
       cli::add_train_tokenizer(app, common), cli::add_train(app, common),
   };
   try {

@@ -6,7 +6,7 @@
 // All sampling draws from the caller's std::mt19937_64 (never from a distribution object with
 // hidden state), so saving that engine's state is enough to resume a run exactly.
 #pragma once
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -57,7 +57,42 @@ class Agent {
   // Networks, optimizer state, pending episodes and running statistics (atomic write).
   virtual void save(const std::string& path) const = 0;
   virtual void load(const std::string& path) = 0;
+  // The policy as an artifact (search --save-policy): the network's weights and `info` (JSON),
+  // no optimizer or episode state. Atomic write.
+  virtual void save_policy(const std::string& path, const nlohmann::json& info) const = 0;
+  // The network's weights from a policy file (search --init-policy, plan --policy); the optimizer
+  // starts fresh. The file must have been checked by read_policy_info.
+  virtual void load_policy(const std::string& path) = 0;
+  // Only these methods may be chosen (plan --methods, a subset of the policy's): the others'
+  // logits are masked out. Empty = all.
+  virtual void restrict_methods(std::vector<bool> allowed) = 0;
 };
+
+// What a policy file says about itself (the "policy" entry; written by search --save-policy).
+struct PolicyInfo {
+  std::string agent;                        // ppo | reinforce
+  int hidden = 0;
+  int feature_version = 0;
+  std::vector<std::string> features;        // the state's entries by name (SearchEnv::feature_names)
+  std::vector<std::string> methods, selects;
+  std::vector<std::string> roles;           // weight roles it acted on in training
+  std::string rank_action = "absolute";
+  double keep_min = 0.0, keep_max = 0.0;    // the keeps it was trained at
+  std::vector<nlohmann::json> trained_on;   // per training run: model path, identity, keep, episodes, seed
+  int64_t episodes = 0;                     // training episodes in all
+};
+nlohmann::json policy_info_json(const PolicyInfo& info);
+// Reads and checks a policy file's description: a missing, truncated, corrupt or foreign file
+// (an agent checkpoint, another format) is an Error naming it.
+PolicyInfo read_policy_info(const std::string& path);
+// Checks that a policy can act in an environment with these methods, selections and rank action
+// (the same lists in the same order: the network's heads and state entries are laid out by them);
+// an Error naming `path` and the difference otherwise.
+void check_policy_actions(const PolicyInfo& info, const std::vector<std::string>& methods,
+                          const std::vector<std::string>& selects, const std::string& rank_action,
+                          const std::string& path);
+// How far --keep may lie outside the keeps a policy was trained at (plan and fine-tuning refuse beyond).
+inline constexpr double kPolicyKeepTolerance = 0.05;
 
 // kind: "ppo" | "reinforce". Network initialisation draws from torch's generator seeded by `seed`.
 std::unique_ptr<Agent> make_agent(const std::string& kind, size_t state_size, size_t methods, size_t selects,

@@ -83,7 +83,7 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
   std::map<std::string, double> type_energy;
   for (const WeightInfo& w : weights_) type_energy[w.type] += w.energy_share;
   for (WeightInfo& w : weights_) w.energy_share /= std::max(type_energy[w.type], 1e-300);
-  for (const auto& [type, e] : type_energy) types_.push_back(type);
+  for (const WeightInfo& w : weights_) type_count_[w.type] += 1.0;
   // Suffix sums for the budget clip.
   const size_t N = weights_.size();
   cheapest_after_.assign(N + 1, 0.0);
@@ -100,26 +100,50 @@ SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibSt
             opts_.budget + " budget)");
 }
 
-size_t SearchEnv::state_size() const {
-  size_t factoring = weights_.empty() ? 0 : weights_[0].curve.size();
-  return 4 + types_.size() + 3 * factoring + 5 + opts_.methods.size() + 2;
+const std::vector<std::string>& policy_roles() {
+  static const std::vector<std::string> roles = [] {
+    std::vector<std::string> r;
+    for (Role role : {Role::Q, Role::K, Role::V, Role::QKV, Role::O, Role::Gate, Role::Up, Role::Down})
+      r.push_back(role_short_name(role));
+    return r;
+  }();
+  return roles;
 }
 
+std::vector<std::string> SearchEnv::feature_names() const {
+  std::vector<std::string> f = {"relative_depth", "position"};
+  for (const std::string& r : policy_roles()) f.push_back("role:" + r);
+  f.push_back("log_aspect");
+  f.push_back("log_relative_cost");
+  for (const std::string& m : opts_.methods) {
+    if (m == kDense) continue;
+    for (double frac : kCurveFractions) f.push_back("error:" + m + "@" + std::to_string(int(frac * 100)));
+  }
+  for (const char* n : {"log_relative_energy", "spent", "need", "keep"}) f.push_back(n);
+  for (const std::string& m : opts_.methods) f.push_back("previous:" + m);
+  f.push_back("previous_rank_frac");
+  f.push_back("previous_select");
+  return f;
+}
+
+size_t SearchEnv::state_size() const { return feature_names().size(); }
+
+// Feature version 2: every entry means the same on every model (no dimension, depth or weight
+// count enters unnormalised), so a policy trained on one model can act on another.
 std::vector<float> SearchEnv::state() const {
   std::vector<float> s;
   const WeightInfo& w = weights_[pos_];
-  const int64_t layers = std::max<int64_t>(1, dense_.config().n_layers);
-  double log_max = 0.0;
-  for (const WeightInfo& x : weights_) log_max = std::max(log_max, std::log(double(std::max(x.m, x.n))));
-  s.push_back(float(w.layer) / float(layers));
+  const int64_t layers = dense_.config().n_layers;
+  s.push_back(layers > 1 ? float(w.layer) / float(layers - 1) : 0.f);
   s.push_back(float(pos_) / float(weights_.size()));
-  for (const std::string& t : types_) s.push_back(t == w.type ? 1.f : 0.f);
-  s.push_back(float(std::log(double(w.m)) / log_max));
-  s.push_back(float(std::log(double(w.n)) / log_max));
+  for (const std::string& r : policy_roles()) s.push_back(r == w.type ? 1.f : 0.f);
+  s.push_back(float(std::log(double(w.m) / double(w.n))));
+  const double mean_cost = dense_params_ / double(weights_.size());
+  s.push_back(float(std::clamp(std::log(w.cost.dense / mean_cost), -3.0, 3.0)));
   for (const auto& curve : w.curve)
     for (double e : curve) s.push_back(float(std::min(e, 2.0)));
-  s.push_back(float(w.energy_share));
-  s.push_back(float(w.cost.dense / dense_params_));
+  // The energy share relative to the mean of its role (1 = average for a weight of that role).
+  s.push_back(float(std::clamp(std::log(std::max(w.energy_share * type_count_.at(w.type), 1e-6)), -3.0, 3.0)));
   s.push_back(float(spent_ / budget_));
   const double rest = dense_after_[pos_];
   s.push_back(float(std::clamp((budget_ - spent_) / std::max(rest, 1.0), 0.0, 2.0)));

@@ -17,14 +17,20 @@
 // then a rank fraction ρ is a fraction of the weight's dense time, and the cost of a rank is the
 // table's, so "two thin products slower than one" is a cost the clip sees).
 //
-// State (all entries roughly in [−1, 1] or [0, 1]): layer/L, a one-hot weight type, log m and
-// log n over log of the largest dimension, for every enabled factoring method its relative output
-// error ‖(W − Ŵ_r)X‖²/‖WX‖² on the calibration data at 25/50/75% of the largest saving rank (the
-// closed-form truncation curve samples), the weight's share of the layer-type's output energy,
-// its dense cost over the total, the fraction of the budget spent, the average keep the remaining
-// weights must meet, and the previous action (method one-hot, rank fraction, selection).
+// State, feature version 2 (all entries roughly in [−1, 1] or [0, 1], and size-free: the same
+// meaning on every model, so a saved policy transfers): relative depth layer/(L−1), position in
+// the episode, a one-hot weight role over the fixed role list (policy_roles()), log(m/n), log of
+// the weight's dense cost over the mean projection's, for every enabled factoring method its
+// relative output error ‖(W − Ŵ_r)X‖²/‖WX‖² on the calibration data at 25/50/75% of the largest
+// saving rank (the closed-form truncation curve samples), log of its output energy over the mean
+// of its role's, the fraction of the budget spent, the average keep the remaining weights must
+// meet, the keep, and the previous action (method one-hot, rank fraction, selection).
+// (Version 1 had the one-hot over the roles present, log m / log of the largest dimension, the
+// share of its role's energy and its cost over the total: all of these change with width, depth
+// or role set.)
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +42,13 @@ namespace rankrl {
 struct CalibStats;
 class FactorCache;
 class Transformer;
+
+// The version of the state features (state()); a saved policy records it.
+inline constexpr int kFeatureVersion = 2;
+
+// The weight roles the state's one-hot covers, from the weight-role table (io/weight_roles.h):
+// q, k, v, qkv, o, gate, up, down — the same columns on every architecture.
+const std::vector<std::string>& policy_roles();
 
 struct Action {
   int method = 0;          // index into EnvOptions::methods
@@ -61,7 +74,6 @@ struct WeightInfo {
   double output_energy = 0.0;                // ‖WX‖² over the calibration tokens
   double energy_share = 0.0;                 // ‖WX‖² / Σ over weights of the same type
   WeightCost cost;                           // in the budget's quantity (search/budget.h)
-  double dense_cost() const { return double(m) * double(n); }
   // The rank a rank fraction means (what every plan decodes to): params/flops ⌊ρ·m·n/(m+n)⌋ in
   // [1, max_rank]; latency the largest rank whose time is at most ρ of the dense time.
   int64_t rank_for(double rank_frac) const;
@@ -82,6 +94,9 @@ class SearchEnv {
 
   size_t steps() const { return weights_.size(); }
   size_t state_size() const;
+  // The state's entries by name, in order (feature version kFeatureVersion): what a saved policy
+  // records, so a policy meets only states that mean what they meant in training.
+  std::vector<std::string> feature_names() const;
   const std::vector<WeightInfo>& weights() const { return weights_; }
   const EnvOptions& options() const { return opts_; }
   double budget() const { return budget_; }
@@ -126,7 +141,7 @@ class SearchEnv {
   const CalibStats& stats_;
   EnvOptions opts_;
   std::vector<WeightInfo> weights_;
-  std::vector<std::string> types_;
+  std::map<std::string, double> type_count_;  // weights per role
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
   double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;
   size_t pos_ = 0;

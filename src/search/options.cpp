@@ -67,6 +67,10 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       {"--init-std", "Initial std of the rank-fraction logit", FIELD(agent.init_std), E | F},
       {"--prior-method", "Method the initial policy prefers: auto (lowest closed-form output error), none, or a --methods name",
        FIELD(prior_method), E | F},
+      {"--save-policy", "Write the (first) agent's trained policy to this file (for --init-policy and rankrl plan)",
+       FIELD(save_policy), E},
+      // By content: fine-tuning from another policy is another run.
+      {"--init-policy", "Start every agent from this policy file (fine-tuning; its --hidden is used)", FIELD(init_policy), E | FF},
       {"--abort-after", "Testing aid: exit(3) after N checkpoints", FIELD(abort_after_checkpoints), kHidden | E},
   };
   return table;

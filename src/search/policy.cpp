@@ -1,6 +1,7 @@
 #include "search/policy.h"
 
 #include <cmath>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -109,6 +110,9 @@ Action PolicyAgent::act(const std::vector<float>& state, std::mt19937_64& rng, S
   record.state = state;
   torch::Tensor s = torch::from_blob(const_cast<float*>(state.data()), {1, int64_t(state.size())}, torch::kFloat).clone();
   PolicyOutput out = net_->forward(s);
+  if (!method_mask_.empty())
+    for (size_t k = 0; k < method_mask_.size(); ++k)
+      if (!method_mask_[k]) out.method_logits[0][int64_t(k)] = -1e9;
   Action a;
   if (greedy) {
     a.method = int(out.method_logits[0].argmax().item<int64_t>());
@@ -218,6 +222,96 @@ void PolicyAgent::load(const std::string& path) {
   last_ = state["last"];
   pending_.clear();
   for (const auto& e : state["pending"]) pending_.push_back(steps_from_json(e));
+}
+
+namespace {
+
+const char* kPolicyFormat = "rankrl-policy";
+const int kPolicyFormatVersion = 1;
+
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  return bytes;
+}
+
+template <class T>
+T field(const nlohmann::json& j, const char* key, const std::string& path) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path, std::string("policy file without a valid '") + key + "'");
+  }
+}
+
+}  // namespace
+
+nlohmann::json policy_info_json(const PolicyInfo& i) {
+  return {{"format", kPolicyFormat}, {"format_version", kPolicyFormatVersion}, {"agent", i.agent},
+          {"hidden", i.hidden}, {"feature_version", i.feature_version}, {"features", i.features},
+          {"normalisation", "none beyond the features' own closed-form scaling (env.h: fractions, log-ratios, "
+                            "relative depth, role one-hot, relative output errors); no running statistics"},
+          {"methods", i.methods}, {"selects", i.selects}, {"roles", i.roles}, {"rank_action", i.rank_action},
+          {"keep_range", {i.keep_min, i.keep_max}}, {"trained_on", i.trained_on}, {"episodes", i.episodes}};
+}
+
+PolicyInfo read_policy_info(const std::string& path) {
+  check(std::filesystem::is_regular_file(path), path, "no such policy file");
+  torch::serialize::InputArchive archive;
+  c10::IValue v;
+  try {
+    archive.load_from(path);
+  } catch (const std::exception&) {
+    throw Error(path, "not a readable policy file (truncated or corrupt)");
+  }
+  if (!archive.try_read("policy", v) || !v.isString()) throw Error(path, "not a rankrl policy file (no policy description)");
+  const nlohmann::json j = nlohmann::json::parse(v.toStringRef(), nullptr, false);
+  check(!j.is_discarded() && j.is_object() && j.value("format", "") == kPolicyFormat, path, "not a rankrl policy file");
+  check(j.value("format_version", 0) == kPolicyFormatVersion, path,
+        "policy format version " + j.value("format_version", nlohmann::json(0)).dump() + " (this rankrl reads " +
+            std::to_string(kPolicyFormatVersion) + ")");
+  PolicyInfo i;
+  i.agent = field<std::string>(j, "agent", path);
+  i.hidden = field<int>(j, "hidden", path);
+  i.feature_version = field<int>(j, "feature_version", path);
+  i.features = field<std::vector<std::string>>(j, "features", path);
+  i.methods = field<std::vector<std::string>>(j, "methods", path);
+  i.selects = field<std::vector<std::string>>(j, "selects", path);
+  i.roles = field<std::vector<std::string>>(j, "roles", path);
+  i.rank_action = field<std::string>(j, "rank_action", path);
+  const auto range = field<std::vector<double>>(j, "keep_range", path);
+  check(range.size() == 2 && range[0] <= range[1], path, "policy file with a bad keep_range");
+  i.keep_min = range[0], i.keep_max = range[1];
+  i.trained_on = field<std::vector<nlohmann::json>>(j, "trained_on", path);
+  i.episodes = field<int64_t>(j, "episodes", path);
+  check(i.hidden >= 1 && !i.methods.empty() && !i.selects.empty(), path, "policy file with an empty network or method set");
+  torch::serialize::InputArchive net;
+  if (!archive.try_read("net", net)) throw Error(path, "policy file without network weights");
+  return i;
+}
+
+void PolicyAgent::save_policy(const std::string& path, const nlohmann::json& info) const {
+  torch::serialize::OutputArchive archive, net;
+  net_->save(net);
+  archive.write("net", net);
+  archive.write("policy", c10::IValue(info.dump()));
+  write_file_atomic(path, archive_bytes(archive));
+}
+
+void PolicyAgent::load_policy(const std::string& path) {
+  torch::serialize::InputArchive archive, net;
+  archive.load_from(path);
+  archive.read("net", net);
+  try {
+    net_->load(net);
+  } catch (const c10::Error&) {
+    throw Error(path, "the policy's network does not fit this state and action space");
+  }
+  // A fresh optimizer on the loaded weights (Adam's moments belong to the earlier run).
+  optimizer_ = std::make_unique<torch::optim::Adam>(net_->parameters(), torch::optim::AdamOptions(opts_.lr));
 }
 
 }  // namespace rankrl

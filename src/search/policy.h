@@ -45,6 +45,9 @@ class PolicyAgent : public Agent {
   nlohmann::json last_update() const override { return last_; }
   void save(const std::string& path) const override;
   void load(const std::string& path) override;
+  void save_policy(const std::string& path, const nlohmann::json& info) const override;
+  void load_policy(const std::string& path) override;
+  void restrict_methods(std::vector<bool> allowed) override { method_mask_ = std::move(allowed); }
 
  protected:
   virtual void update(std::vector<std::vector<StepRecord>>& episodes) = 0;
@@ -64,6 +67,7 @@ class PolicyAgent : public Agent {
   double baseline_ = 0.0;  // REINFORCE's moving baseline (saved with the agent)
   bool baseline_set_ = false;
   nlohmann::json last_ = nlohmann::json::object();
+  std::vector<bool> method_mask_;  // restrict_methods (not saved: a property of the caller)
 };
 
 }  // namespace rankrl

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
@@ -191,6 +192,7 @@ class SearchRun {
   void prepare_output_reader();
   void setup();
   void checkpoint();
+  void save_policy() const;
   void run_approaches(SearchContext& ctx);
   void run_agent(SearchContext& ctx, ApproachState& st, const std::string& kind);
   void promote(SearchContext& ctx, ApproachState& st);
@@ -229,12 +231,18 @@ class SearchRun {
   std::vector<int32_t> reward_text_;
   int64_t checkpoints_ = 0;
   int64_t factors_loaded_ = 0;
+  std::optional<PolicyInfo> init_policy_;  // --init-policy's description
+  AgentOptions agent_options_;
   double setup_seconds_ = 0.0;
 };
 
 // Everything a run reads, read and checked before anything is written: a bad flag value or input
 // file is one error and leaves no OUT behind.
 void SearchRun::load_inputs() {
+  if (!o_.init_policy.empty()) {
+    init_policy_ = read_policy_info(o_.init_policy);
+    check_policy_actions(*init_policy_, o_.env.methods, o_.env.selects, o_.rank_action, o_.init_policy);
+  }
   model_ = load_model(o_.model, o_.tokenizer);
   const int64_t max_len = model_.config().max_seq_len;
   if (max_len > 0 && o_.stats.ctx > max_len)
@@ -387,6 +395,32 @@ void SearchRun::checkpoint() {
     for (const auto& [name, file] : previous["agents"].items())
       if (state["agents"].value(name, "") != file.get<std::string>()) fs::remove(ckpt_dir_ + "/" + file.get<std::string>());
   if (o_.abort_after_checkpoints > 0 && ++checkpoints_ == o_.abort_after_checkpoints) std::_Exit(3);
+}
+
+// --save-policy: the first agent's network with what it was trained on (its --init-policy's
+// history, keep range and roles included).
+void SearchRun::save_policy() const {
+  if (!dist::is_root()) return;
+  PolicyInfo p;
+  if (init_policy_) p = *init_policy_;
+  const bool first = !init_policy_;
+  p.agent = o_.agents.front();
+  p.hidden = agent_options_.hidden;
+  p.feature_version = kFeatureVersion;
+  p.features = env_->feature_names();
+  p.methods = o_.env.methods;
+  p.selects = o_.env.selects;
+  p.rank_action = o_.rank_action;
+  for (const WeightInfo& w : env_->weights())
+    if (std::find(p.roles.begin(), p.roles.end(), w.type) == p.roles.end()) p.roles.push_back(w.type);
+  p.keep_min = first ? o_.env.keep : std::min(p.keep_min, o_.env.keep);
+  p.keep_max = first ? o_.env.keep : std::max(p.keep_max, o_.env.keep);
+  p.trained_on.push_back({{"model", o_.model}, {"model_identity", model_identity(model_.config())},
+                          {"keep", o_.env.keep}, {"episodes", o_.episodes}, {"seed", o_.seed},
+                          {"surrogate", o_.surrogate}});
+  p.episodes += o_.episodes;
+  agents_.at(o_.agents.front())->save_policy(o_.save_policy, policy_info_json(p));
+  info("wrote the policy " + o_.save_policy);
 }
 
 // The agent's action for state `s`, its rank fraction made budget-relative when asked (the record
@@ -755,9 +789,21 @@ SearchResults SearchRun::run() {
   AgentOptions ao = o_.agent;
   ao.init_rank = o_.env.keep;
   ao.prior_method = prior_method_index(o_.prior_method, *env_);
-  if (ao.prior_method >= 0 && !o_.agents.empty()) info("agent prior: " + o_.env.methods[size_t(ao.prior_method)]);
-  for (const std::string& a : o_.agents)
+  if (init_policy_) {
+    ao.hidden = init_policy_->hidden;  // the network's shape is the policy's
+    check(init_policy_->features == env_->feature_names(), o_.init_policy,
+          "the policy's state features differ from this search's (feature version " +
+              std::to_string(init_policy_->feature_version) + ", this rankrl " + std::to_string(kFeatureVersion) + ")");
+    if (o_.env.keep < init_policy_->keep_min - kPolicyKeepTolerance || o_.env.keep > init_policy_->keep_max + kPolicyKeepTolerance)
+      info("fine-tuning at --keep " + std::to_string(o_.env.keep) + ", outside the keeps the policy was trained at");
+  } else if (ao.prior_method >= 0 && !o_.agents.empty()) {
+    info("agent prior: " + o_.env.methods[size_t(ao.prior_method)]);
+  }
+  agent_options_ = ao;
+  for (const std::string& a : o_.agents) {
     agents_[a] = make_agent(a, env_->state_size(), o_.env.methods.size(), o_.env.selects.size(), ao, o_.seed);
+    if (init_policy_ && !resume_) agents_[a]->load_policy(o_.init_policy);  // a resume loads its checkpoint instead
+  }
   int64_t log_lines = 0;
   if (resume_) {
     std::istringstream(resume_state_.at("rng").get<std::string>()) >> rng_;
@@ -782,6 +828,7 @@ SearchResults SearchRun::run() {
                     .checkpoint = [this] { checkpoint(); },
                     .pool_size = std::max<int64_t>(o_.promote, 1)};
   run_approaches(ctx);
+  if (!o_.save_policy.empty()) save_policy();
   std::vector<Finalist> finals;
   Progress progress("final evaluation", int64_t(states_.size()), "approaches");
   for (const ApproachState& st : states_) {
@@ -879,6 +926,11 @@ void validate_search_options(const SearchOptions& o) {
   if (b != budgets::kParams && b != budgets::kFlops && b != budgets::kLatency)
     throw usage_error("unknown --budget '" + b + "' (params, flops, latency)");
   (void)parse_workload(o.latency_workload);
+  if (!o.save_policy.empty()) {
+    const fs::path parent = fs::absolute(o.save_policy).parent_path();
+    if (!fs::is_directory(parent)) throw usage_error("--save-policy: no directory " + parent.string());
+    if (fs::is_directory(o.save_policy)) throw usage_error("--save-policy " + o.save_policy + " is a directory");
+  }
 }
 
 SearchResults run_search(const SearchOptions& opts) {

@@ -65,6 +65,10 @@ struct SearchOptions {
   // table file to use instead of measuring (testing aid; the cache lives beside the factor store).
   std::string latency_workload = "prefill:8x256";
   std::string latency_table;
+  // Policies as artifacts: the first agent's trained policy is written to save_policy (network,
+  // feature definitions, methods, keep range, the model; agent.h PolicyInfo); every agent starts
+  // from init_policy's network (fine-tuning) instead of a fresh one.
+  std::string save_policy, init_policy;
   std::string command_line;
   // Testing aid: exit(3) right after the N-th checkpoint of this run, as if killed (0 = never).
   int64_t abort_after_checkpoints = 0;
