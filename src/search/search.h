@@ -55,6 +55,10 @@ struct SearchOptions {
   int64_t baseline_evaluations = 0;
   int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
   int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
+  // "compensate": every finalist is also scored after compress's --heal-compensate refit (on the
+  // calibration text), the choice compares the healed scores and model/ is the healed model;
+  // "none": the plans as factored.
+  std::string final_heal = "none";
   std::vector<std::string> baselines = {names::kUniform, names::kSvdllm2, names::kSensitivity, names::kRandom,
                                        names::kEvolution};
   int64_t sensitivity_grid = 4;
