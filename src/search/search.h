@@ -9,7 +9,8 @@
 // acc_norm}, held-out perplexity, parameters, bytes, evaluations and time; each approach's and
 // dense's test margin and acc minus dense's and minus the best uniform plan's (the uniform one
 // best on VRkD) with paired bootstrap 95% intervals, eval/bootstrap.h; the command, versions and
-// seed).
+// seed). With --final-heal compensate every finalist is also scored after the compensating heal
+// (compress/layer_stream.h), the choice is by the healed VRkD scores, and model/ is healed.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
