@@ -109,6 +109,16 @@ Command add_search(CLI::App& app, Common& common) {
               for (const ApproachResult& a : results.approaches)
                 row(a.name, a, a.heldout_ppl, std::to_string(a.evaluations), std::to_string(a.keep_actual).substr(0, 6),
                     a.seconds);
+              // --final-heal compensate: the same plans after the compensating heal (what the choice compared).
+              if (results.final_heal != "none") {
+                std::printf("after --heal-compensate:\n%-22s %9s %9s %9s %7s %9s %8s\n", "approach", "rkd", "vrkd", "test",
+                            "acc", "ppl", "seconds");
+                for (const ApproachResult& a : results.approaches)
+                  if (a.healed)
+                    std::printf("%-22s %9.4f %9.4f %9.4f %7.3f %9.3f %8.1f\n", a.name.c_str(), a.healed->rkd.margin,
+                                a.healed->vrkd.margin, a.healed->test.margin, a.healed->test.acc, a.healed->heldout_ppl,
+                                a.healed->seconds);
+              }
               if (summary.empty()) std::printf("chosen: %s\n", results.chosen.c_str());
               else std::printf("%s\n", summary.c_str());
             }

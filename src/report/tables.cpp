@@ -44,6 +44,19 @@ json comparison(const json& row, const char* vs, const char* metric) {
   return has_interval(row[vs][metric]) ? row[vs][metric] : json(nullptr);
 }
 
+// True when some approach was also scored healed (search --final-heal compensate): the tables then
+// add the healed columns beside the others.
+bool any_healed(const json& res) {
+  if (!res.contains("approaches") || !res["approaches"].is_array()) return false;
+  for (const json& a : res["approaches"])
+    if (a.is_object() && a.contains("healed") && a["healed"].is_object()) return true;
+  return false;
+}
+const json& healed_of(const json& row) {
+  static const json none = json::object();
+  return row.is_object() && row.contains("healed") && row["healed"].is_object() ? row["healed"] : none;
+}
+
 }  // namespace
 
 std::string html_table(const Table& t, const std::string& id) {
@@ -96,6 +109,10 @@ Table results_table(const json& res) {
   // --budget latency: the latency workload's forward time, predicted from the table and measured.
   const bool latency = res.contains("budget") && res["budget"].is_object() && res["budget"].value("kind", "") == "latency";
   if (latency) t.head.insert(t.head.end(), {"predicted s", "measured s"});
+  const bool healed = any_healed(res);
+  if (healed)
+    for (const char* h : {"healed vrkd margin", "healed vrkd acc", "healed test margin", "healed test acc", "healed held-out ppl"})
+      t.head.push_back(h);
   auto row = [&](const std::string& name, const json& r, bool dense) {
     std::vector<std::string> c = {name, dense ? "-" : intstr(r, "evaluations"),
                                   dense ? "-" : num(getd(r, "seconds"), 1),
@@ -117,6 +134,13 @@ Table results_table(const json& res) {
         double v = getd(r, k);
         c.push_back(std::isfinite(v) ? num(v, 4) : "-");
       }
+    if (healed) {
+      const json& h = healed_of(r);
+      for (const auto& [split, k] : {std::pair{"vrkd", "margin"}, {"vrkd", "acc"}, {"test", "margin"}, {"test", "acc"}})
+        c.push_back(metric(h, split, k));
+      const double hppl = getd(h, "heldout_ppl");
+      c.push_back(std::isfinite(hppl) ? num(hppl, 3) : "-");
+    }
     t.rows.push_back(c);
   };
   if (res.contains("dense") && res["dense"].is_object()) row("dense", res["dense"], true);
@@ -130,16 +154,27 @@ Table differences_table(const json& res) {
   const json& boot = res.contains("bootstrap") && res["bootstrap"].is_object() ? res["bootstrap"] : json::object();
   const std::string uniform = boot.value("best_uniform", std::string("best uniform"));
   t.head = {"approach", "test margin - dense", "test acc - dense", "test margin - " + uniform, "test acc - " + uniform};
+  const bool healed = any_healed(res);
+  const std::string healed_uniform = boot.value("best_uniform_healed", std::string("best uniform"));
+  if (healed)
+    for (const std::string& h : std::vector<std::string>{"healed test margin - dense", "healed test acc - dense",
+                                                         "healed test margin - healed " + healed_uniform,
+                                                         "healed test acc - healed " + healed_uniform})
+      t.head.push_back(h);
   auto row = [&](const std::string& name, const json& r) {
     std::vector<std::string> c = {name};
     bool any = false;
-    for (const char* vs : {"vs_dense", "vs_best_uniform"})
-      for (const char* metric : {"margin", "acc"}) {
-        json d = comparison(r, vs, metric);
-        any = any || !d.is_null();
-        const std::string word = d.is_null() ? "" : verdict_of(d) == "no significant difference" ? "n.s." : verdict_of(d);
-        c.push_back(d.is_null() ? "-" : interval_text(d) + " " + word);
-      }
+    auto cells = [&](const json& from) {
+      for (const char* vs : {"vs_dense", "vs_best_uniform"})
+        for (const char* metric : {"margin", "acc"}) {
+          json d = comparison(from, vs, metric);
+          any = any || !d.is_null();
+          const std::string word = d.is_null() ? "" : verdict_of(d) == "no significant difference" ? "n.s." : verdict_of(d);
+          c.push_back(d.is_null() ? "-" : interval_text(d) + " " + word);
+        }
+    };
+    cells(r);
+    if (healed) cells(healed_of(r));
     if (any) t.rows.push_back(c);
   };
   if (res.contains("dense")) row("dense", res["dense"]);
@@ -153,7 +188,7 @@ Table meta_table(const json& res, const json& plan) {
   t.head = {"field", "value"};
   auto str = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
   for (const char* k : {"command", "rankrl_version", "libtorch_version", "seed", "threads", "model", "keep", "methods",
-                        "selects", "agents", "episodes", "reward", "splits", "heldout_tokens", "chosen", "bootstrap"})
+                        "selects", "agents", "episodes", "reward", "splits", "skipped_too_long", "final_heal", "heldout_tokens", "chosen", "bootstrap"})
     if (res.contains(k)) t.rows.push_back({k, str(res[k])});
   if (plan.is_object() && plan.contains("model_identity")) t.rows.push_back({"model_identity", str(plan["model_identity"])});
   if (plan.is_object() && plan.contains("seed")) t.rows.push_back({"plan seed", str(plan["seed"])});
@@ -174,14 +209,17 @@ std::string choice_summary(const json& res) {
   const json* row = nullptr;
   for (const json& a : res["approaches"])
     if (a.is_object() && a.value("name", "") == chosen) row = &a;
+  // With --final-heal compensate the choice and the written model are the healed ones: so are the differences.
+  const bool healed = row && !comparison(healed_of(*row), "vs_dense", "margin").is_null();
+  if (healed) row = &healed_of(*row);
   if (!row || comparison(*row, "vs_dense", "margin").is_null()) return "";
   const json boot = res.value("bootstrap", json::object()), reward = res.value("reward", json::object());
   const bool acc = reward.value("kind", "") == "acc";
   std::ostringstream s;
-  s << "chosen: " << chosen << " (best VRkD " << (acc ? "acc" : "margin") << "); on test, "
-    << int(std::lround(100 * boot.value("level", 0.95))) << "% paired bootstrap intervals over "
-    << res.value("splits", json::object()).value("test", 0) << " items";
-  const std::string uniform = boot.value("best_uniform", std::string("?"));
+  s << "chosen: " << chosen << " (best " << (healed ? "healed " : "") << "VRkD " << (acc ? "acc" : "margin") << "); on "
+    << (healed ? "test after healing, " : "test, ") << int(std::lround(100 * boot.value("level", 0.95)))
+    << "% paired bootstrap intervals over " << res.value("splits", json::object()).value("test", 0) << " items";
+  const std::string uniform = boot.value(healed ? "best_uniform_healed" : "best_uniform", std::string("?"));
   for (const char* vs : {"vs_dense", "vs_best_uniform"}) {
     const bool dense = std::string(vs) == "vs_dense";
     s << (dense ? ": vs dense" : "; vs best uniform " + uniform + (uniform == chosen ? " (itself)" : ""));

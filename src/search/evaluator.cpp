@@ -68,14 +68,14 @@ Transformer& PlanEvaluator::apply(const Plan& plan) {
   return *work_;
 }
 
-RankMetrics PlanEvaluator::run(Split split, const std::vector<size_t>& subset) {
+RankMetrics PlanEvaluator::run_on(Transformer& net, Split split, const std::vector<size_t>& subset) {
   auto start = std::chrono::steady_clock::now();
   RankMetrics m;
   if (reward_.kind == "nll" && split == Split::rkd) {
-    PerplexityResult p = perplexity(*work_, calib_ids_, ctx_, 8, false);
+    PerplexityResult p = perplexity(net, calib_ids_, ctx_, 8, false);
     m.nll = p.nll;
   }
-  RankingResult r = scorer(split).score(*work_, subset);
+  RankingResult r = scorer(split).score(net, subset);
   m.margin = r.margin;
   m.acc = r.acc;
   m.acc_norm = r.acc_norm;
@@ -100,6 +100,8 @@ RankMetrics PlanEvaluator::evaluate(const Plan& plan, Split split, const std::ve
   apply(plan);
   return memo_[key] = run(split, subset);
 }
+
+RankMetrics PlanEvaluator::evaluate_model(Transformer& net, Split split) { return run_on(net, split, {}); }
 
 RankMetrics PlanEvaluator::dense_metrics(Split split, const std::vector<size_t>& subset) {
   std::string key = std::string("dense|") + split_name(split) + "|";

@@ -82,6 +82,9 @@ class PlanEvaluator {
   double surrogate(const Plan& plan, double cost, double budget, double dense_cost, double* kl = nullptr);
   // The working model under `plan` (valid until the next call).
   Transformer& apply(const Plan& plan);
+  // Metrics of another model (a healed one, search --final-heal) on all of the split's items,
+  // scored and counted like a plan's evaluation (not memoised).
+  RankMetrics evaluate_model(Transformer& net, Split split);
 
   size_t size(Split split) const;
   const RankingScorer& scorer(Split split) const;
@@ -89,7 +92,8 @@ class PlanEvaluator {
   const RewardOptions& reward_options() const { return reward_; }
 
  private:
-  RankMetrics run(Split split, const std::vector<size_t>& subset);
+  RankMetrics run(Split split, const std::vector<size_t>& subset) { return run_on(*work_, split, subset); }
+  RankMetrics run_on(Transformer& net, Split split, const std::vector<size_t>& subset);
   void reset_to_dense();  // every layer of work_ back to the dense weight (shared tensors)
 
   const Transformer& dense_;

@@ -50,8 +50,12 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       {"--baseline-evaluations", "Least RkD evaluations of random and evolution (default: as many as the agents)",
        FIELD(baseline_evaluations), E | F},
       {"--reward-items", "RkD items per training evaluation (0 = all)", FIELD(reward_items), E | F},
-      // Not in the fingerprint (a resume with another --finalists is accepted; kept as it was).
-      {"--finalists", "Best plans per approach compared on VRkD", FIELD(finalists), E},
+      // In the fingerprint: it sets how many candidates every approach keeps, so it changes the run.
+      {"--finalists", "Best plans per approach compared on VRkD", FIELD(finalists), E | F},
+      {"--final-heal",
+       "Healing in the final choice: none | compensate (each finalist scored after the --heal-compensate refit; "
+       "the choice and the written model are the healed ones)",
+       FIELD(final_heal), E | F},
       {"--sensitivity-grid", "Rank fractions per weight in the sensitivity table", FIELD(sensitivity_grid), E | F},
       {"--heldout", "Perplexity text (default: the --calib file after the calibration tokens)", FIELD(heldout_file), FF},
       {"--heldout-tokens", "Perplexity tokens (at most)", FIELD(heldout_tokens), E | F},

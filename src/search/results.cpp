@@ -16,8 +16,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PairedDifferences, margin, acc)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RewardSettings, kind, size_weight, shaping, items_per_evaluation, agent_surrogate,
                                    surrogate_tokens, promote)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SplitSizes, rkd, vrkd, test)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BootstrapSettings, split, level, resamples, seed, method, best_uniform,
-                                   best_uniform_rule)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(HealedResult, rkd, vrkd, test, heldout_ppl, vs_dense, vs_best_uniform, seconds,
+                                   plan_changed)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Timing, seconds, setup_seconds, decompose_seconds, factorizations_loaded,
                                    calibration_seconds, evaluations, items_scored, memo_hits, surrogate_evaluations,
                                    surrogate_seconds, forward_seconds, apply_seconds, evaluations_per_second,
@@ -95,6 +95,23 @@ void budget_from_json(const json& j, BudgetInfo& b) {
 
 }  // namespace
 
+void to_json(json& j, const BootstrapSettings& b) {
+  j = {{"split", b.split}, {"level", b.level}, {"resamples", b.resamples}, {"seed", b.seed}, {"method", b.method},
+       {"best_uniform", b.best_uniform}, {"best_uniform_rule", b.best_uniform_rule}};
+  if (b.best_uniform_healed) j["best_uniform_healed"] = *b.best_uniform_healed;
+}
+
+void from_json(const json& j, BootstrapSettings& b) {
+  j.at("split").get_to(b.split);
+  j.at("level").get_to(b.level);
+  j.at("resamples").get_to(b.resamples);
+  j.at("seed").get_to(b.seed);
+  j.at("method").get_to(b.method);
+  j.at("best_uniform").get_to(b.best_uniform);
+  j.at("best_uniform_rule").get_to(b.best_uniform_rule);
+  if (j.contains("best_uniform_healed")) b.best_uniform_healed = j["best_uniform_healed"].get<std::string>();
+}
+
 void to_json(json& j, const DenseResult& d) {
   row_to_json(j, d);
   if (d.heldout_ppl) j["heldout_ppl"] = *d.heldout_ppl;
@@ -116,6 +133,7 @@ void to_json(json& j, const ApproachResult& a) {
   j["keep_actual"] = a.keep_actual;
   j["found_at_unit"] = a.found_at_unit;
   j["train_reward"] = a.train_reward;
+  if (a.healed) j["healed"] = *a.healed;
 }
 
 void from_json(const json& j, ApproachResult& a) {
@@ -129,6 +147,7 @@ void from_json(const json& j, ApproachResult& a) {
   j.at("keep_actual").get_to(a.keep_actual);
   j.at("found_at_unit").get_to(a.found_at_unit);
   j.at("train_reward").get_to(a.train_reward);
+  if (j.contains("healed")) a.healed = j["healed"].get<HealedResult>();
 }
 
 const ApproachResult* SearchResults::approach(const std::string& name) const {
@@ -140,12 +159,15 @@ const ApproachResult* SearchResults::approach(const std::string& name) const {
 json results_to_json(const SearchResults& r) {
   json budget;
   budget_to_json(budget, r.budget);
-  return {{"command", r.command}, {"rankrl_version", r.rankrl_version}, {"libtorch_version", r.libtorch_version},
+  json j = {{"command", r.command}, {"rankrl_version", r.rankrl_version}, {"libtorch_version", r.libtorch_version},
           {"seed", r.seed}, {"threads", r.threads}, {"model", r.model}, {"keep", r.keep}, {"budget", budget},
           {"methods", r.methods}, {"selects", r.selects}, {"agents", r.agents}, {"episodes", r.episodes},
-          {"reward", r.reward}, {"splits", r.splits}, {"heldout_tokens", r.heldout_tokens},
+          {"reward", r.reward}, {"splits", r.splits},
+          {"skipped_too_long", r.skipped_too_long}, {"final_heal", r.final_heal}, {"heldout_tokens", r.heldout_tokens},
           {"dense", r.dense}, {"approaches", r.approaches}, {"chosen", r.chosen},
           {"bootstrap", r.bootstrap}, {"timing", r.timing}, {"savings", r.savings}};
+  if (r.chosen_without_heal) j["chosen_without_heal"] = *r.chosen_without_heal;
+  return j;
 }
 
 SearchResults results_from_json(const json& j, const std::string& path) {
@@ -166,10 +188,14 @@ SearchResults results_from_json(const json& j, const std::string& path) {
     j.at("episodes").get_to(r.episodes);
     j.at("reward").get_to(r.reward);
     j.at("splits").get_to(r.splits);
+    // Absent in the results of an older rankrl: read as none skipped, no final heal.
+    if (j.contains("skipped_too_long")) j["skipped_too_long"].get_to(r.skipped_too_long);
+    if (j.contains("final_heal")) j["final_heal"].get_to(r.final_heal);
     j.at("heldout_tokens").get_to(r.heldout_tokens);
     j.at("dense").get_to(r.dense);
     j.at("approaches").get_to(r.approaches);
     j.at("chosen").get_to(r.chosen);
+    if (j.contains("chosen_without_heal")) r.chosen_without_heal = j["chosen_without_heal"].get<std::string>();
     j.at("bootstrap").get_to(r.bootstrap);
     j.at("timing").get_to(r.timing);
     j.at("savings").get_to(r.savings);

@@ -46,6 +46,16 @@ struct DenseResult : ResultRow {
   std::optional<double> heldout_ppl;  // absent without held-out text
 };
 
+// An approach's chosen plan after the compensating heal (search --final-heal compensate): its
+// scores, and its test differences against dense and against the best uniform plan by healed VRkD.
+struct HealedResult {
+  SplitMetrics rkd, vrkd, test;
+  double heldout_ppl = 0.0;        // 0 without held-out text
+  PairedDifferences vs_dense, vs_best_uniform;
+  double seconds = 0.0;            // healing and scoring this approach's finalists
+  bool plan_changed = false;       // the unhealed VRkD scores would have chosen another of its finalists
+};
+
 struct ApproachResult : ResultRow {
   std::string name;                    // "uniform:svd", "ppo", ... (search/names.h)
   int64_t evaluations = 0;             // RkD evaluations on the reward subset
@@ -56,6 +66,7 @@ struct ApproachResult : ResultRow {
   double keep_actual = 0.0;            // linear-weight parameters kept
   int64_t found_at_unit = 0;           // the unit that found the chosen plan
   double train_reward = 0.0;           // its reward on the reward subset
+  std::optional<HealedResult> healed;  // with --final-heal compensate (absent otherwise)
 };
 
 struct RewardSettings {
@@ -76,6 +87,7 @@ struct BootstrapSettings {
   int64_t resamples = 0;
   uint64_t seed = 0;
   std::string method, best_uniform, best_uniform_rule;
+  std::optional<std::string> best_uniform_healed;  // with --final-heal compensate: by healed VRkD
 };
 
 struct Timing {
@@ -133,11 +145,14 @@ struct SearchResults {
   int64_t episodes = 0;
   RewardSettings reward;
   SplitSizes splits;
+  SplitSizes skipped_too_long;    // items dropped per split: an answer fills the model's context
+  std::string final_heal = "none";  // none | compensate (search --final-heal)
   uint64_t heldout_tokens = 0;
   // The outcome.
   DenseResult dense;
   std::vector<ApproachResult> approaches;  // in the order they ran
-  std::string chosen;                      // the approach with the best VRkD score
+  std::string chosen;                      // the approach with the best VRkD score (healed with compensate)
+  std::optional<std::string> chosen_without_heal;  // with compensate: the choice by the unhealed VRkD scores
   BootstrapSettings bootstrap;
   Timing timing;
   Savings savings;

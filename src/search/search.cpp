@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -15,8 +17,11 @@
 #include <tuple>
 
 #include "calib/calibrate.h"
+#include "compress/apply.h"
 #include "compress/checkpoint_dir.h"
 #include "compress/factor_cache.h"
+#include "compress/heal.h"
+#include "compress/layer_stream.h"
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -118,8 +123,13 @@ std::string fingerprint_differences(const json& saved, const json& now) {
     if (a.is_object() && b.is_object() && a.contains("sha256") && b.contains("sha256")) return a["sha256"] == b["sha256"];
     return a == b;
   };
+  // An option the saved fingerprint lacks came after the checkpoint's rankrl: it ran with the default.
+  json defaults = json::object();
+  SearchOptions fresh;
+  for (const SearchOptionInfo& opt : search_option_table())
+    if (opt.has(kFingerprint)) defaults[opt.flag] = option_json(fresh, opt);
   for (const auto& [key, value] : now.items()) {
-    const json old = saved.contains(key) ? saved[key] : json(nullptr);
+    const json old = saved.contains(key) ? saved[key] : defaults.contains(key) ? defaults[key] : json(nullptr);
     if (!same(old, value)) out += (out.empty() ? "" : "; ") + key + " differs: " + describe(old) + " vs " + describe(value);
   }
   return out;
@@ -161,22 +171,63 @@ PairedDifferences paired(const Bootstrap& boot, const RankMetrics& a, const Rank
   return {difference("margin"), difference("acc")};
 }
 
+// A plan's scores after the compensating heal (--final-heal compensate).
+struct HealedScores {
+  RankMetrics rkd, vrkd, test;
+  double heldout_ppl = 0.0;
+  double seconds = 0.0;  // healing and scoring the approach's finalists
+};
+
 struct Finalist {
   std::string name;
   Candidate chosen;
+  std::string plan_key;  // sha256 of the chosen plan's JSON
   RankMetrics rkd, vrkd, test;
   double heldout_ppl = 0.0;
   double kl = NAN;  // KL(dense ‖ chosen) on the surrogate text (when the surrogate is on)
   ParameterCounts params;
   double cost = 0.0;
+  std::optional<HealedScores> healed;  // --final-heal compensate
+  // With --final-heal compensate: what the unhealed VRkD alone would have chosen among the finalists.
+  double unhealed_best = -1e300;
+  bool plan_changed = false;  // ... another plan than the healed choice
 };
+
+std::string plan_key(const Plan& plan) { return sha256_hex(plan_to_json(plan).dump()); }
+
+// What the final choice compares: the healed VRkD score when the finalists were healed.
+double final_score(const Finalist& f, const RewardOptions& r) { return choice_metric(f.healed ? f.healed->vrkd : f.vrkd, r); }
+
+// Metrics with their per-item outcomes (the bootstrap needs them), as the checkpoint keeps them.
+json metrics_to_json(const RankMetrics& m) {
+  json items = json::array();
+  for (const ItemOutcome& o : m.per_item) items.push_back({o.margin, o.acc, o.acc_norm});
+  return {{"margin", m.margin}, {"acc", m.acc}, {"acc_norm", m.acc_norm}, {"nll", m.nll},
+          {"items", m.items}, {"finite", m.finite}, {"per_item", items}};
+}
+
+RankMetrics metrics_from_json(const json& j) {
+  RankMetrics m;
+  m.margin = j.at("margin"), m.acc = j.at("acc"), m.acc_norm = j.at("acc_norm"), m.nll = j.at("nll");
+  m.items = j.at("items"), m.finite = j.at("finite");
+  for (const json& o : j.at("per_item")) m.per_item.push_back({o.at(0).get<double>(), o.at(1).get<bool>(), o.at(2).get<bool>()});
+  return m;
+}
+
+bool needs_fisher(const Plan& plan) {
+  for (const auto& [name, d] : plan.weights)
+    if (d.method != kDense && make_decomposer(d.method)->needs_fisher()) return true;
+  return false;
+}
 
 // The reference plan every approach is also compared with: the uniform:<method> finalist with the
 // best VRkD score by the final choice's metric (never test, which only reports); ties: the first.
-const Finalist& best_uniform(const std::vector<Finalist>& finals, const RewardOptions& r) {
+// `healed`: by the healed VRkD scores.
+const Finalist& best_uniform(const std::vector<Finalist>& finals, const RewardOptions& r, bool healed = false) {
   const Finalist* best = nullptr;
+  auto score = [&](const Finalist& f) { return healed ? final_score(f, r) : choice_metric(f.vrkd, r); };
   for (const Finalist& f : finals)
-    if (names::is_uniform_approach(f.name) && (!best || choice_metric(f.vrkd, r) > choice_metric(best->vrkd, r))) best = &f;
+    if (names::is_uniform_approach(f.name) && (!best || score(f) > score(*best))) best = &f;
   check(best != nullptr, "", "no uniform plan: no factoring method is enabled");
   return *best;
 }
@@ -198,6 +249,11 @@ class SearchRun {
   void promote(SearchContext& ctx, ApproachState& st);
   Action act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy);
   Finalist finalize(const ApproachState& st);
+  bool healing() const { return o_.final_heal == "compensate"; }
+  std::shared_ptr<Transformer> heal_plan(const Plan& plan);
+  const json& healed_entry(const std::string& approach, const Plan& plan, bool full);
+  HealedScores healed_scores(const std::string& approach, const Plan& plan);
+  void keep_only_net_of(const Finalist& best);
   DenseResult dense_result(const Bootstrap& boot, const Finalist& uniform);
   Savings savings(const EvalCounters& c) const;
   Timing timing(const EvalCounters& c, double seconds) const;
@@ -229,6 +285,12 @@ class SearchRun {
   std::unique_ptr<FileLock> out_lock_;  // held for the whole run: one writer per OUT
   std::vector<TaskItem> rkd_, vrkd_, test_;
   std::vector<int32_t> reward_text_;
+  std::vector<int32_t> calib_ids_;  // the calibration tokens, kept for --final-heal compensate
+  SplitSizes skipped_;               // items dropped per split as too long for the context
+  // --final-heal scores: approach → plan key → {"vrkd", ["rkd", "test", "ppl"], "seconds"}; in the
+  // checkpoint, so a resumed run heals nothing it has scored.
+  json healed_ = json::object();
+  std::map<std::string, std::shared_ptr<Transformer>> healed_nets_;  // by plan key, this process's
   int64_t checkpoints_ = 0;
   int64_t factors_loaded_ = 0;
   std::optional<PolicyInfo> init_policy_;  // --init-policy's description
@@ -249,16 +311,18 @@ void SearchRun::load_inputs() {
     throw usage_error("--ctx " + std::to_string(o_.stats.ctx) + " exceeds the model's maximum sequence length " +
                       std::to_string(max_len));
   prepare_budget();
-  using Split3 = std::tuple<std::vector<TaskItem>*, const std::string*, const char*>;
-  for (auto [items, path, split] : {Split3{&rkd_, &o_.rkd, "rkd"}, Split3{&vrkd_, &o_.vrkd, "vrkd"}, Split3{&test_, &o_.test, "test"}}) {
+  using Split4 = std::tuple<std::vector<TaskItem>*, const std::string*, const char*, uint64_t*>;
+  for (auto [items, path, split, skipped] : {Split4{&rkd_, &o_.rkd, "rkd", &skipped_.rkd}, Split4{&vrkd_, &o_.vrkd, "vrkd", &skipped_.vrkd},
+                                             Split4{&test_, &o_.test, "test", &skipped_.test}}) {
     *items = load_split(*path, split, o_.limit);
-    drop_items_too_long(*items, *model_.tokenizer, max_len, split_file(*path, split));
+    *skipped = uint64_t(drop_items_too_long(*items, *model_.tokenizer, max_len, split_file(*path, split)));
     check(!items->empty(), split_file(*path, split), "no item fits the model's context");
   }
   if (!o_.stats.calib_file.empty()) {
     const int64_t after = o_.heldout_file.empty() ? o_.heldout_tokens : 0;
     std::vector<int32_t> ids = calibration_ids(*model_.tokenizer, o_.stats.calib_file, o_.stats.calib_tokens + after);
     reward_text_.assign(ids.begin(), ids.begin() + o_.stats.calib_tokens);
+    if (healing()) calib_ids_ = reward_text_;
     heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
   } else {
     stats_ = obtain_stats(model_, o_.stats, std::any_of(o_.env.methods.begin(), o_.env.methods.end(), [](const std::string& m) {
@@ -378,6 +442,7 @@ void SearchRun::checkpoint() {
   json state = {{"version", 1}, {"fingerprint", fingerprint_}, {"rng", engine_state(rng_)},
                 {"log_lines", log_->lines()}, {"approaches", json::array()}, {"agents", json::object()}};
   for (const ApproachState& s : states_) state["approaches"].push_back(to_json(s));
+  if (!healed_.empty()) state["final_heal"] = healed_;
   for (const auto& [name, agent] : agents_) {
     const ApproachState& st = *std::find_if(states_.begin(), states_.end(), [&](const auto& s) { return s.name == name; });
     std::string file = "agent-" + name + "-" + std::to_string(st.units) + ".pt";
@@ -588,10 +653,16 @@ Finalist SearchRun::finalize(const ApproachState& st) {
   Finalist f;
   f.name = st.name;
   double best = -1e300;
+  std::string unhealed_key;
   for (const Candidate& c : pool) {
     RankMetrics v = ev.evaluate(c.plan, Split::vrkd);
-    if (choice_metric(v, o_.reward) > best) best = choice_metric(v, o_.reward), f.chosen = c, f.vrkd = v;
+    if (choice_metric(v, o_.reward) > f.unhealed_best) f.unhealed_best = choice_metric(v, o_.reward), unhealed_key = plan_key(c.plan);
+    const double score = healing() ? choice_metric(metrics_from_json(healed_entry(st.name, c.plan, false)["vrkd"]), o_.reward)
+                                   : choice_metric(v, o_.reward);
+    if (score > best) best = score, f.chosen = c, f.vrkd = v;
   }
+  f.plan_key = plan_key(f.chosen.plan);
+  f.plan_changed = unhealed_key != f.plan_key;
   f.rkd = ev.evaluate(f.chosen.plan, Split::rkd);
   f.test = ev.evaluate(f.chosen.plan, Split::test);
   Transformer& net = ev.apply(f.chosen.plan);
@@ -599,7 +670,77 @@ Finalist SearchRun::finalize(const ApproachState& st) {
   f.params = count_parameters(net);
   f.cost = env_->plan_cost(f.chosen.plan);
   if (ev.has_surrogate()) ev.surrogate(f.chosen.plan, f.cost, env_->budget(), env_->dense_params(), &f.kl);
+  if (healing()) f.healed = healed_scores(st.name, f.chosen.plan);
   return f;
+}
+
+// The dense model compressed per `plan` and healed exactly as `rankrl compress --plan P
+// --heal-compensate` does it (the same library calls): layer-streamed calibration, factorization
+// and compensating refit, factors kept in the dtype they are written in; a plan that needs Fisher
+// statistics takes compress's whole-model path (the search's statistics, then heal()).
+std::shared_ptr<Transformer> SearchRun::heal_plan(const Plan& plan) {
+  auto net = std::make_shared<Transformer>(model_.config(), model_.net->weights());
+  if (needs_fisher(plan)) {
+    Transformer dense(model_.config(), model_.net->weights());
+    apply_plan(*net, plan, *cache_, &stats_);
+    HealOptions h;
+    h.ctx = o_.stats.ctx;
+    h.compensate = true;
+    heal(*net, dense, calib_ids_, h);
+    return net;
+  }
+  LayerStreamOptions lo;
+  lo.ids = &calib_ids_;
+  lo.ctx = o_.stats.ctx;
+  lo.compensate = true;
+  lo.factor_dtype = model_.net->stored_dtype();
+  compress_layers(*net, plan, lo);
+  return net;
+}
+
+// The healed scores of `plan`, a finalist of `approach`: VRkD (every finalist), and with `full`
+// also RkD, test and held-out perplexity (the chosen one). What the checkpoint lacks is computed
+// (each plan healed at most once per process) and checkpointed.
+const json& SearchRun::healed_entry(const std::string& approach, const Plan& plan, bool full) {
+  const std::string key = plan_key(plan);
+  json& e = healed_[approach][key];
+  auto complete = [full](const json& x) { return x.contains("vrkd") && (!full || x.contains("test")); };
+  if (complete(e)) return e;
+  for (const auto& [other, entries] : healed_.items())  // the same plan, another approach's finalist
+    if (other != approach && entries.contains(key) && complete(entries[key])) {
+      for (const char* k : {"vrkd", "rkd", "test", "ppl"})
+        if (entries[key].contains(k)) e[k] = entries[key][k];
+      e["seconds"] = e.value("seconds", 0.0);
+      return e;
+    }
+  auto start = std::chrono::steady_clock::now();
+  std::shared_ptr<Transformer>& net = healed_nets_[key];
+  if (!net) net = heal_plan(plan);
+  PlanEvaluator& ev = *evaluator_;
+  if (!e.contains("vrkd")) e["vrkd"] = metrics_to_json(ev.evaluate_model(*net, Split::vrkd));
+  if (full) {
+    e["rkd"] = metrics_to_json(ev.evaluate_model(*net, Split::rkd));
+    e["test"] = metrics_to_json(ev.evaluate_model(*net, Split::test));
+    e["ppl"] = int64_t(heldout_.size()) > o_.stats.ctx ? perplexity(*net, heldout_, o_.stats.ctx, 8, false).ppl : 0.0;
+  }
+  e["seconds"] = e.value("seconds", 0.0) + seconds_since(start);
+  checkpoint();
+  return e;
+}
+
+HealedScores SearchRun::healed_scores(const std::string& approach, const Plan& plan) {
+  const json& e = healed_entry(approach, plan, true);
+  HealedScores h;
+  h.rkd = metrics_from_json(e["rkd"]), h.vrkd = metrics_from_json(e["vrkd"]), h.test = metrics_from_json(e["test"]);
+  h.heldout_ppl = e["ppl"];
+  for (const auto& [key, entry] : healed_[approach].items()) h.seconds += entry.value("seconds", 0.0);
+  return h;
+}
+
+// Healed models are kept only while they may still be written: the best finalist's so far.
+void SearchRun::keep_only_net_of(const Finalist& best) {
+  for (auto it = healed_nets_.begin(); it != healed_nets_.end();)
+    it = it->first == best.plan_key ? std::next(it) : healed_nets_.erase(it);
 }
 
 // What each speed trick saved in this run, from counts (not estimates of time).
@@ -712,6 +853,7 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
   // One bootstrap for every comparison: the same resampled test items for every approach.
   const Bootstrap boot(o_.seed);
   const Finalist& uniform = best_uniform(finals, o_.reward);
+  const Finalist& healed_uniform = best_uniform(finals, o_.reward, true);
   const RankMetrics dense_test = evaluator_->dense_metrics(Split::test);
   SearchResults r;
   for (const Finalist& f : finals) {
@@ -736,6 +878,12 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
     a.vs_dense = paired(boot, f.test, dense_test);
     a.vs_best_uniform = paired(boot, f.test, uniform.test);
     measure_row(a, &f.chosen.plan);
+    if (f.healed) {
+      const HealedScores& h = *f.healed;
+      a.healed = HealedResult{split_metrics(h.rkd), split_metrics(h.vrkd), split_metrics(h.test), h.heldout_ppl,
+                              paired(boot, h.test, dense_test), paired(boot, h.test, healed_uniform.healed->test), h.seconds,
+                              f.plan_changed};
+    }
     r.approaches.push_back(std::move(a));
   }
   const EvalCounters& c = evaluator_->counters();
@@ -753,19 +901,35 @@ SearchResults SearchRun::write_results(const std::vector<Finalist>& finals, cons
               subset_.empty() ? evaluator_->size(Split::rkd) : subset_.size(), o_.surrogate,
               evaluator_->surrogate_tokens(), o_.promote};
   r.splits = {evaluator_->size(Split::rkd), evaluator_->size(Split::vrkd), evaluator_->size(Split::test)};
+  r.skipped_too_long = skipped_;
+  r.final_heal = o_.final_heal;
   r.heldout_tokens = heldout_.size();
   r.dense = dense_result(boot, uniform);
   r.chosen = best.name;
   r.bootstrap = {"test", boot.level(), boot.resamples(), boot.seed(),
                  "paired percentile bootstrap over items: the same resampled item sets for every comparison", uniform.name,
                  "the uniform:<method> approach with the best VRkD " + std::string(o_.reward.kind == "acc" ? "acc" : "margin") +
-                     " (not test)"};
+                     " (not test)", std::nullopt};
+  if (healing()) {
+    r.bootstrap.best_uniform_healed = healed_uniform.name;
+    const Finalist* unhealed = &finals.front();  // the approach the unhealed VRkD scores would have chosen
+    for (const Finalist& f : finals)
+      if (f.unhealed_best > unhealed->unhealed_best) unhealed = &f;
+    r.chosen_without_heal = unhealed->name;
+  }
   r.timing = timing(c, seconds);
   r.savings = savings(c);
   write_plan(o_.out + "/plan.json", best.chosen.plan);
   json report = {{"search", {{"approach", best.name}, {"results", "results.json"}}}};
-  write_compressed_dir(o_.out + "/model", evaluator_->apply(best.chosen.plan), best.chosen.plan, report,
-                       o_.tokenizer.empty() ? default_tokenizer_path(o_.model) : o_.tokenizer, true);
+  const std::string tokenizer = o_.tokenizer.empty() ? default_tokenizer_path(o_.model) : o_.tokenizer;
+  if (healing()) {
+    report["search"]["final_heal"] = o_.final_heal;
+    std::shared_ptr<Transformer> net = healed_nets_[best.plan_key];
+    if (!net) net = heal_plan(best.chosen.plan);  // resumed after it was scored: heal it again (deterministic)
+    write_compressed_dir(o_.out + "/model", *net, best.chosen.plan, report, tokenizer, true);
+  } else {
+    write_compressed_dir(o_.out + "/model", evaluator_->apply(best.chosen.plan), best.chosen.plan, report, tokenizer, true);
+  }
   write_file_atomic(o_.out + "/results.json", results_to_json(r).dump(2) + "\n");
   return r;
 }
@@ -814,6 +978,7 @@ SearchResults SearchRun::run() {
     }
     for (const auto& [name, file] : resume_state_.at("agents").items()) agents_.at(name)->load(ckpt_dir_ + "/" + file.get<std::string>());
     log_lines = resume_state_.at("log_lines");
+    healed_ = resume_state_.value("final_heal", json::object());
     info("resuming from " + ckpt_dir_ + " (" + std::to_string(log_lines) + " evaluations logged)");
   }
   log_ = std::make_unique<RunLog>(o_.out + "/log.jsonl", log_lines);
@@ -831,14 +996,15 @@ SearchResults SearchRun::run() {
   if (!o_.save_policy.empty()) save_policy();
   std::vector<Finalist> finals;
   Progress progress("final evaluation", int64_t(states_.size()), "approaches");
+  const Finalist* best = nullptr;
+  finals.reserve(states_.size());
   for (const ApproachState& st : states_) {
     finals.push_back(finalize(st));
+    if (!best || final_score(finals.back(), o_.reward) > final_score(*best, o_.reward)) best = &finals.back();
+    keep_only_net_of(*best);
     progress.advance();
   }
   progress.finish();
-  const Finalist* best = &finals.front();
-  for (const Finalist& f : finals)
-    if (choice_metric(f.vrkd, o_.reward) > choice_metric(best->vrkd, o_.reward)) best = &f;
   return write_results(finals, *best, seconds_since(start));
 }
 
@@ -931,6 +1097,10 @@ void validate_search_options(const SearchOptions& o) {
     if (!fs::is_directory(parent)) throw usage_error("--save-policy: no directory " + parent.string());
     if (fs::is_directory(o.save_policy)) throw usage_error("--save-policy " + o.save_policy + " is a directory");
   }
+  if (o.final_heal != "none" && o.final_heal != "compensate")
+    throw usage_error("unknown --final-heal '" + o.final_heal + "' (none, compensate)");
+  if (o.final_heal == "compensate" && st.calib_file.empty())
+    throw usage_error("--final-heal compensate needs --calib FILE (healing refits on the calibration text)");
 }
 
 SearchResults run_search(const SearchOptions& opts) {

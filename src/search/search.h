@@ -9,7 +9,8 @@
 // acc_norm}, held-out perplexity, parameters, bytes, evaluations and time; each approach's and
 // dense's test margin and acc minus dense's and minus the best uniform plan's (the uniform one
 // best on VRkD) with paired bootstrap 95% intervals, eval/bootstrap.h; the command, versions and
-// seed).
+// seed). With --final-heal compensate every finalist is also scored after the compensating heal
+// (compress/layer_stream.h), the choice is by the healed VRkD scores, and model/ is healed.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
@@ -55,6 +56,10 @@ struct SearchOptions {
   int64_t baseline_evaluations = 0;
   int64_t reward_items = 0;       // RkD items per training evaluation (0 = all)
   int64_t finalists = 3;          // candidates per approach re-scored on all of RkD, then VRkD
+  // "compensate": every finalist is also scored after compress's --heal-compensate refit (on the
+  // calibration text), the choice compares the healed scores and model/ is the healed model;
+  // "none": the plans as factored.
+  std::string final_heal = "none";
   std::vector<std::string> baselines = {names::kUniform, names::kSvdllm2, names::kSensitivity, names::kRandom,
                                        names::kEvolution};
   int64_t sensitivity_grid = 4;
