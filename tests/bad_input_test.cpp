@@ -630,7 +630,7 @@ std::vector<BadCase> cases() {
   add({"NoSubcommand", [](const TempDir&) { return ""; }, 2, "", "subcommand"});
   add({"EvalWithoutTextOrTasks", [](const TempDir&) {
          return "eval --model " + q(data_file(kStoriesBin));
-       }, 2, "", "eval needs --text and/or --tasks"});
+       }, 2, "", "eval needs --text, --tasks and/or --speed"});
   // --- search: every flag and input checked before anything is written (no OUT left behind) ---
   add({"SearchWithoutCalibTokens", [](const TempDir& t) { return search(t, "--calib-tokens"); }, 2, "",
        "--calib requires --calib-tokens", "out"});

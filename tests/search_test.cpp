@@ -143,13 +143,13 @@ TEST_F(EnvFixture, RelativeRankFractionScalesByTheKeepTheRestMustMeet) {
   SearchEnv env(*model->net, *cache, calib_stats(*model), o);
   const auto& ws = env.weights();
   double total = 0.0;
-  for (const auto& w : ws) total += w.dense_cost();
+  for (const auto& w : ws) total += w.cost.dense;
   env.reset();
   EXPECT_NEAR(env.relative_rank_frac(0.6), 0.6, 1e-12);  // nothing spent yet: need = keep
   EXPECT_NEAR(env.relative_rank_frac(0.3), 0.3, 1e-12);
   env.step(Action{0, 1.0, 0});  // "dense" for the first weight (fits the budget)
   ASSERT_EQ(env.plan().weights.at(ws[0].name).method, "dense");
-  const double need = (0.6 * total - ws[0].dense_cost()) / (total - ws[0].dense_cost());
+  const double need = (0.6 * total - ws[0].cost.dense) / (total - ws[0].cost.dense);
   EXPECT_NEAR(env.relative_rank_frac(0.6), need, 1e-12);
   EXPECT_NEAR(env.relative_rank_frac(0.3), 0.5 * need, 1e-12);
   EXPECT_DOUBLE_EQ(env.relative_rank_frac(5.0), 1.0);  // never above dense
