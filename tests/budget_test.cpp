@@ -130,12 +130,7 @@ TEST(LatencyWorkload, ParsesAndRefuses) {
 struct BudgetCli : ::testing::Test {
   void SetUp() override {
     if (!fs::exists(data_file(kBin)) || !fs::exists(data_file("tasks/arc_easy.jsonl"))) GTEST_SKIP() << "shared data missing";
-    std::ifstream in(data_file("tasks/arc_easy.jsonl"));
-    std::string line, parts[3];
-    for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
-    const char* names[3] = {"rkd.jsonl", "vrkd.jsonl", "test.jsonl"};
-    fs::create_directories(dir.file("tasks"));
-    for (int s = 0; s < 3; ++s) test::write_text(dir.file(std::string("tasks/") + names[s]), parts[s]);
+    test::write_small_task_splits(dir.file("tasks"));
   }
   // The run whose plans tests/expected/budget_params/ holds (written by rankrl before --budget).
   std::string args(const std::string& out, const std::string& extra, const std::string& keep = "0.6") const {

@@ -26,12 +26,7 @@ using test::kVal;
 struct FinalHeal : ::testing::Test {
   void SetUp() override {
     if (!fs::exists(data_file(kBin)) || !fs::exists(data_file("tasks/arc_easy.jsonl"))) GTEST_SKIP() << "shared data missing";
-    std::ifstream in(data_file("tasks/arc_easy.jsonl"));
-    std::string line, parts[3];
-    for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
-    fs::create_directories(dir.file("tasks"));
-    const char* names[3] = {"rkd.jsonl", "vrkd.jsonl", "test.jsonl"};
-    for (int s = 0; s < 3; ++s) test::write_text(dir.file(std::string("tasks/") + names[s]), parts[s]);
+    test::write_small_task_splits(dir.file("tasks"));
     // A short held-out text, so `eval --text` covers the same tokens as the search's perplexity.
     const std::string text = test::read_text(data_file(kVal)).substr(0, 2000);
     test::write_text(dir.file("heldout.txt"), text.substr(0, text.rfind(' ')));
@@ -144,19 +139,9 @@ TEST_F(FinalHeal, NoneLeavesTheRunAsItWas) {
       EXPECT_EQ(res["approaches"][i][k], hres["approaches"][i][k]) << res["approaches"][i]["name"] << " " << k;
   }
   // The search itself (its log of every evaluation, times aside) is the same with or without healing.
-  auto log_without_times = [](const std::string& path) {
-    std::vector<json> lines;
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      json j = json::parse(line);
-      j.erase("seconds");
-      lines.push_back(j);
-    }
-    return lines;
-  };
-  const std::vector<json> log = log_without_times(dir.file("none/log.jsonl"));
+  const std::vector<json> log = test::log_without_times(dir.file("none/log.jsonl"));
   EXPECT_GT(log.size(), 10u);
-  EXPECT_EQ(log, log_without_times(dir.file("healed/log.jsonl")));
+  EXPECT_EQ(log, test::log_without_times(dir.file("healed/log.jsonl")));
 }
 
 // Killed right after the checkpoint that saved the first approach's healed scores, then resumed:

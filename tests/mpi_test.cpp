@@ -124,11 +124,7 @@ struct MpiCli : ::testing::Test {
     // A short text (the first 24 KB, cut at a line) and 16 items per split, so runs take seconds.
     std::string text = test::read_text(data_file(kVal)).substr(0, 24000);
     test::write_text(dir.file("text.txt"), text.substr(0, text.rfind('\n') + 1));
-    std::istringstream in(test::read_text(data_file("tasks/arc_easy.jsonl")));
-    std::string line, parts[3];
-    for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
-    std::filesystem::create_directories(dir.file("tasks"));
-    for (int s = 0; s < 3; ++s) test::write_text(dir.file(std::string("tasks/") + (s == 0 ? "rkd" : s == 1 ? "vrkd" : "test") + ".jsonl"), parts[s]);
+    test::write_small_task_splits(dir.file("tasks"));
   }
   test::TempDir dir;
 };

@@ -246,12 +246,7 @@ TEST(Agents, CheckpointRestoresTheExactState) {
 struct SearchCli : ::testing::Test {
   void SetUp() override {
     if (!fs::exists(data_file(kBin)) || !fs::exists(data_file("tasks/arc_easy.jsonl"))) GTEST_SKIP() << "shared data missing";
-    std::ifstream in(data_file("tasks/arc_easy.jsonl"));
-    std::string line, parts[3];
-    for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
-    const char* names[3] = {"rkd.jsonl", "vrkd.jsonl", "test.jsonl"};
-    fs::create_directories(dir.file("tasks"));
-    for (int s = 0; s < 3; ++s) test::write_text(dir.file(std::string("tasks/") + names[s]), parts[s]);
+    test::write_small_task_splits(dir.file("tasks"));
   }
   // The flags of a small run; `overrides` replaces values ("--keep" -> "1.5"), `extra` is appended.
   std::string args(const std::string& out, const std::string& extra = "",
@@ -270,16 +265,6 @@ struct SearchCli : ::testing::Test {
     return cmd + " " + extra;
   }
   static json read_json(const std::string& path) { return json::parse(test::read_text(path)); }
-  static std::vector<json> log_without_times(const std::string& path) {
-    std::vector<json> lines;
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      json j = json::parse(line);
-      j.erase("seconds");
-      lines.push_back(j);
-    }
-    return lines;
-  }
   test::TempDir dir;
 };
 
@@ -420,7 +405,7 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   test::CliResult resumed = test::run_cli(args("part", fast + " --resume"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
-  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+  EXPECT_EQ(test::log_without_times(dir.file("whole/log.jsonl")), test::log_without_times(dir.file("part/log.jsonl")));
   // The test intervals are recomputed from the resumed run's plans: the same numbers.
   json w = read_json(dir.file("whole/results.json")), p = read_json(dir.file("part/results.json"));
   EXPECT_EQ(w["bootstrap"], p["bootstrap"]);
@@ -432,7 +417,7 @@ TEST_F(SearchCli, InterruptedRunResumesToTheSamePlanAndLog) {
   test::CliResult again = test::run_cli(args("promo", fast + " --resume"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("promo/plan.json")));
-  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("promo/log.jsonl")));
+  EXPECT_EQ(test::log_without_times(dir.file("whole/log.jsonl")), test::log_without_times(dir.file("promo/log.jsonl")));
 }
 
 // results.json through its type: from_json then to_json gives the file back byte for byte (every
@@ -507,7 +492,7 @@ TEST_F(SearchCli, BaselinesDrawFromTheirOwnStreams) {
                                            {{"--episodes", episodes}}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::vector<json> kept;
-    for (const json& j : log_without_times(dir.file(out + "/log.jsonl")))
+    for (const json& j : test::log_without_times(dir.file(out + "/log.jsonl")))
       if ((j["approach"] == "random" || j["approach"] == "evolution") && j["unit"].get<int64_t>() < 4) kept.push_back(j);
     return kept;
   };
@@ -534,7 +519,7 @@ TEST_F(SearchCli, KillNineHalfwayThenResumeGivesTheSamePlan) {
   test::CliResult resumed = test::run_cli(args("part", fast + (started ? " --resume" : " --force")));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
-  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+  EXPECT_EQ(test::log_without_times(dir.file("whole/log.jsonl")), test::log_without_times(dir.file("part/log.jsonl")));
 }
 
 TEST_F(SearchCli, BadInputIsAOneLineErrorAndWritesNoResults) {
@@ -628,7 +613,7 @@ TEST_F(SearchCli, ResumeChecksInputsByContentAndNamesTheDifferences) {
   EXPECT_NE(resumed.err.find("rankrl: warning: " + store), std::string::npos) << resumed.err;
   EXPECT_NE(resumed.err.find("recomputing the factorizations"), std::string::npos) << resumed.err;
   EXPECT_EQ(test::read_text(dir.file("whole/plan.json")), test::read_text(dir.file("part/plan.json")));
-  EXPECT_EQ(log_without_times(dir.file("whole/log.jsonl")), log_without_times(dir.file("part/log.jsonl")));
+  EXPECT_EQ(test::log_without_times(dir.file("whole/log.jsonl")), test::log_without_times(dir.file("part/log.jsonl")));
 }
 
 // Every --help shows the defaults (CLI11's "=value" after the type).

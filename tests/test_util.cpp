@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +48,26 @@ CliResult run_cli(const std::string& args) {
   r.out = read_text(tmp.file("out"));
   r.err = read_text(tmp.file("err"));
   return r;
+}
+
+void write_small_task_splits(const std::string& dir) {
+  std::istringstream in(read_text(data_file("tasks/arc_easy.jsonl")));
+  std::string line, parts[3];
+  for (int i = 0; i < 48 && std::getline(in, line); ++i) parts[i / 16] += line + "\n";
+  std::filesystem::create_directories(dir);
+  const char* names[3] = {"/rkd.jsonl", "/vrkd.jsonl", "/test.jsonl"};
+  for (int s = 0; s < 3; ++s) write_text(dir + names[s], parts[s]);
+}
+
+std::vector<nlohmann::json> log_without_times(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(read_text(path));
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    lines.push_back(j);
+  }
+  return lines;
 }
 
 }  // namespace rankrl::test

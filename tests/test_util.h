@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace rankrl::test {
 
@@ -47,5 +49,12 @@ CliResult run_cli(const std::string& args);
 
 std::string read_text(const std::string& path);
 void write_text(const std::string& path, const std::string& bytes);
+
+// The small ranking splits of the search tests: the first 48 items of the shared ARC-Easy file,
+// 16 each into dir/rkd.jsonl, dir/vrkd.jsonl and dir/test.jsonl (dir is created).
+void write_small_task_splits(const std::string& dir);
+
+// A search's log.jsonl with every line's "seconds" removed: what must repeat exactly.
+std::vector<nlohmann::json> log_without_times(const std::string& path);
 
 }  // namespace rankrl::test
