@@ -4,12 +4,15 @@
 //   peak GFLOP/s     = the same FLOPs / time of running only those products with at::mm / at::matmul
 // so the ratio says how much of the time goes to anything but the multiplies (norms, RoPE,
 // softmax, copies). Optionally factors every projection at --keep to time low-rank layers.
+// --dtype bf16|f16 stores the matrices as a real checkpoint does (Linear upcasts them per call, so
+// the upcast counts against the forward; the mm-only replay stays float32).
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "core/threads.h"
 #include "eval/accounting.h"
@@ -22,27 +25,31 @@ namespace {
 struct Shape {
   int64_t dim = 1024, hidden = 2816, layers = 8, heads = 16, kv_heads = 16, vocab = 32000;
   int64_t batch = 4, T = 512;
+  at::ScalarType type = at::kFloat;  // of the weight matrices
 };
 
 ModelConfig make_config(const Shape& s) {
   return llama_config({s.dim, s.hidden, s.layers, s.heads, s.kv_heads, s.vocab, s.T});
 }
 
-// Norm weights 1, matrices Gaussian with 1/sqrt(fan-in) scale: every tensor the config requires.
-WeightMap random_weights(const ModelConfig& c) {
+// Norm weights 1, matrices Gaussian with 1/sqrt(fan-in) scale in `matrix_type`: every tensor the
+// config requires.
+WeightMap random_weights(const ModelConfig& c, at::ScalarType matrix_type) {
   WeightMap w;
   for (const WeightSpec& spec : weight_specs(c))
-    w[spec.name] = spec.shape.size() == 1 ? at::ones(spec.shape)
-                                          : at::randn(spec.shape) / std::sqrt(double(spec.shape[1]));
+    w[spec.name] = spec.shape.size() == 1
+                       ? at::ones(spec.shape)
+                       : (at::randn(spec.shape) / std::sqrt(double(spec.shape[1]))).to(matrix_type);
   return w;
 }
 
 // Factors every projection at rank floor(keep·m·n/(m+n)) with random factors (timing only).
-void make_low_rank(Transformer& net, double keep) {
+void make_low_rank(Transformer& net, double keep, at::ScalarType type) {
   for (Linear* l : net.linears()) {
     int64_t m = l->out_features(), n = l->in_features();
     int64_t r = std::max<int64_t>(1, int64_t(keep * double(m * n) / double(m + n)));
-    l->set_low_rank(at::randn({m, r}) / std::sqrt(double(r)), at::randn({r, n}) / std::sqrt(double(n)));
+    l->set_low_rank((at::randn({m, r}) / std::sqrt(double(r))).to(type),
+                    (at::randn({r, n}) / std::sqrt(double(n))).to(type));
   }
 }
 
@@ -108,8 +115,8 @@ Row run(const Shape& s, double keep, int reps, const Row* dense) {
   c10::InferenceMode guard;
   at::manual_seed(0);
   ModelConfig c = make_config(s);
-  Transformer net(c, random_weights(c));
-  if (keep < 1.0) make_low_rank(net, keep);
+  Transformer net(c, random_weights(c, s.type));
+  if (keep < 1.0) make_low_rank(net, keep, s.type);
   at::Tensor tokens = at::randint(0, c.vocab_size, {s.batch, s.T}, at::TensorOptions().dtype(at::kLong));
   net.forward(tokens);  // warm-up
   double fwd = best_seconds(reps, [&] { net.forward(tokens); });
@@ -144,11 +151,14 @@ int main(int argc, char** argv) {
   app.add_option("--keep", keeps, "Keep fractions to time (1 = dense), e.g. --keep 1 0.7 0.5 0.3");
   app.add_option("--reps", reps);
   app.add_option("--threads", threads);
+  std::string dtype = "f32";
+  app.add_option("--dtype", dtype, "Stored type of the weight matrices")->check(CLI::IsMember({"f32", "f16", "bf16"}));
   CLI11_PARSE(app, argc, argv);
+  s.type = dtype == "bf16" ? at::kBFloat16 : dtype == "f16" ? at::kHalf : at::kFloat;
   int n = setup_threads(threads);
-  std::printf("model: d=%lld ffn=%lld layers=%lld heads=%lld/%lld vocab=%lld, B×T=%lld×%lld, %d threads\n\n",
+  std::printf("model: d=%lld ffn=%lld layers=%lld heads=%lld/%lld vocab=%lld, B×T=%lld×%lld, %s weights, %d threads\n\n",
               (long long)s.dim, (long long)s.hidden, (long long)s.layers, (long long)s.heads,
-              (long long)s.kv_heads, (long long)s.vocab, (long long)s.batch, (long long)s.T, n);
+              (long long)s.kv_heads, (long long)s.vocab, (long long)s.batch, (long long)s.T, dtype.c_str(), n);
   std::printf("Speed-ups are against the first --keep row (give 1 first). 'linears' times only the\n"
               "projections (Linear::forward), without attention, norms and the LM head.\n\n");
   std::printf("| keep | tokens/s | achieved GFLOP/s | mm-only GFLOP/s | ratio | ms/forward | FLOP ratio | speed-up "
