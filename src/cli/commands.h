@@ -40,6 +40,7 @@ Command add_calibrate(CLI::App& app, Common& common);
 Command add_compress(CLI::App& app, Common& common);
 Command add_export_dense(CLI::App& app, Common& common);
 Command add_search(CLI::App& app, Common& common);
+Command add_plan(CLI::App& app, Common& common);
 Command add_report(CLI::App& app, Common& common);
 Command add_experiment(CLI::App& app, Common& common);
 // The command line this process was started with (recorded in result files).

@@ -14,8 +14,6 @@
 
 namespace rankrl::cli {
 
-Command add_plan(CLI::App& app, Common& common);  // cmd_plan.cpp
-
 void add_common(CLI::App* sub, Common& common) {
   sub->add_option("--threads", common.threads,
                   "Threads for tensor ops (default: OMP_NUM_THREADS, else every core)");
