@@ -386,12 +386,6 @@ void SearchRun::prepare_output_reader() {
   resume_ = true;
 }
 
-// The factorizations and errors the search reads, loaded from the factor store or made layer by
-// layer (search/factor_store.h). With --calib and no Fisher method the dense model is calibrated
-// one decoder layer at a time and each layer's Grams are dropped once its factors and errors are
-// taken, so no whole-model statistics are ever held; Fisher (fwsvd) needs the whole model's
-// backward and --stats reads a whole file, so those keep the whole-model statistics in stats_
-// (as compress does).
 // The ranks whose relative output error a baseline reads (svdllm2: every weight at the rank --keep
 // means), kept multiplied out from the Gram so the baseline sees what it always saw.
 std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const EnvOptions& env) const {
@@ -406,6 +400,12 @@ std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const E
   return ranks;
 }
 
+// The factorizations and errors the search reads, loaded from the factor store or made layer by
+// layer (search/factor_store.h). With --calib and no Fisher method the dense model is calibrated
+// one decoder layer at a time and each layer's Grams are dropped once its factors and errors are
+// taken, so no whole-model statistics are ever held; Fisher (fwsvd) needs the whole model's
+// backward and --stats reads a whole file, so those keep the whole-model statistics in stats_
+// (as compress does).
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
   bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
