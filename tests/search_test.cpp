@@ -24,6 +24,7 @@
 #include "eval/ranking_batch.h"
 #include "model/model.h"
 #include "search/agent.h"
+#include "model/transformer.h"
 #include "search/env.h"
 #include "search/options.h"
 #include "search/results.h"
@@ -132,6 +133,33 @@ TEST_F(EnvFixture, FeaturesAreTheClosedFormTruncationErrors) {
     double closed_form = f.tail_error[r] / f.tail_error[0];
     EXPECT_NEAR(w.curve[0][1], closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
     EXPECT_NEAR(env.relative_error(i, "svdllm", r), closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
+  }
+}
+
+// The per-rank errors kept for step_errors once the Gram is gone (WeightErrors::by_rank, the
+// expanded form) against multiplying out W − A_rB_r through the Gram (relative_error of an env
+// that holds the statistics), and svdllm's closed form (its tail_error) at every rank.
+TEST_F(EnvFixture, PerRankErrorsWithoutTheGramEqualTheDirectOnes) {
+  EnvOptions o;
+  o.methods = {"dense", "svd", "svdllm"};
+  o.step_errors = true;
+  SearchEnv direct(*model->net, *cache, calib_stats(*model), o);
+  std::map<std::string, WeightErrors> errors;
+  for (const Linear* l : model->net->linears()) errors[l->name()] = weight_errors(*l, *cache, *calib_stats(*model).find(l->name()), o);
+  SearchEnv kept(*model->net, *cache, errors, o);
+  EXPECT_EQ(kept.reset(), direct.reset());  // the state features: bit for bit
+  for (size_t i = 0; i < kept.steps(); i += 3) {
+    const WeightInfo& w = kept.weights()[i];
+    const Factors& f = cache->get(w.name, "svdllm", std::min(w.m, w.n));
+    for (int64_t r : {int64_t(1), w.max_rank / 3, w.max_rank}) {
+      for (const char* method : {"svd", "svdllm"}) {
+        const double d = direct.relative_error(i, method, r);
+        // The direct form rounds W − A_rB_r to float32 (~1e-9 here); the expanded one is float64.
+        EXPECT_NEAR(kept.relative_error(i, method, r), d, 2e-8) << w.name << " " << method << " r " << r;
+      }
+      const double closed_form = f.tail_error[r] / f.tail_error[0];
+      EXPECT_NEAR(kept.relative_error(i, "svdllm", r), closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
+    }
   }
 }
 
@@ -563,6 +591,68 @@ TEST_F(SearchCli, ResumeWithNothingSavedStartsTheRun) {
 
 // While one run holds OUT/.lock, a second writer (plain, --resume or --force) is refused at once
 // with one line, exit 1, and OUT is left as it was.
+// results.json without what depends on time (every "...seconds...", rates, the command line).
+json without_times(const json& j) {
+  if (j.is_array()) {
+    json out = json::array();
+    for (const json& v : j) out.push_back(without_times(v));
+    return out;
+  }
+  if (!j.is_object()) return j;
+  json out = json::object();
+  for (const auto& [k, v] : j.items())
+    if (k.find("second") == std::string::npos && k != "command" && k != "forward_share") out[k] = without_times(v);
+  return out;
+}
+
+// The setup streams the calibration layer by layer and keeps only per-weight numbers of the
+// Grams: plan, results and log equal those of whole-model statistics (--whole-model-setup), with
+// importance selection (component energies) and step errors (--shaping) on. The store is one file
+// per layer; a second search with the same --factor-cache loads it without calibrating, and a
+// truncated layer file is recomputed with a warning, to the same results.
+TEST_F(SearchCli, StreamedSetupEqualsWholeModelStatistics) {
+  // svdllm2 reads relative errors at the rank --keep means (WeightErrors::exact).
+  const std::string fast = "-q --baselines uniform,svdllm2,random --methods dense,svd,svdllm --shaping 0.5";
+  const std::map<std::string, std::string> two = {{"--episodes", "2"}};
+  test::CliResult whole = test::run_cli(args("whole", fast + " --whole-model-setup", two));
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  test::CliResult streamed = test::run_cli(args("streamed", fast + " --factor-cache " + dir.file("fc"), two));
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+  auto expect_same = [&](const std::string& a, const std::string& b) {
+    EXPECT_EQ(test::read_text(dir.file(a + "/plan.json")), test::read_text(dir.file(b + "/plan.json"))) << b;
+    EXPECT_EQ(test::log_without_times(dir.file(a + "/log.jsonl")), test::log_without_times(dir.file(b + "/log.jsonl"))) << b;
+    json ra = without_times(read_json(dir.file(a + "/results.json"))), rb = without_times(read_json(dir.file(b + "/results.json")));
+    ra["savings"].erase("factor_cache"), rb["savings"].erase("factor_cache");  // factorizations_loaded_from_disk
+    ra["timing"].erase("factorizations_loaded"), rb["timing"].erase("factorizations_loaded");
+    EXPECT_EQ(ra, rb) << b;
+  };
+  expect_same("whole", "streamed");
+  // The store: factors-<key>/layer-NNN.safetensors, one per decoder layer, nothing partial left.
+  std::vector<std::string> stores;
+  for (const auto& e : fs::directory_iterator(dir.file("fc")))
+    if (e.path().filename().string().rfind("factors-", 0) == 0) stores.push_back(e.path().string());
+  ASSERT_EQ(stores.size(), 1u);
+  const int64_t layers = stories().config().n_layers;
+  for (int64_t i = 0; i < layers; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/layer-%03lld.safetensors", static_cast<long long>(i));
+    EXPECT_TRUE(fs::exists(stores[0] + name)) << name;
+  }
+  // Loaded by a second search: no calibration, the same results.
+  test::CliResult again = test::run_cli(args("again", fast + " --factor-cache " + dir.file("fc"), two));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(read_json(dir.file("again/results.json"))["timing"]["factorizations_loaded"], layers * 7 * 2);
+  expect_same("whole", "again");
+  // A truncated layer file: a warning, recomputed, the same results.
+  const std::string last = stores[0] + "/layer-" + std::string(layers - 1 < 10 ? "00" : "0") + std::to_string(layers - 1) + ".safetensors";
+  fs::resize_file(last, fs::file_size(last) / 2);
+  test::CliResult cut = test::run_cli(args("cut", fast + " --factor-cache " + dir.file("fc"), two));
+  ASSERT_EQ(cut.exit_code, 0) << cut.err;
+  EXPECT_NE(cut.err.find("recomputing the factorizations"), std::string::npos) << cut.err;
+  EXPECT_EQ(read_json(dir.file("cut/results.json"))["timing"]["factorizations_loaded"], 0);
+  expect_same("whole", "cut");
+}
+
 TEST_F(SearchCli, SecondWriterOfOutIsRefused) {
   fs::create_directories(dir.file("busy"));
   test::write_text(dir.file("busy/log.jsonl"), "{}\n");
@@ -606,7 +696,8 @@ TEST_F(SearchCli, ResumeChecksInputsByContentAndNamesTheDifferences) {
   for (const auto& e : fs::directory_iterator(dir.file("part")))
     if (e.path().filename().string().rfind("factors-", 0) == 0) store = e.path().string();
   ASSERT_FALSE(store.empty());
-  fs::resize_file(store, fs::file_size(store) / 2);
+  const std::string first = store + "/layer-000.safetensors";  // the store is one file per layer
+  fs::resize_file(first, fs::file_size(first) / 2);
   test::CliResult resumed = test::run_cli(args("part", "--baselines uniform,random --methods dense,svd --resume",
                                                {{"--rkd", dir.file("tasks-link")}, {"--vrkd", dir.file("tasks-link")}}));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;

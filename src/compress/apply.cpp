@@ -32,7 +32,12 @@ AppliedWeight apply_one(Linear& l, const WeightDecision& d, FactorCache& cache, 
   }
   const Factors& all = cache.get(l.name(), d.method, pool_rank(d, l));
   const LinearStats* st = stats ? stats->find(l.name()) : nullptr;
-  Factors kept = slice(all, select_components(all, d.rank, parse_selection(d.select), st));
+  // Without the Gram (the search drops it once a layer is set up), importance selection reads the
+  // component energies the cache kept for these factors.
+  const std::vector<double>* energy = cache.component_energy(l.name(), d.method);
+  const Selection rule = parse_selection(d.select);
+  const bool precomputed = st == nullptr && rule == Selection::importance && energy && int64_t(energy->size()) == all.rank();
+  Factors kept = slice(all, precomputed ? select_by_energy(*energy, d.rank) : select_components(all, d.rank, rule, st));
   l.set_low_rank(kept.A.contiguous(), kept.B.contiguous());
   a.rank = d.rank;
   a.params_after = l.parameters();

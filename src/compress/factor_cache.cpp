@@ -29,6 +29,7 @@ const Factors& FactorCache::get(const std::string& weight, const std::string& sp
   const auto start = std::chrono::steady_clock::now();
   Factors f = decomposer->decompose(l->dense_weight(), st, rank);
   seconds_ += seconds_since(start);
+  energy_.erase(key);  // computed for the factors replaced
   return cache_[key] = std::move(f);
 }
 
@@ -102,14 +103,33 @@ void FactorCache::prefetch(const std::vector<Request>& requests) {
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& q = requests[i];
     auto it = cache_.find({q.weight, q.spec});
-    if (it == cache_.end() || it->second.rank() < q.rank) cache_[{q.weight, q.spec}] = unpack_factors(done[i]);
+    if (it == cache_.end() || it->second.rank() < q.rank) {
+      energy_.erase({q.weight, q.spec});
+      cache_[{q.weight, q.spec}] = unpack_factors(done[i]);
+    }
   }
 }
 
 void FactorCache::insert(const std::string& weight, const std::string& spec, Factors factors) {
   auto key = std::make_pair(weight, spec);
   auto it = cache_.find(key);
-  if (it == cache_.end() || it->second.rank() < factors.rank()) cache_[key] = std::move(factors);
+  if (it == cache_.end() || it->second.rank() < factors.rank()) {
+    energy_.erase(key);
+    cache_[key] = std::move(factors);
+  }
+}
+
+void FactorCache::replace(const std::string& weight, const std::string& spec, Factors factors) {
+  cache_[std::make_pair(weight, spec)] = std::move(factors);
+}
+
+void FactorCache::set_component_energy(const std::string& weight, const std::string& spec, std::vector<double> energy) {
+  energy_[std::make_pair(weight, spec)] = std::move(energy);
+}
+
+const std::vector<double>* FactorCache::component_energy(const std::string& weight, const std::string& spec) const {
+  auto it = energy_.find(std::make_pair(weight, spec));
+  return it == energy_.end() ? nullptr : &it->second;
 }
 
 }  // namespace rankrl

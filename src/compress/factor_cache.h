@@ -38,11 +38,28 @@ class FactorCache {
   // store on disk), replacing an entry with fewer components.
   const std::map<std::pair<std::string, std::string>, Factors>& entries() const { return cache_; }
   void insert(const std::string& weight, const std::string& spec, Factors factors);
+  // Forgets every entry (a factor store that failed to load part way).
+  void clear() {
+    cache_.clear();
+    energy_.clear();
+  }
+  // Sets the entry whatever its rank (the same factors, now viewed in a store's memory map).
+  void replace(const std::string& weight, const std::string& spec, Factors factors);
+
+  // The statistics later get()s decompose with (the search's setup points it at one layer's at a
+  // time, then at none).
+  void set_stats(const CalibStats* stats) { stats_ = stats; }
+
+  // Output energy of every component of the (weight, spec) entry (decompose/selection.h
+  // component_output_energy), kept for importance selection once the Gram is gone; null if none.
+  void set_component_energy(const std::string& weight, const std::string& spec, std::vector<double> energy);
+  const std::vector<double>* component_energy(const std::string& weight, const std::string& spec) const;
 
  private:
   const Transformer& dense_;
   const CalibStats* stats_;
   std::map<std::pair<std::string, std::string>, Factors> cache_;
+  std::map<std::pair<std::string, std::string>, std::vector<double>> energy_;
   double seconds_ = 0.0;
 };
 

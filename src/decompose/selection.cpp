@@ -31,13 +31,21 @@ std::vector<int64_t> select_components(const Factors& factors, int64_t r, Select
                                        const LinearStats* stats) {
   const int64_t k = factors.rank();
   check(r >= 0 && r <= k, "", "cannot select " + std::to_string(r) + " of " + std::to_string(k) + " components");
-  std::vector<int64_t> idx(k);
-  std::iota(idx.begin(), idx.end(), 0);
   if (rule == Selection::importance) {
     check(stats != nullptr, "", "importance selection needs calibration statistics");
-    const std::vector<double> energy = component_output_energy(factors, *stats);
-    std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return energy[a] > energy[b]; });
+    return select_by_energy(component_output_energy(factors, *stats), r);
   }
+  std::vector<int64_t> idx(k);
+  std::iota(idx.begin(), idx.end(), 0);
+  idx.resize(r);
+  return idx;
+}
+
+std::vector<int64_t> select_by_energy(const std::vector<double>& energy, int64_t r) {
+  check(r >= 0 && r <= int64_t(energy.size()), "", "cannot select " + std::to_string(r) + " of " + std::to_string(energy.size()) + " components");
+  std::vector<int64_t> idx(energy.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return energy[a] > energy[b]; });
   idx.resize(r);
   return idx;
 }

@@ -28,6 +28,9 @@ std::vector<double> component_output_energy(const Factors& factors, const Linear
 // the result is again ordered. Needs stats with a gram for importance (else Error).
 std::vector<int64_t> select_components(const Factors& factors, int64_t r, Selection rule,
                                        const LinearStats* stats);
+// The importance rule on output energies computed beforehand (component_output_energy of the same
+// factors): the r largest, ordered as select_components orders them.
+std::vector<int64_t> select_by_energy(const std::vector<double>& energy, int64_t r);
 
 // The factors restricted to `idx` (in that order). tail_error survives only when idx is the
 // prefix 0..r−1 (the closed form no longer applies to other subsets); loss_history, metric and

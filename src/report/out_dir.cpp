@@ -60,10 +60,16 @@ FactorInfo read_factor_store(const std::string& out) {
   FactorInfo info;
   if (!is_directory(out)) return info;
   std::vector<std::string> files;
+  auto is_store_file = [](const std::string& n, const char* prefix) {
+    return n.rfind(prefix, 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0;
+  };
   for (const auto& e : fs::directory_iterator(out)) {
     std::string n = e.path().filename().string();
-    if (n.rfind("factors-", 0) == 0 && n.size() > 20 && n.compare(n.size() - 12, 12, ".safetensors") == 0)
-      files.push_back(e.path().string());
+    if (is_store_file(n, "factors-") && n.size() > 20) files.push_back(e.path().string());
+    // A search's store: factors-<key>/layer-NNN.safetensors (search/factor_store.h).
+    if (n.rfind("factors-", 0) == 0 && n.find('.') == std::string::npos && e.is_directory())
+      for (const auto& l : fs::directory_iterator(e.path()))
+        if (is_store_file(l.path().filename().string(), "layer-")) files.push_back(l.path().string());
   }
   std::sort(files.begin(), files.end());
   for (const std::string& path : files) {

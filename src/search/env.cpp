@@ -34,6 +34,30 @@ double output_energy(const at::Tensor& E, const at::Tensor& gram) {
   return at::matmul(e, gram).mul_(e).sum().item<double>();
 }
 
+// ‖(W − A_rB_r)X‖² for r = 0..k at once, in float64: with C = B·G·Wᵀ and P = (AᵀA) ⊙ (B·G·Bᵀ),
+// ‖(W − A_rB_r)X‖² = ‖WX‖² − 2·Σ_{i<r} A_{:,i}·C_{i,:} + Σ_{i,j<r} P_ij. The same values as
+// multiplying out every rank (which rounds W − A_rB_r to float32: they agree to ~1e-8 of ‖WX‖²)
+// for O(k·n² + k²·(m+n)) work.
+std::vector<double> errors_by_rank(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, const at::Tensor& gram,
+                                   double total) {
+  const at::Tensor w = W.to(at::kDouble), a = A.to(at::kDouble), b = B.to(at::kDouble);
+  const at::Tensor bg = at::matmul(b, gram);
+  const at::Tensor cross = (at::matmul(bg, w.t()).t() * a).sum(0).contiguous();  // [k]
+  const at::Tensor p = (at::matmul(a.t(), a) * at::matmul(bg, b.t())).contiguous();  // [k,k]
+  const at::Tensor below = at::tril(p, -1).sum(1).contiguous(), diag = p.diagonal().contiguous();
+  const int64_t k = a.size(1);
+  std::vector<double> out(size_t(k + 1));
+  const double *c = cross.data_ptr<double>(), *lo = below.data_ptr<double>(), *d = diag.data_ptr<double>();
+  double cross_sum = 0.0, energy = 0.0;
+  out[0] = 1.0;
+  for (int64_t i = 0; i < k; ++i) {
+    cross_sum += c[i];
+    energy += 2.0 * lo[i] + d[i];
+    out[size_t(i + 1)] = std::max(total - 2.0 * cross_sum + energy, 0.0) / total;
+  }
+  return out;
+}
+
 }  // namespace
 
 int64_t WeightInfo::rank_for(double rank_frac) const { return rank_for_fraction(cost, m, n, max_rank, rank_frac); }
@@ -42,43 +66,80 @@ double SearchEnv::smallest_keep(const Transformer& dense, double min_rank_frac) 
   return rankrl::smallest_keep(dense, weight_costs(dense, budgets::kParams, nullptr), min_rank_frac);
 }
 
+WeightErrors weight_errors(const Linear& l, FactorCache& cache, const LinearStats& st, const EnvOptions& opts,
+                           const std::vector<int64_t>& exact_ranks) {
+  c10::InferenceMode guard;
+  check(st.gram.defined(), l.name(), "search needs calibration statistics for every weight");
+  const int64_t m = l.out_features(), n = l.in_features(), max_rank = (m * n - 1) / (m + n);
+  const bool pool_all = std::find(opts.selects.begin(), opts.selects.end(), "importance") != opts.selects.end();
+  const at::Tensor W = l.dense_weight();
+  WeightErrors e;
+  const double total = std::max(output_energy(W, st.gram), 1e-300);
+  e.output_energy = total;
+  for (const std::string& method : opts.methods) {
+    if (method == kDense) continue;
+    const Factors& f = cache.get(l.name(), method, pool_all ? std::min(m, n) : max_rank);
+    std::vector<double> curve;
+    for (double frac : kCurveFractions) {
+      int64_t r = std::max<int64_t>(1, int64_t(frac * double(max_rank)));
+      at::Tensor approx = at::matmul(f.A.narrow(1, 0, r), f.B.narrow(0, 0, r));
+      curve.push_back(output_energy(W - approx, st.gram) / total);
+    }
+    e.curve.push_back(curve);
+    if (opts.step_errors)
+      e.by_rank.push_back(errors_by_rank(W, f.A.narrow(1, 0, max_rank), f.B.narrow(0, 0, max_rank), st.gram, total));
+    for (int64_t r : exact_ranks) {  // as SearchEnv::relative_error multiplies it out
+      at::Tensor approx = at::matmul(f.A.narrow(1, 0, r), f.B.narrow(0, 0, r));
+      e.exact[r].push_back(output_energy(W - approx, st.gram) / total);
+    }
+  }
+  return e;
+}
+
 SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts,
                      std::vector<WeightCost> costs)
-    : dense_(dense), cache_(cache), stats_(stats), opts_(std::move(opts)) {
+    : dense_(dense), cache_(cache), stats_(&stats), opts_(std::move(opts)) {
+  std::map<std::string, WeightErrors> errors;
+  Progress progress("factorizations", int64_t(dense_.linears().size()), "weights");
+  for (const Linear* l : dense_.linears()) {
+    const LinearStats* st = stats.find(l->name());
+    check(st != nullptr && st->gram.defined(), l->name(), "search needs calibration statistics for every weight");
+    EnvOptions no_steps = opts_;
+    no_steps.step_errors = false;  // relative_error() reads the Gram itself
+    errors[l->name()] = weight_errors(*l, cache_, *st, no_steps);
+    progress.advance();
+  }
+  progress.finish();
+  init(errors, std::move(costs));
+}
+
+SearchEnv::SearchEnv(const Transformer& dense, FactorCache& cache, const std::map<std::string, WeightErrors>& errors,
+                     EnvOptions opts, std::vector<WeightCost> costs)
+    : dense_(dense), cache_(cache), opts_(std::move(opts)) {
+  init(errors, std::move(costs));
+}
+
+void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs) {
   check(!opts_.methods.empty() && !opts_.selects.empty(), "", "search needs at least one method and selection");
   check(opts_.keep > 0.0 && opts_.keep <= 1.0, "", "keep must be in (0, 1]");
   if (costs.empty()) costs = weight_costs(dense_, opts_.budget, nullptr);
   check(costs.size() == dense_.linears().size(), "", "one budget cost per projection weight");
-  c10::InferenceMode guard;
-  const bool pool_all = std::find(opts_.selects.begin(), opts_.selects.end(), "importance") != opts_.selects.end();
-  std::vector<const Linear*> linears = dense_.linears();
-  Progress progress("factorizations", int64_t(linears.size()), "weights");
-  for (const Linear* l : linears) {
+  for (const Linear* l : dense_.linears()) {
     const auto [type, layer] = role_and_layer(dense_.config(), l->name());
     WeightInfo w{l->name(), type, layer, l->out_features(), l->in_features()};
     w.max_rank = (w.m * w.n - 1) / (w.m + w.n);
     check(w.max_rank >= 1, w.name, "too small to factor");
     w.cost = costs[weights_.size()];
-    const LinearStats* st = stats_.find(w.name);
-    check(st != nullptr && st->gram.defined(), w.name, "search needs calibration statistics for every weight");
-    const at::Tensor W = l->dense_weight();
-    const double total = std::max(output_energy(W, st->gram), 1e-300);
-    w.output_energy = w.energy_share = total;
-    for (const std::string& method : opts_.methods) {
-      if (method == kDense) continue;
-      const Factors& f = cache_.get(w.name, method, pool_all ? std::min(w.m, w.n) : w.max_rank);
-      std::vector<double> curve;
-      for (double frac : kCurveFractions) {
-        int64_t r = std::max<int64_t>(1, int64_t(frac * double(w.max_rank)));
-        at::Tensor approx = at::matmul(f.A.narrow(1, 0, r), f.B.narrow(0, 0, r));
-        curve.push_back(output_energy(W - approx, st->gram) / total);
-      }
-      w.curve.push_back(curve);
-    }
+    auto it = errors.find(w.name);
+    check(it != errors.end(), w.name, "search needs calibration statistics for every weight");
+    w.output_energy = w.energy_share = it->second.output_energy;
+    w.curve = it->second.curve;
+    check(stats_ != nullptr || !opts_.step_errors || it->second.by_rank.size() == w.curve.size(), w.name,
+          "internal: no per-rank errors for step_errors");
+    by_rank_.push_back(it->second.by_rank);
+    exact_.push_back(it->second.exact);
     weights_.push_back(std::move(w));
-    progress.advance();
   }
-  progress.finish();
   // Energy share within each weight type; types for the one-hot.
   std::map<std::string, double> type_energy;
   for (const WeightInfo& w : weights_) type_energy[w.type] += w.energy_share;
@@ -251,8 +312,18 @@ double SearchEnv::plan_cost(const Plan& plan) const {
 double SearchEnv::relative_error(size_t i, const std::string& method, int64_t rank) {
   c10::InferenceMode guard;
   const WeightInfo& w = weights_[i];
+  if (stats_ == nullptr) {  // from the errors computed with the Gram (the search's setup)
+    const auto m = std::find(opts_.methods.begin(), opts_.methods.end(), method);
+    check(m != opts_.methods.end() && *m != kDense, method, "not a factoring method of this search");
+    const size_t factoring = size_t(std::count_if(opts_.methods.begin(), m, [](const std::string& s) { return s != kDense; }));
+    auto exact = exact_[i].find(rank);
+    if (exact != exact_[i].end() && factoring < exact->second.size()) return exact->second[factoring];
+    check(factoring < by_rank_[i].size() && rank >= 0 && size_t(rank) < by_rank_[i][factoring].size(), w.name,
+          "internal: no per-rank error at rank " + std::to_string(rank));
+    return by_rank_[i][factoring][size_t(rank)];
+  }
   const Linear* l = const_cast<Transformer&>(dense_).find_linear(w.name);
-  const LinearStats* st = stats_.find(w.name);
+  const LinearStats* st = stats_->find(w.name);
   const Factors& f = cache_.get(w.name, method, rank);
   const at::Tensor W = l->dense_weight();
   at::Tensor approx = at::matmul(f.A.narrow(1, 0, rank), f.B.narrow(0, 0, rank));

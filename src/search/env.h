@@ -40,7 +40,9 @@
 namespace rankrl {
 
 struct CalibStats;
+struct LinearStats;
 class FactorCache;
+class Linear;
 class Transformer;
 
 // The version of the state features (state()); a saved policy records it.
@@ -79,6 +81,26 @@ struct WeightInfo {
   int64_t rank_for(double rank_frac) const;
 };
 
+// What the search reads from a weight's calibration Gram G = XᵀX, computed while the weight's
+// statistics exist: the search's setup streams them one decoder layer at a time and drops each
+// layer's Grams once these few numbers are taken (search/factor_store.h).
+struct WeightErrors {
+  double output_energy = 0.0;               // ‖WX‖²
+  std::vector<std::vector<double>> curve;   // [factoring method][3]: relative output error
+  // [factoring method][r], r = 0..max_rank: relative output error at rank r (top selection), for
+  // step_errors only (empty otherwise).
+  std::vector<std::vector<double>> by_rank;
+  // rank → [factoring method]: relative output error multiplied out through the Gram, bit for bit
+  // what an env holding the statistics computes (the ranks a baseline asks for: svdllm2's).
+  std::map<int64_t, std::vector<double>> exact;
+};
+
+// The errors of `l` for every factoring method of opts.methods, from `st`'s Gram and the cache's
+// factors (asked for at the rank prefetch computes, so nothing is recomputed).
+// `exact_ranks`: the ranks to fill WeightErrors::exact at.
+WeightErrors weight_errors(const Linear& l, FactorCache& cache, const LinearStats& st, const EnvOptions& opts,
+                           const std::vector<int64_t>& exact_ranks = {});
+
 class SearchEnv {
  public:
   // `cache` must be built on `dense` (it supplies every factorization); `stats` holds the Gram
@@ -87,6 +109,10 @@ class SearchEnv {
   // make_latency_budget); params and flops costs are closed forms built here when it is empty.
   SearchEnv(const Transformer& dense, FactorCache& cache, const CalibStats& stats, EnvOptions opts,
             std::vector<WeightCost> costs = {});
+  // The same from errors computed beforehand (weight_errors per weight name, every projection):
+  // no statistics are held; relative_error() reads WeightErrors::by_rank.
+  SearchEnv(const Transformer& dense, FactorCache& cache, const std::map<std::string, WeightErrors>& errors,
+            EnvOptions opts, std::vector<WeightCost> costs = {});
   // The smallest --keep the params budget clip can meet on `dense` (every weight factored at the rank
   // `min_rank_frac` means): from the shapes alone, so a search can refuse it before any work.
   // Other budgets: rankrl::smallest_keep (search/budget.h).
@@ -133,14 +159,17 @@ class SearchEnv {
   int lowest_error_method() const;
 
  private:
+  void init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs);
   std::vector<float> state() const;
   WeightDecision clip(size_t i, const Action& a, Action& applied) const;
 
   const Transformer& dense_;
   FactorCache& cache_;
-  const CalibStats& stats_;
+  const CalibStats* stats_ = nullptr;  // the first constructor's: relative_error() exact from the Gram
   EnvOptions opts_;
   std::vector<WeightInfo> weights_;
+  std::vector<std::vector<std::vector<double>>> by_rank_;  // per weight: WeightErrors::by_rank
+  std::vector<std::map<int64_t, std::vector<double>>> exact_;  // per weight: WeightErrors::exact
   std::map<std::string, double> type_count_;  // weights per role
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
   double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;

@@ -1,10 +1,22 @@
-// The factor cache on disk: every factorization a search computed, in one safetensors file named
-// by a key over the model's identity, the calibration statistics' bytes and the method specs, so
-// a resumed run — or another search of the same model with the same statistics — slices factors
-// instead of recomputing them. A file whose key does not match is simply not used.
+// The search's factor store: every factorization a search uses and the few numbers it reads from
+// the calibration Grams (search/env.h WeightErrors; the importance ranking's component energies),
+// made one decoder layer at a time so only one layer's statistics and new factors are ever in
+// memory, and kept on disk, where the cache views them in the memory map (zero-copy).
+//
+// On disk: `dir`/factors-<key>/layer-NNN.safetensors, one file per decoder layer, each written
+// (atomically) as soon as its layer is done into `dir`/factors-<key>.partial/, which is renamed to
+// factors-<key>/ once every layer is in. A resumed run, or another search of the same model with
+// the same inputs (--factor-cache DIR), loads it instead of calibrating and decomposing; a
+// directory whose files are truncated, corrupt or of another key is an Error (the caller
+// recomputes with a warning).
 #pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "search/env.h"
 
 namespace rankrl {
 
@@ -12,20 +24,44 @@ struct CalibStats;
 class FactorCache;
 class Transformer;
 
-// "fnv1a64:<hex>" over the model identity, every statistics tensor's bytes and the specs.
-std::string factor_store_key(const Transformer& net, const CalibStats& stats, const std::vector<std::string>& specs);
+// Key of a store made by streaming the dense model's calibration (calibrate_layers): the
+// statistics are a function of the model's weights, the calibration token ids, ctx and batch, so
+// hashing those identifies the store without holding any Gram (the weights are hashed from the
+// map, one tensor's pages at a time). "fnv1a64:<hex>".
+std::string streamed_store_key(const Transformer& net, const std::vector<int32_t>& ids, int64_t ctx, int64_t batch,
+                               const EnvOptions& env, const std::map<std::string, std::vector<int64_t>>& exact_ranks);
+// Key of a store made from whole-model statistics (Fisher, --stats FILE): over the statistics'
+// bytes, as they are all in memory anyway.
+std::string factor_store_key(const Transformer& net, const CalibStats& stats, const EnvOptions& env,
+                             const std::map<std::string, std::vector<int64_t>>& exact_ranks = {});
+// Both keys cover `exact_ranks` (weight → the ranks WeightErrors::exact holds, e.g. svdllm2's at
+// --keep): those errors need the Gram, so a store without them cannot serve the run.
 
-// Loads `dir`/factors-<key>.safetensors into `cache` if it exists; returns the entries loaded.
-// A corrupt file is an Error naming it.
-int64_t load_factor_store(const std::string& dir, const std::string& key, FactorCache& cache);
+// What the search reads back: the errors per weight (the cache holds the factors and energies).
+using WeightErrorMap = std::map<std::string, WeightErrors>;
 
-// Computes every factorization SearchEnv asks for (each non-dense method of `methods` for every
-// projection, at full rank when `full_rank` (selection by importance) or else at the largest
-// rank that saves parameters), spread over the MPI ranks when under mpirun.
-void prefetch_search_factors(const Transformer& net, const std::vector<std::string>& methods, bool full_rank,
-                             FactorCache& cache);
+// Loads `dir`/factors-<key>/ into `cache` (tensors viewing the files' maps) and `errors`; returns
+// the factorizations loaded, 0 when there is no such store. Error naming the file when a layer
+// file is missing, truncated, corrupt, of another key, or lacks an entry `env` needs. Under
+// mpirun rank 0 reads first and the others only what it read (every rank fails alike).
+int64_t load_factor_store(const std::string& dir, const std::string& key, const Transformer& net,
+                          const EnvOptions& env, FactorCache& cache, WeightErrorMap& errors);
 
-// Writes every entry of `cache` to `dir`/factors-<key>.safetensors (atomic).
-void save_factor_store(const std::string& dir, const std::string& key, const FactorCache& cache);
+// A source of per-layer statistics: calls sink(layer, stats) for every decoder layer in order.
+using LayerStatsSink = std::function<void(int64_t layer, CalibStats&& stats)>;
+using LayerStatsSource = std::function<void(const LayerStatsSink& sink)>;
+
+// For every layer `source` yields: the factorizations the search needs for its projections (each
+// non-dense method at full rank when importance selection is enabled, else at the largest saving
+// rank; split over the MPI ranks), their errors (weight_errors) and, with importance selection,
+// their component energies; rank 0 writes the layer's file and the cache then views it. The
+// layer's statistics are dropped when its sink call returns. The store is complete (renamed into
+// place) when this returns.
+void build_factor_store(const std::string& dir, const std::string& key, const Transformer& net, const EnvOptions& env,
+                        const LayerStatsSource& source, FactorCache& cache, WeightErrorMap& errors,
+                        const std::map<std::string, std::vector<int64_t>>& exact_ranks = {});
+
+// Whole-model statistics as a LayerStatsSource (each layer's entries in turn).
+LayerStatsSource whole_stats_source(const Transformer& net, const CalibStats& stats);
 
 }  // namespace rankrl

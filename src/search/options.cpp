@@ -76,6 +76,8 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       // By content: fine-tuning from another policy is another run.
       {"--init-policy", "Start every agent from this policy file (fine-tuning; its --hidden is used)", FIELD(init_policy), E | FF},
       {"--abort-after", "Testing aid: exit(3) after N checkpoints", FIELD(abort_after_checkpoints), kHidden | E},
+      {"--whole-model-setup", "Testing aid: whole-model statistics before setup instead of layer by layer",
+       FIELD(whole_model_setup), kHidden | kFlag},
   };
   return table;
 }

@@ -103,27 +103,28 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
   CalibStats stats = obtain_stats(model, o.stats, fisher);
   // The features need every method the policy knows (its state has an error curve for each).
   FactorCache cache(*model.net, &stats);
-  int64_t loaded = 0;
-  const std::string key = factor_store_key(*model.net, stats, p.methods);
-  if (!o.factor_cache.empty()) {
-    try {
-      loaded = load_factor_store(o.factor_cache, key, cache);
-    } catch (const Error& e) {
-      warn(std::string(e.what()) + "; recomputing the factorizations");
-    }
-  }
-  const bool importance = std::find(p.selects.begin(), p.selects.end(), "importance") != p.selects.end();
-  if (loaded == 0) prefetch_search_factors(*model.net, p.methods, importance, cache);
   EnvOptions eo;
   eo.methods = p.methods;
   eo.selects = p.selects;
   eo.keep = o.keep;
   eo.seed = o.seed;
-  SearchEnv env(*model.net, cache, stats, eo);
-  if (loaded == 0 && !o.factor_cache.empty()) {
-    std::filesystem::create_directories(o.factor_cache);
-    save_factor_store(o.factor_cache, key, cache);
+  int64_t loaded = 0;
+  WeightErrorMap errors;
+  const std::string key = factor_store_key(*model.net, stats, eo);
+  if (!o.factor_cache.empty()) {
+    try {
+      loaded = load_factor_store(o.factor_cache, key, *model.net, eo, cache, errors);
+    } catch (const Error& e) {
+      warn(std::string(e.what()) + "; recomputing the factorizations");
+      errors.clear();
+    }
   }
+  if (loaded == 0) {
+    if (!o.factor_cache.empty()) std::filesystem::create_directories(o.factor_cache);
+    build_factor_store(o.factor_cache, key, *model.net, eo, whole_stats_source(*model.net, stats), cache, errors);
+  }
+  cache.set_stats(&stats);
+  SearchEnv env(*model.net, cache, stats, eo);
   check(env.feature_names() == p.features, o.policy, "the policy's state features differ from the ones computed here");
   AgentOptions ao;
   ao.hidden = p.hidden;

@@ -242,6 +242,7 @@ class SearchRun {
   void prepare_output();
   void prepare_output_reader();
   void setup();
+  std::map<std::string, std::vector<int64_t>> exact_error_ranks(const EnvOptions& env) const;
   void checkpoint();
   void save_policy() const;
   void run_approaches(SearchContext& ctx);
@@ -385,14 +386,43 @@ void SearchRun::prepare_output_reader() {
   resume_ = true;
 }
 
+// The ranks whose relative output error a baseline reads (svdllm2: every weight at the rank --keep
+// means), kept multiplied out from the Gram so the baseline sees what it always saw.
+std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const EnvOptions& env) const {
+  std::map<std::string, std::vector<int64_t>> ranks;
+  if (std::find(o_.baselines.begin(), o_.baselines.end(), names::kSvdllm2) == o_.baselines.end()) return ranks;
+  const std::vector<WeightCost> costs = costs_.empty() ? weight_costs(*model_.net, env.budget, nullptr) : costs_;
+  const std::vector<const Linear*> linears = static_cast<const Transformer&>(*model_.net).linears();
+  for (size_t i = 0; i < linears.size(); ++i) {
+    const int64_t m = linears[i]->out_features(), n = linears[i]->in_features(), max_rank = (m * n - 1) / (m + n);
+    if (max_rank >= 1) ranks[linears[i]->name()] = {rank_for_fraction(costs[i], m, n, max_rank, env.keep)};
+  }
+  return ranks;
+}
+
+// The factorizations and errors the search reads, loaded from the factor store or made layer by
+// layer (search/factor_store.h). With --calib and no Fisher method the dense model is calibrated
+// one decoder layer at a time and each layer's Grams are dropped once its factors and errors are
+// taken, so no whole-model statistics are ever held; Fisher (fwsvd) needs the whole model's
+// backward and --stats reads a whole file, so those keep the whole-model statistics in stats_
+// (as compress does).
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
   bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
                             [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
-  if (!o_.stats.calib_file.empty()) stats_ = obtain_stats(model_, o_.stats, fisher);
-  cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
+  const bool stream = !o_.stats.calib_file.empty() && !fisher && !o_.whole_model_setup;
+  if (stream) check_calib_source(o_.stats);
+  if (!o_.stats.calib_file.empty() && !stream) stats_ = obtain_stats(model_, o_.stats, fisher);
+  EnvOptions env = o_.env;
+  env.seed = o_.seed;
+  env.step_errors = o_.shaping != 0.0;
+  const CalibStats* whole = stream ? nullptr : &stats_;
+  cache_ = std::make_unique<FactorCache>(*model_.net, whole);
   const std::string store_dir = o_.factor_cache.empty() ? o_.out : o_.factor_cache;
-  const std::string store_key = factor_store_key(*model_.net, stats_, o_.env.methods);
+  const CalibOptions calib{o_.stats.calib_tokens, o_.stats.ctx, 8, false};
+  const std::map<std::string, std::vector<int64_t>> exact = exact_error_ranks(env);
+  const std::string store_key = stream ? streamed_store_key(*model_.net, reward_text_, calib.ctx, calib.batch, env, exact)
+                                       : factor_store_key(*model_.net, stats_, env, exact);
   // A shared --factor-cache: runs that need the same store wait for the one computing it, then
   // load it (OUT's own store is covered by OUT's lock).
   std::unique_ptr<FileLock> store_lock;
@@ -404,21 +434,38 @@ void SearchRun::setup() {
       store_lock = FileLock::acquire(store_dir + "/factors.lock");
     }
   }
+  WeightErrorMap errors;
   try {
-    factors_loaded_ = load_factor_store(store_dir, store_key, *cache_);
+    factors_loaded_ = load_factor_store(store_dir, store_key, *model_.net, env, *cache_, errors);
   } catch (const Error& e) {  // a truncated or corrupt store is only lost time: compute it again
     warn(std::string(e.what()) + "; recomputing the factorizations");
-    cache_ = std::make_unique<FactorCache>(*model_.net, &stats_);
+    cache_ = std::make_unique<FactorCache>(*model_.net, whole);
+    errors.clear();
     factors_loaded_ = 0;
   }
   if (factors_loaded_ > 0) info("loaded " + std::to_string(factors_loaded_) + " factorizations from " + store_dir);
-  EnvOptions env = o_.env;
-  env.seed = o_.seed;
-  env.step_errors = o_.shaping != 0.0;
-  if (factors_loaded_ == 0) prefetch_search_factors(*model_.net, env.methods, std::find(env.selects.begin(), env.selects.end(), "importance") != env.selects.end(), *cache_);  // split over MPI ranks
-  env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, stats_, env, costs_);
+  if (factors_loaded_ == 0 && stream) {
+    double in_sink = 0.0;
+    const auto calib_start = std::chrono::steady_clock::now();
+    build_factor_store(store_dir, store_key, *model_.net, env, [&](const LayerStatsSink& sink) {
+      calibrate_layers(*model_.net, reward_text_, calib, [&](int64_t layer, CalibStats&& stats) {
+        const auto t = std::chrono::steady_clock::now();
+        stats_.tokens = stats.tokens;
+        stats_.windows = stats.windows;
+        sink(layer, std::move(stats));
+        in_sink += seconds_since(t);
+      });
+    }, *cache_, errors, exact);
+    stats_.ctx = calib.ctx;
+    stats_.seconds = seconds_since(calib_start) - in_sink;  // the forward passes alone
+    info("calibrated layer by layer on " + std::to_string(stats_.tokens) + " tokens (" + std::to_string(stats_.windows) +
+         " windows) in " + std::to_string(stats_.seconds) + " s, peak RSS " + std::to_string(peak_rss_bytes() >> 20) + " MiB");
+  } else if (factors_loaded_ == 0) {
+    build_factor_store(store_dir, store_key, *model_.net, env, whole_stats_source(*model_.net, stats_), *cache_, errors, exact);
+  }
+  cache_->set_stats(whole);
+  env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, errors, env, costs_);
   save_latency_table(latency_);
-  if (factors_loaded_ == 0) save_factor_store(store_dir, store_key, *cache_);
   store_lock.reset();
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
                                                std::move(vrkd_), std::move(test_), o_.reward, std::move(reward_text_),

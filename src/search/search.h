@@ -66,6 +66,9 @@ struct SearchOptions {
   int64_t heldout_tokens = 16384; // perplexity tokens (at most)
   std::string heldout_file;        // perplexity text; empty = the calibration file after its calibration part
   std::string factor_cache;        // directory of the on-disk factor store (default: OUT)
+  // Testing aid (--whole-model-setup, hidden): calibrate the whole model before setup, as Fisher methods do, instead
+  // of streaming it layer by layer; the results are the same.
+  bool whole_model_setup = false;
   // --budget latency: the workload whose Linear times the table holds (eval/latency.h), and a
   // table file to use instead of measuring (testing aid; the cache lives beside the factor store).
   std::string latency_workload = "prefill:8x256";
