@@ -64,17 +64,18 @@ double best_seconds(int reps, F&& f) {
   return best;
 }
 
-// Replays the forward pass's matrix products (same shapes, same count) with bare at::mm/matmul.
+// Replays the forward pass's matrix products (same shapes, same count) with bare at::mm/matmul,
+// in float32 whatever the stored type (the peak the forward's float32 math could reach).
 double matmul_only_seconds(const Transformer& net, const Shape& s, int reps) {
   const ModelConfig& c = net.config();
   int64_t BT = s.batch * s.T;
   std::vector<std::pair<at::Tensor, at::Tensor>> products;
   for (const Linear* l : net.linears()) {
     if (l->is_low_rank()) {
-      products.push_back({at::randn({BT, l->in_features()}), l->B().t()});
-      products.push_back({at::randn({BT, l->rank()}), l->A().t()});
+      products.push_back({at::randn({BT, l->in_features()}), l->B().to(at::kFloat).t()});
+      products.push_back({at::randn({BT, l->rank()}), l->A().to(at::kFloat).t()});
     } else {
-      products.push_back({at::randn({BT, l->in_features()}), l->weight().t()});
+      products.push_back({at::randn({BT, l->in_features()}), l->weight().to(at::kFloat).t()});
     }
   }
   products.push_back({at::randn({BT, c.dim}), at::randn({c.vocab_size, c.dim}).t()});
