@@ -53,6 +53,13 @@ std::vector<int32_t> calib_ids() {
   return calibration_ids(*m.tokenizer, data_file(kVal), kTokens);
 }
 
+// Every decoder layer's statistics from the streamed calibration, in layer order.
+std::vector<CalibStats> stats_per_layer(const Model& m) {
+  std::vector<CalibStats> layers;
+  calibrate_layers(*m.net, calib_ids(), {kTokens, kCtx, 8, false}, [&](int64_t, CalibStats&& s) { layers.push_back(s); });
+  return layers;
+}
+
 // The reference: statistics of every linear's input from whole-model forwards, one window at a
 // time, through the observer hook (no sharing, no streaming, a batching unlike the stream's).
 std::map<std::string, LinearStats> whole_model_stats(Transformer& net, const std::vector<int32_t>& ids) {
@@ -204,9 +211,7 @@ TEST(LayerStream, CalibrateOutIsByteEqualToTheReferenceWriter) {
   REQUIRE_STORIES();
   test::TempDir dir;
   Model m = stories();
-  const auto ids = calib_ids();
-  std::vector<CalibStats> layers;
-  calibrate_layers(*m.net, ids, {kTokens, kCtx, 8, false}, [&](int64_t, CalibStats&& s) { layers.push_back(s); });
+  const std::vector<CalibStats> layers = stats_per_layer(m);
   CalibStats meta;
   meta.tokens = kTokens, meta.ctx = kCtx, meta.windows = 11, meta.model_identity = model_identity(m.config());
   const std::string want = reference_stats_bytes(layers, meta, data_file(kVal), dir.file("reference.safetensors"));
@@ -237,9 +242,7 @@ TEST(LayerStream, CalibStatsWriterRefusesAnotherLayoutAndMissingGroups) {
   REQUIRE_STORIES();
   test::TempDir dir;
   Model m = stories();
-  const auto ids = calib_ids();
-  std::vector<CalibStats> layers;
-  calibrate_layers(*m.net, ids, {kTokens, kCtx, 8, false}, [&](int64_t, CalibStats&& s) { layers.push_back(s); });
+  const std::vector<CalibStats> layers = stats_per_layer(m);
   std::vector<std::vector<std::string>> names(2);
   for (int i = 0; i < 2; ++i)
     for (const Linear* l : m.net->layer_linears(i)) names[i].push_back(l->name());
