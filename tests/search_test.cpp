@@ -238,6 +238,27 @@ TEST(Agents, PpoAndReinforceFindTheOptimumOfABandit) {
   }
 }
 
+// --prior-strength s: the untrained policy draws its prior method with probability
+// e^s / (e^s + M - 1) among M methods (the other logits start at ~0).
+TEST(Agents, PriorStrengthSetsTheInitialMethodProbability) {
+  for (const char* kind : {"ppo", "reinforce"})
+    for (double strength : {1.5, 4.0}) {
+      AgentOptions o;
+      o.prior_method = 2;
+      o.prior_strength = strength;
+      auto agent = make_agent(kind, 3, 3, 2, o, 1);
+      std::mt19937_64 rng(7);
+      const int draws = 4000;
+      int prior = 0;
+      for (int i = 0; i < draws; ++i) {
+        StepRecord rec;
+        prior += agent->act({0.2f, 0.5f, 1.f}, rng, rec).method == 2;
+      }
+      const double expected = std::exp(strength) / (std::exp(strength) + 2.0);
+      EXPECT_NEAR(double(prior) / draws, expected, 0.03) << kind << " strength " << strength;  // 4 sd of a binomial
+    }
+}
+
 TEST(Agents, CheckpointRestoresTheExactState) {
   test::TempDir dir;
   AgentOptions o;

@@ -71,6 +71,8 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       {"--init-std", "Initial std of the rank-fraction logit", FIELD(agent.init_std), E | F},
       {"--prior-method", "Method the initial policy prefers: auto (lowest closed-form output error), none, or a --methods name",
        FIELD(prior_method), E | F},
+      {"--prior-strength", "Extra initial logit of --prior-method (1.5: among 4 methods the others are still drawn for ~4 weights in 10)",
+       FIELD(agent.prior_strength), E | F},
       {"--save-policy", "Write the (first) agent's trained policy to this file (for --init-policy and rankrl plan)",
        FIELD(save_policy), E},
       // By content: fine-tuning from another policy is another run.
