@@ -44,6 +44,9 @@ Command add_plan(CLI::App& app, Common& common) {
   sub->add_option("--seed", f->o.seed, "Seed of the samples (recorded in the plan)");
   sub->add_option("--factor-cache", f->o.factor_cache, "Directory of a factor store to reuse (as search's)");
   sub->add_option("--out", f->out, "Plan file to write (atomic)");
+  sub->add_flag("--whole-model-setup", f->o.whole_model_setup,
+                "Testing aid: whole-model calibration statistics instead of streaming by layer (the same plan)")
+      ->group("");
   add_common(sub, common);
   return {sub, [f, &common] {
             PolicyPlanOptions o = f->o;
