@@ -248,5 +248,40 @@ TEST_F(PolicyCli, SavedPolicyPlansWithoutEvaluationsAndFineTunes) {
   EXPECT_FALSE(fs::exists(dir.file("bad.json")));
 }
 
+// plan --policy makes its factor store as search does: streamed layer by layer with --calib (no
+// Fisher method), the same plan and closed-form errors as from whole-model statistics; a
+// search's --factor-cache store (with per-rank errors: --shaping) is loaded by a plan on the same
+// inputs and plans the same.
+TEST_F(PolicyCli, StreamedPlanEqualsWholeModelAndLoadsTheSearchStore) {
+  const std::string policy = dir.file("p.policy"), store = dir.file("fc");
+  test::CliResult r = test::run_cli(search("run", "--shaping 0.5 --save-policy " + policy + " --factor-cache " + store, 2));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto summary_of = [](const test::CliResult& c) {
+    json j = json::parse(c.out);
+    j.erase("seconds"), j.erase("out");
+    return j;
+  };
+  Model m = load_model(data_file(test::kBin), data_file(test::kTok));
+  const int64_t two_methods = 2 * int64_t(m.net->linears().size());  // svd and svdllm of every projection
+  // Greedy alone, and with samples scored by closed-form errors.
+  for (const std::string& extra : {std::string("--keep 0.6"), std::string("--keep 0.62 --samples 3 --seed 1")}) {
+    test::CliResult streamed = test::run_cli(plan(policy, "streamed.json", extra));
+    ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+    test::CliResult whole = test::run_cli(plan(policy, "whole.json", extra + " --whole-model-setup"));
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+    EXPECT_EQ(test::read_text(dir.file("streamed.json")), test::read_text(dir.file("whole.json"))) << extra;
+    EXPECT_EQ(summary_of(streamed), summary_of(whole)) << extra;
+    EXPECT_EQ(summary_of(streamed)["factorizations_loaded"], 0) << extra;
+    // The search's store: every factorization loaded (no calibration), the same plan and errors.
+    test::CliResult cached = test::run_cli(plan(policy, "cached.json", extra + " --factor-cache " + store));
+    ASSERT_EQ(cached.exit_code, 0) << cached.err;
+    json loaded = summary_of(cached);
+    EXPECT_EQ(loaded["factorizations_loaded"], two_methods) << extra;
+    loaded["factorizations_loaded"] = 0;
+    EXPECT_EQ(loaded, summary_of(streamed)) << extra;
+    EXPECT_EQ(test::read_text(dir.file("cached.json")), test::read_text(dir.file("streamed.json"))) << extra;
+  }
+}
+
 }  // namespace
 }  // namespace rankrl

@@ -29,10 +29,12 @@ Command add_plan(CLI::App& app, Common& common) {
       "Decode a compression plan with a saved policy (search --save-policy) on any model, with zero\n"
       "plan evaluations on it (no ranking item, no KL or perplexity forward). It computes the model's\n"
       "calibration statistics, the factorizations of the policy's methods and from them the state\n"
-      "features (closed-form output errors), then takes the greedy action at every weight through the\n"
-      "budget clip; --samples N also draws N plans and keeps the one with the lowest mean closed-form\n"
-      "output error. Refused: a keep outside the policy's training range (± 0.05), a method or a weight\n"
-      "role the policy does not know, another feature version. Apply it with rankrl compress --plan.");
+      "features (closed-form output errors), with --calib one decoder layer at a time as search does\n"
+      "(--factor-cache: a search's store of the same inputs serves), then takes the greedy action at\n"
+      "every weight through the budget clip; --samples N also draws N plans and keeps the one with the\n"
+      "lowest mean closed-form output error. Refused: a keep outside the policy's training range\n"
+      "(± 0.05), a method or a weight role the policy does not know, another feature version. Apply it\n"
+      "with rankrl compress --plan.");
   sub->add_option("--policy", f->o.policy, "Policy file from rankrl search --save-policy")->required();
   sub->add_option("--model", f->o.model, "llama2.c .bin or Hugging Face model directory")->required();
   sub->add_option("--tokenizer", f->o.tokenizer, "Tokenizer (default: found beside the model)");
@@ -44,6 +46,9 @@ Command add_plan(CLI::App& app, Common& common) {
   sub->add_option("--seed", f->o.seed, "Seed of the samples (recorded in the plan)");
   sub->add_option("--factor-cache", f->o.factor_cache, "Directory of a factor store to reuse (as search's)");
   sub->add_option("--out", f->out, "Plan file to write (atomic)");
+  sub->add_flag("--whole-model-setup", f->o.whole_model_setup,
+                "Testing aid: whole-model calibration statistics instead of streaming by layer (the same plan)")
+      ->group("");
   add_common(sub, common);
   return {sub, [f, &common] {
             PolicyPlanOptions o = f->o;

@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@
 #include "compress/factor_cache.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/log.h"
 #include "decompose/selection.h"
 #include "io/mapped.h"
 #include "io/safetensors.h"
@@ -272,7 +275,7 @@ int64_t load_factor_store(const std::string& dir, const std::string& key, const 
 
 void build_factor_store(const std::string& dir, const std::string& key, const Transformer& net, const EnvOptions& env,
                         const LayerStatsSource& source, FactorCache& cache, WeightErrorMap& errors,
-                        const std::map<std::string, std::vector<int64_t>>& exact_ranks) {
+                        const std::map<std::string, std::vector<int64_t>>& exact_ranks, bool keep_factors) {
   const bool write = !dir.empty() && dist::is_root();  // rank 0 alone writes
   const std::string store = dir.empty() ? "" : store_dir(dir, key), partial = store + ".partial";
   if (write) {
@@ -307,6 +310,8 @@ void build_factor_store(const std::string& dir, const std::string& key, const Tr
       // The layer's factors leave anonymous memory: from now on the cache views the file.
       WeightErrorMap reread;
       read_layer(path, key, layer, linears, env, cache, reread);
+    } else if (!keep_factors && dir.empty()) {
+      cache.clear();  // only the errors are wanted: the layer's factors would only fill memory
     }
     for (const Linear* l : linears) release_mapped_pages(l->weight());
     ++layers_done;
@@ -329,6 +334,89 @@ LayerStatsSource whole_stats_source(const Transformer& net, const CalibStats& st
       sink(i, std::move(layer));
     }
   };
+}
+
+bool uses_fisher(const std::vector<std::string>& methods) {
+  return std::any_of(methods.begin(), methods.end(), [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
+}
+
+bool streams_factor_store(bool calib_given, const std::vector<std::string>& methods, bool whole_model_setup) {
+  return calib_given && !uses_fisher(methods) && !whole_model_setup;
+}
+
+ObtainedFactors::ObtainedFactors() = default;
+ObtainedFactors::ObtainedFactors(ObtainedFactors&&) noexcept = default;
+ObtainedFactors::~ObtainedFactors() = default;
+
+namespace {
+
+// The dense model calibrated one decoder layer at a time into build_factor_store, timing the
+// calibration passes alone (not what the sink does with each layer).
+LayerStatsSource streamed_source(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& calib,
+                                 StreamedCalibration& summary) {
+  return [&net, &ids, calib, &summary](const LayerStatsSink& sink) {
+    double in_sink = 0.0;
+    const auto start = std::chrono::steady_clock::now();
+    calibrate_layers(net, ids, calib, [&](int64_t layer, CalibStats&& stats) {
+      const auto t = std::chrono::steady_clock::now();
+      summary.tokens = stats.tokens;
+      summary.windows = stats.windows;
+      sink(layer, std::move(stats));
+      in_sink += seconds_since(t);
+    });
+    summary.ctx = calib.ctx;
+    summary.seconds = seconds_since(start) - in_sink;
+  };
+}
+
+}  // namespace
+
+ObtainedFactors obtain_factor_store(const Transformer& net, const FactorStoreSource& source, const EnvOptions& env,
+                                    const std::map<std::string, std::vector<int64_t>>& exact_ranks,
+                                    const FactorStorePlace& place) {
+  const bool stream = source.whole == nullptr;
+  check(stream == (source.calib_ids != nullptr), "", "internal: a factor store from either calibration ids or statistics");
+  const CalibOptions calib{int64_t(stream ? source.calib_ids->size() : 0), source.ctx, 8, false};
+  // No directory, no key (hashing a 7B model's weights takes seconds).
+  const std::string key = place.dir.empty() ? ""
+                          : stream          ? streamed_store_key(net, *source.calib_ids, calib.ctx, calib.batch, env, exact_ranks)
+                                            : factor_store_key(net, *source.whole, env, exact_ranks);
+  // A shared directory: runs that need the same store wait for the one computing it, then load it.
+  std::unique_ptr<FileLock> lock;
+  if (place.shared && !place.dir.empty() && dist::is_root()) {
+    fs::create_directories(place.dir);
+    lock = FileLock::try_acquire(place.dir + "/factors.lock");
+    if (!lock) {
+      info("waiting for another run writing the factor store in " + place.dir);
+      lock = FileLock::acquire(place.dir + "/factors.lock");
+    }
+  }
+  ObtainedFactors out;
+  out.cache = std::make_unique<FactorCache>(net, source.whole);
+  if (!place.dir.empty()) {
+    try {
+      out.loaded = load_factor_store(place.dir, key, net, env, *out.cache, out.errors);
+    } catch (const Error& e) {  // a truncated or corrupt store is only lost time: compute it again
+      warn(std::string(e.what()) + "; recomputing the factorizations");
+      out.cache = std::make_unique<FactorCache>(net, source.whole);
+      out.errors.clear();
+      out.loaded = 0;
+    }
+  }
+  if (out.loaded > 0) {
+    info("loaded " + std::to_string(out.loaded) + " factorizations from " + place.dir);
+  } else if (stream) {
+    build_factor_store(place.dir, key, net, env, streamed_source(net, *source.calib_ids, calib, out.calibration), *out.cache,
+                       out.errors, exact_ranks, place.keep_factors);
+    const StreamedCalibration& c = out.calibration;
+    info("calibrated layer by layer on " + std::to_string(c.tokens) + " tokens (" + std::to_string(c.windows) +
+         " windows) in " + std::to_string(c.seconds) + " s, peak RSS " + std::to_string(peak_rss_bytes() >> 20) + " MiB");
+  } else {
+    build_factor_store(place.dir, key, net, env, whole_stats_source(net, *source.whole), *out.cache, out.errors,
+                       exact_ranks, place.keep_factors);
+  }
+  out.cache->set_stats(source.whole);
+  return out;
 }
 
 }  // namespace rankrl

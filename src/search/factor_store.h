@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,11 +58,63 @@ using LayerStatsSource = std::function<void(const LayerStatsSink& sink)>;
 // their component energies; rank 0 writes the layer's file and the cache then views it. The
 // layer's statistics are dropped when its sink call returns. The store is complete (renamed into
 // place) when this returns.
+// `keep_factors` false (and no `dir`): each layer's factors are dropped once its errors are
+// taken (a caller that reads only `errors`).
 void build_factor_store(const std::string& dir, const std::string& key, const Transformer& net, const EnvOptions& env,
                         const LayerStatsSource& source, FactorCache& cache, WeightErrorMap& errors,
-                        const std::map<std::string, std::vector<int64_t>>& exact_ranks = {});
+                        const std::map<std::string, std::vector<int64_t>>& exact_ranks = {}, bool keep_factors = true);
 
 // Whole-model statistics as a LayerStatsSource (each layer's entries in turn).
 LayerStatsSource whole_stats_source(const Transformer& net, const CalibStats& stats);
+
+// --- the one way search and plan --policy get their factorizations -----------------------------
+
+// True when a method of `methods` needs Fisher statistics (fwsvd*: the whole model's backward).
+bool uses_fisher(const std::vector<std::string>& methods);
+// True when the store is made by streaming the calibration text one decoder layer at a time:
+// --calib given, no Fisher method and no --whole-model-setup. Otherwise the caller obtains
+// whole-model statistics (obtain_stats) first: Fisher needs the whole model's backward and
+// --stats reads a whole file.
+bool streams_factor_store(bool calib_given, const std::vector<std::string>& methods, bool whole_model_setup);
+
+// Where the store's statistics come from: exactly one of the two.
+struct FactorStoreSource {
+  const std::vector<int32_t>* calib_ids = nullptr;  // streamed: these token ids in windows of ctx
+  int64_t ctx = 0;
+  const CalibStats* whole = nullptr;                // whole-model statistics (held by the caller)
+};
+
+// Where the store lives: `dir` ("" = nowhere: everything in memory). `shared`: other runs may
+// use the same directory (a --factor-cache), so it is locked while loaded or built.
+// `keep_factors` false: the caller reads only the errors (plan --policy), so a store that is
+// not written drops each layer's factors once its errors are taken.
+struct FactorStorePlace {
+  std::string dir;
+  bool shared = false;
+  bool keep_factors = true;
+};
+
+// What the calibration of a built streamed store took (all 0 when loaded or whole-model: the
+// statistics then say it themselves).
+struct StreamedCalibration {
+  int64_t tokens = 0, windows = 0, ctx = 0;
+  double seconds = 0.0;  // the calibration forward passes alone
+};
+
+struct ObtainedFactors {
+  std::unique_ptr<FactorCache> cache;  // on `net`; decomposes with the whole-model statistics, if any
+  WeightErrorMap errors;               // per projection weight
+  int64_t loaded = 0;                  // factorizations read from the store (0: computed now)
+  StreamedCalibration calibration;
+  ObtainedFactors();
+  ObtainedFactors(ObtainedFactors&&) noexcept;
+  ~ObtainedFactors();
+};
+
+// The store's key from `source`; loads the store from `place.dir` or, when there is none or it is
+// truncated or corrupt (a warning), builds it (written to `place.dir` if given).
+ObtainedFactors obtain_factor_store(const Transformer& net, const FactorStoreSource& source, const EnvOptions& env,
+                                    const std::map<std::string, std::vector<int64_t>>& exact_ranks,
+                                    const FactorStorePlace& place);
 
 }  // namespace rankrl

@@ -87,6 +87,24 @@ Plan decode(SearchEnv& env, Agent& agent, const PolicyInfo& p, std::mt19937_64& 
   return env.plan();
 }
 
+// What the features and the samples' closed-form errors read, from the factor store exactly as
+// search makes it (search/factor_store.h): with --calib and no Fisher method the model is
+// calibrated one decoder layer at a time on search's calibration tokens (the first
+// --calib-tokens ids), so no whole-model statistics are held and a search's --factor-cache store
+// of the same inputs serves; Fisher or --stats use whole-model statistics, dropped once the
+// errors are taken. Only the errors are read, so factors not written to a store are not kept.
+ObtainedFactors policy_factors(const Model& model, const PolicyPlanOptions& o, const EnvOptions& eo) {
+  const FactorStorePlace place{o.factor_cache, true, false};
+  if (streams_factor_store(!o.stats.calib_file.empty(), eo.methods, o.whole_model_setup)) {
+    const std::vector<int32_t> ids = calibration_ids(*model.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
+    return obtain_factor_store(*model.net, {&ids, o.stats.ctx, nullptr}, eo, {}, place);
+  }
+  const CalibStats stats = obtain_stats(model, o.stats, uses_fisher(eo.methods));
+  ObtainedFactors factors = obtain_factor_store(*model.net, {nullptr, 0, &stats}, eo, {}, place);
+  factors.cache->set_stats(nullptr);  // the statistics go now
+  return factors;
+}
+
 }  // namespace
 
 PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
@@ -99,32 +117,15 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
   if (o.keep < smallest)
     throw usage_error("--keep " + std::to_string(o.keep) + " is below what factoring every weight at the smallest rank costs (" +
                       std::to_string(smallest) + " for this model)");
-  const bool fisher = std::any_of(p.methods.begin(), p.methods.end(), [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
-  CalibStats stats = obtain_stats(model, o.stats, fisher);
   // The features need every method the policy knows (its state has an error curve for each).
-  FactorCache cache(*model.net, &stats);
   EnvOptions eo;
   eo.methods = p.methods;
   eo.selects = p.selects;
   eo.keep = o.keep;
   eo.seed = o.seed;
-  int64_t loaded = 0;
-  WeightErrorMap errors;
-  const std::string key = factor_store_key(*model.net, stats, eo);
-  if (!o.factor_cache.empty()) {
-    try {
-      loaded = load_factor_store(o.factor_cache, key, *model.net, eo, cache, errors);
-    } catch (const Error& e) {
-      warn(std::string(e.what()) + "; recomputing the factorizations");
-      errors.clear();
-    }
-  }
-  if (loaded == 0) {
-    if (!o.factor_cache.empty()) std::filesystem::create_directories(o.factor_cache);
-    build_factor_store(o.factor_cache, key, *model.net, eo, whole_stats_source(*model.net, stats), cache, errors);
-  }
-  cache.set_stats(&stats);
-  SearchEnv env(*model.net, cache, stats, eo);
+  eo.step_errors = true;  // the plans' closed-form errors are read per rank (no Gram is held)
+  ObtainedFactors factors = policy_factors(model, o, eo);
+  SearchEnv env(*model.net, *factors.cache, factors.errors, eo);
   check(env.feature_names() == p.features, o.policy, "the policy's state features differ from the ones computed here");
   AgentOptions ao;
   ao.hidden = p.hidden;
@@ -158,7 +159,7 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
                   {"chosen", chosen == 0 ? std::string("greedy") : "sample " + std::to_string(chosen)},
                   {"closed_form_error", best_error}, {"greedy_closed_form_error", greedy_error},
                   {"closed_form_errors_computed", errors_computed},
-                  {"factorizations_loaded", loaded}, {"rkd_evaluations", 0}, {"surrogate_evaluations", 0},
+                  {"factorizations_loaded", factors.loaded}, {"rkd_evaluations", 0}, {"surrogate_evaluations", 0},
                   {"seconds", seconds_since(start)}};
   return best;
 }

@@ -26,6 +26,7 @@ struct PolicyPlanOptions {
   int64_t samples = 0;               // sampled plans besides the greedy one
   uint64_t seed = 0;
   std::string factor_cache;          // directory of a factor store to reuse / fill (optional)
+  bool whole_model_setup = false;    // testing aid: whole-model statistics even with --calib (as search's)
 };
 
 struct PolicyPlan {

@@ -326,9 +326,7 @@ void SearchRun::load_inputs() {
     if (healing()) calib_ids_ = reward_text_;
     heldout_.assign(ids.begin() + o_.stats.calib_tokens, ids.end());
   } else {
-    stats_ = obtain_stats(model_, o_.stats, std::any_of(o_.env.methods.begin(), o_.env.methods.end(), [](const std::string& m) {
-                            return m.rfind("fwsvd", 0) == 0;
-                          }));
+    stats_ = obtain_stats(model_, o_.stats, uses_fisher(o_.env.methods));
   }
   if (!o_.heldout_file.empty()) {
     heldout_ = model_.tokenizer->encode_with_bos(read_text_file(o_.heldout_file));
@@ -408,65 +406,30 @@ std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const E
 // (as compress does).
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
-  bool fisher = std::any_of(o_.env.methods.begin(), o_.env.methods.end(),
-                            [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
-  const bool stream = !o_.stats.calib_file.empty() && !fisher && !o_.whole_model_setup;
+  const bool fisher = uses_fisher(o_.env.methods);
+  const bool stream = streams_factor_store(!o_.stats.calib_file.empty(), o_.env.methods, o_.whole_model_setup);
   if (stream) check_calib_source(o_.stats);
   if (!o_.stats.calib_file.empty() && !stream) stats_ = obtain_stats(model_, o_.stats, fisher);
   EnvOptions env = o_.env;
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
-  const CalibStats* whole = stream ? nullptr : &stats_;
-  cache_ = std::make_unique<FactorCache>(*model_.net, whole);
+  FactorStoreSource source;
+  if (stream) source.calib_ids = &reward_text_, source.ctx = o_.stats.ctx;
+  else source.whole = &stats_;
+  // OUT's own store is covered by OUT's lock; a --factor-cache directory may be shared.
   const std::string store_dir = o_.factor_cache.empty() ? o_.out : o_.factor_cache;
-  const CalibOptions calib{o_.stats.calib_tokens, o_.stats.ctx, 8, false};
-  const std::map<std::string, std::vector<int64_t>> exact = exact_error_ranks(env);
-  const std::string store_key = stream ? streamed_store_key(*model_.net, reward_text_, calib.ctx, calib.batch, env, exact)
-                                       : factor_store_key(*model_.net, stats_, env, exact);
-  // A shared --factor-cache: runs that need the same store wait for the one computing it, then
-  // load it (OUT's own store is covered by OUT's lock).
-  std::unique_ptr<FileLock> store_lock;
-  if (store_dir != o_.out && dist::is_root()) {
-    fs::create_directories(store_dir);
-    store_lock = FileLock::try_acquire(store_dir + "/factors.lock");
-    if (!store_lock) {
-      info("waiting for another run writing the factor store in " + store_dir);
-      store_lock = FileLock::acquire(store_dir + "/factors.lock");
-    }
+  ObtainedFactors factors = obtain_factor_store(*model_.net, source, env, exact_error_ranks(env), {store_dir, store_dir != o_.out});
+  cache_ = std::move(factors.cache);
+  factors_loaded_ = factors.loaded;
+  if (stream && factors_loaded_ == 0) {
+    stats_.tokens = factors.calibration.tokens;
+    stats_.windows = factors.calibration.windows;
+    stats_.ctx = factors.calibration.ctx;
+    stats_.seconds = factors.calibration.seconds;
   }
-  WeightErrorMap errors;
-  try {
-    factors_loaded_ = load_factor_store(store_dir, store_key, *model_.net, env, *cache_, errors);
-  } catch (const Error& e) {  // a truncated or corrupt store is only lost time: compute it again
-    warn(std::string(e.what()) + "; recomputing the factorizations");
-    cache_ = std::make_unique<FactorCache>(*model_.net, whole);
-    errors.clear();
-    factors_loaded_ = 0;
-  }
-  if (factors_loaded_ > 0) info("loaded " + std::to_string(factors_loaded_) + " factorizations from " + store_dir);
-  if (factors_loaded_ == 0 && stream) {
-    double in_sink = 0.0;
-    const auto calib_start = std::chrono::steady_clock::now();
-    build_factor_store(store_dir, store_key, *model_.net, env, [&](const LayerStatsSink& sink) {
-      calibrate_layers(*model_.net, reward_text_, calib, [&](int64_t layer, CalibStats&& stats) {
-        const auto t = std::chrono::steady_clock::now();
-        stats_.tokens = stats.tokens;
-        stats_.windows = stats.windows;
-        sink(layer, std::move(stats));
-        in_sink += seconds_since(t);
-      });
-    }, *cache_, errors, exact);
-    stats_.ctx = calib.ctx;
-    stats_.seconds = seconds_since(calib_start) - in_sink;  // the forward passes alone
-    info("calibrated layer by layer on " + std::to_string(stats_.tokens) + " tokens (" + std::to_string(stats_.windows) +
-         " windows) in " + std::to_string(stats_.seconds) + " s, peak RSS " + std::to_string(peak_rss_bytes() >> 20) + " MiB");
-  } else if (factors_loaded_ == 0) {
-    build_factor_store(store_dir, store_key, *model_.net, env, whole_stats_source(*model_.net, stats_), *cache_, errors, exact);
-  }
-  cache_->set_stats(whole);
+  const WeightErrorMap& errors = factors.errors;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, errors, env, costs_);
   save_latency_table(latency_);
-  store_lock.reset();
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
                                                std::move(vrkd_), std::move(test_), o_.reward, std::move(reward_text_),
                                                o_.stats.ctx > 0 ? o_.stats.ctx : 256);
