@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "decompose/decomposer.h"
 #include "decompose/selection.h"
 #include "io/mapped.h"
 #include "io/safetensors.h"
@@ -337,7 +338,8 @@ LayerStatsSource whole_stats_source(const Transformer& net, const CalibStats& st
 }
 
 bool uses_fisher(const std::vector<std::string>& methods) {
-  return std::any_of(methods.begin(), methods.end(), [](const std::string& m) { return m.rfind("fwsvd", 0) == 0; });
+  return std::any_of(methods.begin(), methods.end(),
+                     [](const std::string& m) { return m != kDense && make_decomposer(m)->needs_fisher(); });
 }
 
 bool streams_factor_store(bool calib_given, const std::vector<std::string>& methods, bool whole_model_setup) {

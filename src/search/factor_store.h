@@ -69,7 +69,8 @@ LayerStatsSource whole_stats_source(const Transformer& net, const CalibStats& st
 
 // --- the one way search and plan --policy get their factorizations -----------------------------
 
-// True when a method of `methods` needs Fisher statistics (fwsvd*: the whole model's backward).
+// True when a method of `methods` needs Fisher statistics (the decomposer says so: fwsvd; they
+// need the whole model's backward).
 bool uses_fisher(const std::vector<std::string>& methods);
 // True when the store is made by streaming the calibration text one decoder layer at a time:
 // --calib given, no Fisher method and no --whole-model-setup. Otherwise the caller obtains
