@@ -2,6 +2,7 @@
 // model.safetensors.index.json). Loading and saving.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_detail.h"
+#include "io/mapped.h"
+#include "io/safetensors_writer.h"
 
 namespace rankrl {
 
@@ -220,6 +223,14 @@ at::Tensor disk_layout(const ModelConfig& c, const std::string& name, const at::
   return t.contiguous();
 }
 
+// disk_layout's shape, without converting: only a Conv1D weight is stored transposed (the q/k
+// permutation keeps the shape).
+std::vector<int64_t> disk_shape(const ModelConfig& c, const std::string& name, const at::Tensor& w) {
+  std::vector<int64_t> shape = w.sizes().vec();
+  if (is_conv1d_weight(c, name)) std::reverse(shape.begin(), shape.end());
+  return shape;
+}
+
 // True when `name` is <known projection>.lowrank_A or .lowrank_B.
 bool factor_base(const std::string& name, const std::set<std::string>& known) {
   for (const std::string& suffix : {kLowRankA, kLowRankB})
@@ -254,26 +265,30 @@ void save_hf_checkpoint(const std::string& dir, const ModelConfig& config, const
   std::filesystem::create_directories(dir, ec);
   check(!ec, dir, "cannot create directory: " + ec.message());
 
-  std::vector<at::Tensor> keep_alive;
-  std::vector<TensorBytes> tensors;
-  keep_alive.reserve(2 * specs.size());  // `tensors` views their bytes: no reallocation
-  auto add = [&](const std::string& name) {
-    keep_alive.push_back(disk_layout(config, name, weights.at(name), scalar_type_of(dtype)));
-    const at::Tensor& t = keep_alive.back();
-    tensors.push_back({name, dtype, t.sizes().vec(),
-                       std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes())});
-  };
+  // The file's tensors in order, then written one at a time: each converted tensor lives only
+  // while it is written, and the pages of a memory-mapped source (an unchanged weight, a spilled
+  // low-rank factor) leave the resident set after it, so saving a 7B model stays flat in memory.
+  std::vector<std::string> names;
   for (const auto& spec : specs) {
     if (weights.count(spec.name)) {
-      add(spec.name);
+      names.push_back(spec.name);
     } else {  // validate_weights accepted a low-rank pair
-      add(spec.name + kLowRankA);
-      add(spec.name + kLowRankB);
+      names.push_back(spec.name + kLowRankA);
+      names.push_back(spec.name + kLowRankB);
     }
   }
+  std::vector<TensorBytes> layout;
+  for (const std::string& name : names) layout.push_back({name, dtype, disk_shape(config, name, weights.at(name)), {}});
+  SafetensorsWriter writer(join(dir, "model.safetensors"), std::move(layout), {{"format", "pt"}});
+  for (const std::string& name : names) {
+    const at::Tensor& source = weights.at(name);
+    at::Tensor t = disk_layout(config, name, source, scalar_type_of(dtype));
+    writer.write_next(std::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes()));
+    release_mapped_pages(source);
+  }
+  writer.commit();
   ModelConfig on_disk = config;
   on_disk.rope_interleaved = false;  // q/k were permuted above
-  write_safetensors(join(dir, "model.safetensors"), tensors, {{"format", "pt"}});
   std::string config_json = hf_config_json(on_disk);
   if (dtype != DType::F32) {
     nlohmann::json j = nlohmann::json::parse(config_json);
