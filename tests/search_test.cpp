@@ -434,6 +434,23 @@ TEST_F(SearchCli, WritesResultsPlanAndAModelThatEvaluatesAsReported) {
     EXPECT_LT(ci[k]["lo"].get<double>(), ci[k]["hi"].get<double>()) << k;  // 16 items that differ
   }
   expect_test_intervals(res, 16);
+  // `eval --against` the dense model, with the search's seed: the same paired differences and
+  // intervals as results.json's vs_dense (the same bootstrap over the same items, another code path).
+  test::CliResult paired = test::run_cli("eval --model " + dir.file("run/model") + " --tasks " + dir.file("tasks/test.jsonl") +
+                                         " --against " + data_file(kBin) + " --seed 3 --threads 1 --json -q");
+  ASSERT_EQ(paired.exit_code, 0) << paired.err;
+  const json pj = json::parse(paired.out)["paired"];
+  EXPECT_EQ(pj["against"], data_file(kBin));
+  for (const char* k : {"acc", "margin"}) {
+    const json& want = (*chosen)["vs_dense"][k];
+    for (const auto& [got, expected] : {std::pair{"difference", "diff"}, {"lo", "lo"}, {"hi", "hi"}})
+      EXPECT_NEAR(pj[k][got].get<double>(), want[expected].get<double>(), 2e-3) << k << " " << got;
+  }
+  test::CliResult itself = test::run_cli("eval --model " + data_file(kBin) + " --tasks " + dir.file("tasks/test.jsonl") +
+                                         " --against " + data_file(kBin) + " --threads 1 --json -q");
+  ASSERT_EQ(itself.exit_code, 0) << itself.err;
+  EXPECT_EQ(json::parse(itself.out)["paired"]["margin"],
+            json({{"difference", 0.0}, {"lo", 0.0}, {"hi", 0.0}, {"verdict", "no significant difference"}}));
   const std::string md = test::read_text(dir.file("run/report.md"));
   EXPECT_NE(md.find("## Differences (paired bootstrap 95% intervals)"), std::string::npos);
   EXPECT_NE(md.find("chosen: " + res["chosen"].get<std::string>() + " (best VRkD margin); on test, 95% paired bootstrap intervals over 16 items"), std::string::npos);

@@ -20,6 +20,7 @@ namespace {
 
 struct EvalOptions {
   std::string model, tokenizer, text, tasks, labels, split;
+  std::string against;  // a second model scored on the same items: paired differences
   int64_t ctx = 0, batch = 0, limit = 0;
   uint64_t seed = 0;  // of the bootstrap resamples
   bool speed = false;
@@ -73,17 +74,20 @@ nlohmann::json per_item_kind(const std::vector<TaskItem>& items, const RankingRe
   return out;
 }
 
+// One metric (acc, acc_norm or margin) of every item, in item order: what the intervals resample.
+std::vector<double> outcome_values(const std::vector<ItemOutcome>& outcomes, const std::string& metric) {
+  std::vector<double> x;
+  for (const ItemOutcome& o : outcomes) x.push_back(metric == "acc" ? o.acc : metric == "acc_norm" ? o.acc_norm : o.margin);
+  return x;
+}
+
+const char* const kTaskMetrics[] = {"acc", "acc_norm", "margin"};
+
 // acc, acc_norm and margin with percentile bootstrap 95% intervals over the items.
 nlohmann::json intervals_json(const RankingResult& r, const Bootstrap& boot) {
-  std::vector<double> acc, acc_norm, margin;
-  for (const ItemOutcome& o : r.outcomes) {
-    acc.push_back(o.acc);
-    acc_norm.push_back(o.acc_norm);
-    margin.push_back(o.margin);
-  }
   nlohmann::json out = {{"level", boot.level()}, {"resamples", boot.resamples()}, {"seed", boot.seed()}};
-  for (const auto& [name, values] : {std::pair{"acc", &acc}, {"acc_norm", &acc_norm}, {"margin", &margin}}) {
-    Interval i = boot.mean(*values);
+  for (const char* name : kTaskMetrics) {
+    Interval i = boot.mean(outcome_values(r.outcomes, name));
     out[name] = {{"lo", i.lo}, {"hi", i.hi}};
   }
   return out;
@@ -93,15 +97,51 @@ std::string with_interval(double v, const nlohmann::json& i) {
   return std::to_string(v) + " [" + std::to_string(i["lo"].get<double>()) + ", " + std::to_string(i["hi"].get<double>()) + "]";
 }
 
-nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
+// The task items `m` is scored on: the file or split, minus the items too long for its context.
+std::vector<TaskItem> task_items(const Model& m, const EvalOptions& o, int64_t& skipped) {
   // A directory from `rankrl data build`: its test split unless --split says otherwise.
-  bool dir = is_directory(o.tasks);
-  int64_t skipped = 0;
+  const bool dir = is_directory(o.tasks);
+  skipped = 0;
   std::vector<TaskItem> items = dir ? read_task_split(o.tasks, o.split, o.limit, &skipped)
                                     : read_tasks(o.tasks, o.labels, o.limit, &skipped);
   const std::string file = dir ? task_split_path(o.tasks, o.split) : o.tasks;
   skipped += drop_items_too_long(items, *m.tokenizer, m.config().max_seq_len, file);
   check(!items.empty(), file, "no item fits the model's context");
+  return items;
+}
+
+// --against: the reference model's per-item outcomes on the same items, scored before the
+// evaluated model is loaded (only one model is in memory at a time).
+std::vector<ItemOutcome> reference_outcomes(const EvalOptions& o) {
+  Model ref = load_model(o.against, "");
+  int64_t skipped = 0;
+  const std::vector<TaskItem> items = task_items(ref, o, skipped);
+  info("reference " + o.against + ": scoring " + std::to_string(items.size()) + " items");
+  return evaluate_ranking(*ref.net, *ref.tokenizer, items).outcomes;
+}
+
+// The evaluated model minus the reference, per metric: paired bootstrap intervals (the same
+// resampled items for both), and the verdict.
+nlohmann::json paired_json(const RankingResult& r, const std::vector<ItemOutcome>& ref, const EvalOptions& o) {
+  check(ref.size() == r.outcomes.size(), o.against,
+        "the two models fit different numbers of items (" + std::to_string(ref.size()) + " vs " +
+            std::to_string(r.outcomes.size()) + "): their contexts or tokenizers differ");
+  const Bootstrap boot(o.seed);
+  nlohmann::json out = {{"against", o.against}, {"level", boot.level()}, {"resamples", boot.resamples()}};
+  std::string line = "vs " + o.against + ":";
+  for (const char* name : kTaskMetrics) {
+    const Interval d = boot.paired_difference(outcome_values(r.outcomes, name), outcome_values(ref, name));
+    out[name] = {{"difference", d.estimate}, {"lo", d.lo}, {"hi", d.hi}, {"verdict", verdict(d)}};
+    line += std::string(" ") + name + " " + std::to_string(d.estimate) + " [" + std::to_string(d.lo) + ", " +
+            std::to_string(d.hi) + "] " + verdict(d) + ";";
+  }
+  info(line);
+  return out;
+}
+
+nlohmann::json run_tasks(const Model& m, const EvalOptions& o, const std::vector<ItemOutcome>* reference) {
+  int64_t skipped = 0;
+  const std::vector<TaskItem> items = task_items(m, o, skipped);
   if (skipped > 0) info("skipped " + std::to_string(skipped) + " item(s), see the warnings above");
   RankingResult r = evaluate_ranking(*m.net, *m.tokenizer, items);
   nlohmann::json out = {{"tasks", o.tasks}, {"items", r.items},       {"acc", r.acc},
@@ -113,7 +153,8 @@ nlohmann::json run_tasks(const Model& m, const EvalOptions& o) {
          ", margin " + with_interval(r.margin, ci["margin"]) + " over " + std::to_string(r.items) +
          " items (bootstrap 95% intervals)");
   }
-  if (dir) out["split"] = o.split.empty() ? "test" : o.split;
+  if (reference) out["paired"] = paired_json(r, *reference, o);
+  if (is_directory(o.tasks)) out["split"] = o.split.empty() ? "test" : o.split;
   if (r.cloze_items > 0)
     out["cloze"] = {{"items", r.cloze_items}, {"greedy_acc", r.cloze_greedy}, {"ll", r.cloze_ll}};
   nlohmann::json kinds = per_item_kind(items, r);
@@ -147,6 +188,10 @@ Command add_eval(CLI::App& app, Common& common) {
   sub->add_option("--split", o->split, "With a --tasks directory from rankrl data build: rkd, vrkd or test (default test)");
   sub->add_option("--limit", o->limit, "Evaluate only the first N task items");
   sub->add_option("--seed", o->seed, "Seed of the bootstrap resamples behind the tasks' 95% intervals (default 0)");
+  sub->add_option("--against", o->against,
+                  "A second model (e.g. the dense one) scored on the same --tasks items: the differences\n"
+                  "(this model minus it) of acc, acc_norm and margin with paired bootstrap 95% intervals\n"
+                  "(\"paired\" in --json); the two are loaded one after the other");
   sub->add_flag("--speed", o->speed,
                 "Also report size and measured speed (\"speed\" in --json): parameters, bytes, linear FLOPs per\n"
                 "token, and tokens/s of a prefill (8x256, T clipped to the model's context) and a decode\n"
@@ -157,10 +202,13 @@ Command add_eval(CLI::App& app, Common& common) {
             if (!o->split.empty() && !o->tasks.empty() && !is_directory(o->tasks))
               throw usage_error("--split needs --tasks to be a directory from rankrl data build");
             if (o->ctx < 0 || o->batch < 0 || o->limit < 0) throw usage_error("--ctx, --batch and --limit must be positive");
+            if (!o->against.empty() && o->tasks.empty()) throw usage_error("--against needs --tasks");
+            std::vector<ItemOutcome> reference;
+            if (!o->against.empty()) reference = reference_outcomes(*o);
             Model m = load_model(o->model, o->tokenizer);
             nlohmann::json out = {{"model", o->model}};
             if (!o->text.empty()) out.update(run_perplexity(m, *o));
-            if (!o->tasks.empty()) out.update(run_tasks(m, *o));
+            if (!o->tasks.empty()) out.update(run_tasks(m, *o, o->against.empty() ? nullptr : &reference));
             if (o->speed) {
               out["speed"] = size_and_speed(*m.net);
               info("speed: prefill " + std::to_string(out["speed"]["prefill_tokens_per_second"].get<double>()) +
