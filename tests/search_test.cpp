@@ -183,6 +183,80 @@ TEST_F(EnvFixture, RelativeRankFractionScalesByTheKeepTheRestMustMeet) {
   EXPECT_DOUBLE_EQ(env.relative_rank_frac(5.0), 1.0);  // never above dense
 }
 
+// SVD-LLM v2's rule (Wang et al. 2025), recomputed here from relative_error and the output
+// energies: within a role, R_i = |G|·(1 − keep)·(1/log L_i) / Σ_j 1/log L_j; so each role removes
+// |G|·(1 − keep) in all (before the clamp) and a larger loss removes less.
+TEST_F(EnvFixture, LossAllocationFollowsTheSvdLlmV2Rule) {
+  EnvOptions o;
+  o.keep = 0.6;
+  o.methods = {"dense", "svdllm"};
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  const std::vector<double> frac = env.loss_allocation(1);
+  const auto& ws = env.weights();
+  ASSERT_EQ(frac.size(), ws.size());
+  std::map<std::string, std::vector<size_t>> roles;
+  for (size_t i = 0; i < ws.size(); ++i) roles[ws[i].type].push_back(i);
+  for (const auto& [role, idx] : roles) {
+    std::vector<double> loss;
+    double inv_sum = 0.0, removed = 0.0;
+    for (size_t i : idx) {
+      loss.push_back(env.relative_error(i, "svdllm", ws[i].rank_for(0.6)) * ws[i].output_energy);
+      ASSERT_GT(loss.back(), 1.0) << ws[i].name;  // the log rule applies on this model
+      inv_sum += 1.0 / std::log(loss.back());
+    }
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const double expected = 1.0 - double(idx.size()) * 0.4 / std::log(loss[k]) / inv_sum;
+      EXPECT_NEAR(frac[idx[k]], std::clamp(expected, o.min_rank_frac, 1.0), 1e-12) << ws[idx[k]].name;
+      removed += 1.0 - frac[idx[k]];
+    }
+    if (std::all_of(idx.begin(), idx.end(), [&](size_t i) { return frac[i] > o.min_rank_frac && frac[i] < 1.0; }))
+      EXPECT_NEAR(removed, double(idx.size()) * 0.4, 1e-9) << role;
+    const auto most = std::max_element(loss.begin(), loss.end()) - loss.begin();
+    const auto least = std::min_element(loss.begin(), loss.end()) - loss.begin();
+    EXPECT_GE(frac[idx[most]], frac[idx[least]]) << role;  // more loss, less removed
+  }
+}
+
+// --rank-action anchored: asking for `keep` everywhere reproduces the anchor (the svdllm2-style
+// plan, as decoded from its fractions); other requests shift the anchor in logit
+// space; both are scaled by what is left of the budget over what the anchor would still spend.
+TEST_F(EnvFixture, AnchoredRankActionAtKeepReproducesTheLossAllocationPlan) {
+  EnvOptions o;
+  o.keep = 0.6;
+  o.methods = {"dense", "svdllm"};
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
+  const std::vector<double> anchor = env.loss_allocation(1);
+  std::vector<Action> actions;
+  for (double f : anchor) actions.push_back(Action{1, f, 0});
+  const Plan svdllm2 = env.decode(actions);
+  env.anchor_to_loss_allocation();
+  env.reset();
+  const auto& ws = env.weights();
+  auto logit = [](double p) { return std::log(p / (1.0 - p)); };
+  double asked = 0.0;
+  for (size_t i = 0; !env.done(); ++i) {
+    double anchor_rest = 0.0;
+    for (size_t j = i; j < ws.size(); ++j) anchor_rest += anchor[j] * ws[j].cost.dense;
+    const double scale = (env.budget() - asked) / anchor_rest;
+    EXPECT_NEAR(scale, 1.0, 1e-9) << ws[i].name;  // the plan follows the anchor
+    EXPECT_NEAR(env.read_rank_action("anchored", 0.6), scale * anchor[i], 1e-9) << ws[i].name;
+    const double up = env.read_rank_action("anchored", 0.8) / scale;
+    EXPECT_NEAR(logit(up) - logit(anchor[i]), logit(0.8) - logit(0.6), 1e-9) << ws[i].name;
+    EXPECT_DOUBLE_EQ(env.read_rank_action("absolute", 0.3), 0.3);
+    const double frac = env.read_rank_action("anchored", 0.6);
+    env.step(Action{1, frac, 0});
+    asked += frac * ws[i].cost.dense;
+  }
+  EXPECT_EQ(plan_to_json(env.plan()), plan_to_json(svdllm2));
+  // A weight asked dense is paid for by every later one: the next weight's fraction shrinks by
+  // (budget − dense cost) / (anchor's spend from weight 1 on).
+  env.reset();
+  env.step(Action{0, 1.0, 0});
+  double anchor_rest = 0.0;
+  for (size_t j = 1; j < ws.size(); ++j) anchor_rest += anchor[j] * ws[j].cost.dense;
+  EXPECT_NEAR(env.read_rank_action("anchored", 0.6), anchor[1] * (env.budget() - ws[0].cost.dense) / anchor_rest, 1e-9);
+}
+
 TEST_F(EnvFixture, PriorMethodHasTheLowestMeanOutputError) {
   EnvOptions o;
   o.methods = {"dense", "svd", "asvd", "svdllm"};

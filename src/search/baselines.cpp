@@ -1,10 +1,9 @@
 // Baselines that run in the same `rankrl search` command as the agents, on the same RkD items,
 // budget and factor cache:
 // - uniform:<method>  every weight at the rank that keeps `keep` of its parameters (1 evaluation);
-// - svdllm2           SVD-LLM v2-style allocation (Wang et al. 2025): within each weight type,
-//                     the removed fraction R_i = |G|·R·(1/log L_i) / Σ_j (1/log L_j), with R = 1 − keep
-//                     and L_i the weight's closed-form truncation loss ‖(W − Ŵ)X‖² at the uniform
-//                     rank on the calibration tokens (larger loss → less removed); 1 evaluation;
+// - svdllm2           SVD-LLM v2-style allocation (Wang et al. 2025; SearchEnv::loss_allocation):
+//                     within each weight type, less removed from a weight with a larger
+//                     truncation loss at the uniform rank; 1 evaluation;
 // - sensitivity       ASVD-style search (Yuan et al. 2023): the reward with one weight factored
 //                     at each of `grid` rank fractions and the rest dense (a sensitivity table),
 //                     then a binary search for the smallest tolerated reward drop τ whose
@@ -92,31 +91,9 @@ void run_uniform(SearchContext& ctx, ApproachState& st, int method) {
 void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
   if (st.done) return;
   auto start = std::chrono::steady_clock::now();
-  SearchEnv& env = ctx.env;
-  const auto& ws = env.weights();
-  const std::string& spec = env.options().methods[method];
-  const double keep = env.options().keep, removed = 1.0 - keep;
-  std::map<std::string, std::vector<size_t>> groups;
-  for (size_t i = 0; i < ws.size(); ++i) groups[ws[i].type].push_back(i);
-  std::vector<Action> actions = uniform_actions(env, method);
-  for (const auto& [type, idx] : groups) {
-    std::vector<double> inv_log;
-    bool usable = true;
-    for (size_t i : idx) {
-      const WeightInfo& w = ws[i];
-      int64_t r = w.rank_for(keep);
-      double loss = env.relative_error(i, spec, r) * w.output_energy;
-      usable = usable && loss > 1.0 + 1e-9;
-      inv_log.push_back(usable ? 1.0 / std::log(loss) : 0.0);
-    }
-    if (!usable) continue;  // losses ≤ 1: the log rule is undefined; the group stays uniform
-    double sum = 0.0;
-    for (double v : inv_log) sum += v;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      double r_i = double(idx.size()) * removed * inv_log[k] / sum;
-      actions[idx[k]].rank_frac = std::clamp(1.0 - r_i, env.options().min_rank_frac, 1.0);
-    }
-  }
+  std::vector<Action> actions = uniform_actions(ctx.env, method);
+  const std::vector<double> fractions = ctx.env.loss_allocation(method);
+  for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
   ctx.score(st, actions);
   st.units = 1;
   elapsed_into(st, start);

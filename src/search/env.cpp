@@ -221,7 +221,7 @@ std::vector<float> SearchEnv::reset() {
   plan_.seed = opts_.seed;
   plan_.model_identity = model_identity(dense_.config());
   applied_.clear();
-  spent_ = 0.0;
+  spent_ = requested_ = 0.0;
   pos_ = 0;
   previous_ = Action{};
   last_error_ = 0.0;
@@ -269,12 +269,66 @@ double SearchEnv::relative_rank_frac(double frac) const {
   return std::clamp(frac * need / opts_.keep, 1e-6, 1.0);
 }
 
+void SearchEnv::anchor_to_loss_allocation() {
+  const int method = lowest_error_method();
+  check(method >= 0, "", "--rank-action anchored needs a factoring method among --methods");
+  anchor_ = loss_allocation(method);
+  anchor_after_.assign(weights_.size() + 1, 0.0);
+  for (size_t i = weights_.size(); i-- > 0;) anchor_after_[i] = anchor_after_[i + 1] + anchor_[i] * weights_[i].cost.dense;
+}
+
+double SearchEnv::read_rank_action(const std::string& mode, double frac) const {
+  if (mode == "relative") return relative_rank_frac(frac);
+  if (mode != "anchored") return frac;
+  check(anchor_.size() == weights_.size(), "", "internal: anchored rank action without an anchor");
+  auto logit = [](double p) {
+    p = std::clamp(p, 1e-6, 1.0 - 1e-6);
+    return std::log(p / (1.0 - p));
+  };
+  const double z = logit(anchor_[pos_]) + logit(frac) - logit(opts_.keep);
+  // Budget-relative as well: what is left of the budget after the fractions asked for so far
+  // (not the floored ranks, so following the anchor keeps this at 1: the anchor spends keep of
+  // each role) over what the anchor would spend on the weights from here on. A deviation — a
+  // weight kept dense, a rank raised — is paid for by every later weight rather than clipped
+  // onto the last ones.
+  const double scale = (budget_ - requested_) / std::max(anchor_after_[pos_], 1e-300);
+  return std::clamp(scale / (1.0 + std::exp(-z)), 1e-6, 1.0);
+}
+
+std::vector<double> SearchEnv::loss_allocation(int method) {
+  const std::string& spec = opts_.methods.at(size_t(method));
+  const double keep = opts_.keep, removed = 1.0 - keep;
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < weights_.size(); ++i) groups[weights_[i].type].push_back(i);
+  std::vector<double> fractions(weights_.size(), keep);
+  for (const auto& [type, idx] : groups) {
+    std::vector<double> inv_log;
+    bool usable = true;
+    for (size_t i : idx) {
+      const WeightInfo& w = weights_[i];
+      const double loss = relative_error(i, spec, w.rank_for(keep)) * w.output_energy;
+      usable = usable && loss > 1.0 + 1e-9;
+      inv_log.push_back(usable ? 1.0 / std::log(loss) : 0.0);
+    }
+    if (!usable) continue;  // losses ≤ 1: the log rule is undefined; the group stays uniform
+    double sum = 0.0;
+    for (double v : inv_log) sum += v;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const double r_k = double(idx.size()) * removed * inv_log[k] / sum;
+      fractions[idx[k]] = std::clamp(1.0 - r_k, opts_.min_rank_frac, 1.0);
+    }
+  }
+  return fractions;
+}
+
 std::vector<float> SearchEnv::step(const Action& requested) {
   check(pos_ < weights_.size(), "", "episode already finished");
   Action applied;
   WeightDecision d = clip(pos_, requested, applied);
   const WeightInfo& w = weights_[pos_];
   spent_ += d.method == kDense ? w.cost.dense : w.cost.factored(d.rank);
+  const bool asked_dense = opts_.methods.at(size_t(requested.method)) == kDense;
+  requested_ += asked_dense ? w.cost.dense : std::clamp(requested.rank_frac, 0.0, 1.0) * w.cost.dense;
   last_error_ = opts_.step_errors && d.method != kDense ? relative_error(pos_, d.method, d.rank) : 0.0;
   plan_.weights[w.name] = d;
   applied_.push_back(applied);

@@ -42,7 +42,8 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       {"--size-weight", "Weight of the size term", FIELD(reward.size_weight), E | F},
       {"--shaping", "Per-step shaping weight (0 = terminal reward only)", FIELD(shaping), E | F},
       {"--rank-action",
-       "Agent rank fraction: absolute (the env's own) | relative (to the average keep the remaining weights must meet)",
+       "Agent rank fraction: absolute (the env's own) | relative (to the average keep the remaining weights must meet) | "
+       "anchored (a shift of the svdllm2-style loss allocation)",
        FIELD(rank_action), E | F},
       {"--surrogate", "What agents train on: kl (surrogate, default) | none (RkD reward)", FIELD(surrogate), E | F},
       {"--surrogate-tokens", "Calibration tokens the KL surrogate scores", FIELD(surrogate_tokens), E | F},

@@ -384,11 +384,13 @@ void SearchRun::prepare_output_reader() {
   resume_ = true;
 }
 
-// The ranks whose relative output error a baseline reads (svdllm2: every weight at the rank --keep
-// means), kept multiplied out from the Gram so the baseline sees what it always saw.
+// The ranks whose relative output error a baseline reads (svdllm2, and the anchored rank action's
+// anchor: every weight at the rank --keep means), kept multiplied out from the Gram so the
+// baseline sees what it always saw.
 std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const EnvOptions& env) const {
   std::map<std::string, std::vector<int64_t>> ranks;
-  if (std::find(o_.baselines.begin(), o_.baselines.end(), names::kSvdllm2) == o_.baselines.end()) return ranks;
+  const bool svdllm2 = std::find(o_.baselines.begin(), o_.baselines.end(), names::kSvdllm2) != o_.baselines.end();
+  if (!svdllm2 && o_.rank_action != "anchored") return ranks;
   const std::vector<WeightCost> costs = costs_.empty() ? weight_costs(*model_.net, env.budget, nullptr) : costs_;
   const std::vector<const Linear*> linears = static_cast<const Transformer&>(*model_.net).linears();
   for (size_t i = 0; i < linears.size(); ++i) {
@@ -429,6 +431,7 @@ void SearchRun::setup() {
   }
   const WeightErrorMap& errors = factors.errors;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, errors, env, costs_);
+  if (o_.rank_action == "anchored") env_->anchor_to_loss_allocation();
   save_latency_table(latency_);
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
                                                std::move(vrkd_), std::move(test_), o_.reward, std::move(reward_text_),
@@ -502,7 +505,7 @@ void SearchRun::save_policy() const {
 // keeps the sampled action's log-probability terms; its rank_frac is the absolute one the env takes).
 Action SearchRun::act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy) {
   Action a = agent.act(s, rng_, rec, greedy);
-  if (o_.rank_action == "relative") a.rank_frac = rec.action.rank_frac = env_->relative_rank_frac(a.rank_frac);
+  a.rank_frac = rec.action.rank_frac = env_->read_rank_action(o_.rank_action, a.rank_frac);
   return a;
 }
 
@@ -1073,8 +1076,8 @@ void validate_search_options(const SearchOptions& o) {
   validate_methods(o.env.methods, o.env.selects);
   if (o.reward.kind != "margin" && o.reward.kind != "acc" && o.reward.kind != "nll")
     throw usage_error("unknown --reward '" + o.reward.kind + "' (margin, acc, nll)");
-  if (o.rank_action != "relative" && o.rank_action != "absolute")
-    throw usage_error("unknown --rank-action '" + o.rank_action + "' (relative, absolute)");
+  if (o.rank_action != "relative" && o.rank_action != "absolute" && o.rank_action != "anchored")
+    throw usage_error("unknown --rank-action '" + o.rank_action + "' (absolute, relative, anchored)");
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
