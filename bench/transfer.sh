@@ -8,7 +8,10 @@
 # Env: WORK (scratch, default /tmp/policy-transfer), SEEDS ("1 2 3"), KEEPS ("0.6 0.8"),
 #      E_TRAIN (source episodes, 300), E_FT (target episodes of scratch and fine-tuning, 150),
 #      TARGETS ("default A B": models/default and the two small models this script trains),
-#      FT_TARGETS (where fine-tuning vs scratch is measured; default TARGETS), THREADS (1). Every step is skipped when its output exists, so a rerun continues.
+#      FT_TARGETS (where fine-tuning vs scratch is measured; default TARGETS), THREADS (1),
+#      SEARCH_ARGS (more flags for every search, e.g. "--rank-action anchored --methods dense,svdllm
+#      --selects top"; rankrl plan takes them from the policy). Every step is skipped when its
+#      output exists, so a rerun continues.
 #
 # Per target and keep: the zero-shot plan (greedy), uniform svdllm and svdllm2 (the plans of the
 # from-scratch search, which runs both baselines) are each written by compress --plan and scored
@@ -74,7 +77,7 @@ run_search() {
   $T nice -n 10 "$R" search --model "$model" --calib "$calib" --calib-tokens 2048 --ctx "$ctx" --keep "$keep" \
     --heldout "$held" --rkd "$tasks" --vrkd "$tasks" --test "$tasks" --limit 50 --reward-items 16 --promote 2 --surrogate-tokens 1024 \
     --finalists 1 --episodes "$episodes" --seed "$seed" --factor-cache "$(dirname "$out")/factors" \
-    --threads "$THREADS" -q --force --out "$out" "$@" > /dev/null
+    --threads "$THREADS" -q --force --out "$out" ${SEARCH_ARGS:-} "$@" > /dev/null
 }
 
 # 1. Policies on the source, one per keep and seed.
