@@ -183,13 +183,18 @@ TEST_F(EnvFixture, RelativeRankFractionScalesByTheKeepTheRestMustMeet) {
   EXPECT_DOUBLE_EQ(env.relative_rank_frac(5.0), 1.0);  // never above dense
 }
 
+EnvOptions dense_or_svdllm_at_keep_06() {
+  EnvOptions o;
+  o.keep = 0.6;
+  o.methods = {"dense", "svdllm"};
+  return o;
+}
+
 // SVD-LLM v2's rule (Wang et al. 2025), recomputed here from relative_error and the output
 // energies: within a role, R_i = |G|·(1 − keep)·(1/log L_i) / Σ_j 1/log L_j; so each role removes
 // |G|·(1 − keep) in all (before the clamp) and a larger loss removes less.
 TEST_F(EnvFixture, LossAllocationFollowsTheSvdLlmV2Rule) {
-  EnvOptions o;
-  o.keep = 0.6;
-  o.methods = {"dense", "svdllm"};
+  const EnvOptions o = dense_or_svdllm_at_keep_06();
   SearchEnv env(*model->net, *cache, calib_stats(*model), o);
   const std::vector<double> frac = env.loss_allocation(1);
   const auto& ws = env.weights();
@@ -221,9 +226,7 @@ TEST_F(EnvFixture, LossAllocationFollowsTheSvdLlmV2Rule) {
 // plan, as decoded from its fractions); other requests shift the anchor in logit
 // space; both are scaled by what is left of the budget over what the anchor would still spend.
 TEST_F(EnvFixture, AnchoredRankActionAtKeepReproducesTheLossAllocationPlan) {
-  EnvOptions o;
-  o.keep = 0.6;
-  o.methods = {"dense", "svdllm"};
+  const EnvOptions o = dense_or_svdllm_at_keep_06();
   SearchEnv env(*model->net, *cache, calib_stats(*model), o);
   const std::vector<double> anchor = env.loss_allocation(1);
   std::vector<Action> actions;
