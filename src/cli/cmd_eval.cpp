@@ -110,22 +110,35 @@ std::vector<TaskItem> task_items(const Model& m, const EvalOptions& o, int64_t& 
   return items;
 }
 
-// --against: the reference model's per-item outcomes on the same items, scored before the
-// evaluated model is loaded (only one model is in memory at a time).
-std::vector<ItemOutcome> reference_outcomes(const EvalOptions& o) {
+// --against: the reference model's per-item outcomes, and the task-file lines of the items it
+// scored, taken before the evaluated model is loaded (only one model is in memory at a time).
+struct Reference {
+  std::vector<ItemOutcome> outcomes;
+  std::vector<int64_t> lines;
+};
+
+std::vector<int64_t> item_lines(const std::vector<TaskItem>& items) {
+  std::vector<int64_t> lines;
+  for (const TaskItem& it : items) lines.push_back(it.line);
+  return lines;
+}
+
+Reference reference_outcomes(const EvalOptions& o) {
   Model ref = load_model(o.against, "");
   int64_t skipped = 0;
   const std::vector<TaskItem> items = task_items(ref, o, skipped);
   info("reference " + o.against + ": scoring " + std::to_string(items.size()) + " items");
-  return evaluate_ranking(*ref.net, *ref.tokenizer, items).outcomes;
+  return {evaluate_ranking(*ref.net, *ref.tokenizer, items).outcomes, item_lines(items)};
 }
 
 // The evaluated model minus the reference, per metric: paired bootstrap intervals (the same
 // resampled items for both), and the verdict.
-nlohmann::json paired_json(const RankingResult& r, const std::vector<ItemOutcome>& ref, const EvalOptions& o) {
-  check(ref.size() == r.outcomes.size(), o.against,
-        "the two models fit different numbers of items (" + std::to_string(ref.size()) + " vs " +
-            std::to_string(r.outcomes.size()) + "): their contexts or tokenizers differ");
+nlohmann::json paired_json(const RankingResult& r, const std::vector<TaskItem>& items, const Reference& reference,
+                           const EvalOptions& o) {
+  check(item_lines(items) == reference.lines, o.against,
+        "the two models fit different items (" + std::to_string(reference.lines.size()) + " vs " +
+            std::to_string(items.size()) + "): their contexts or tokenizers differ");
+  const std::vector<ItemOutcome>& ref = reference.outcomes;
   const Bootstrap boot(o.seed);
   nlohmann::json out = {{"against", o.against}, {"level", boot.level()}, {"resamples", boot.resamples()}};
   std::string line = "vs " + o.against + ":";
@@ -139,7 +152,7 @@ nlohmann::json paired_json(const RankingResult& r, const std::vector<ItemOutcome
   return out;
 }
 
-nlohmann::json run_tasks(const Model& m, const EvalOptions& o, const std::vector<ItemOutcome>* reference) {
+nlohmann::json run_tasks(const Model& m, const EvalOptions& o, const Reference* reference) {
   int64_t skipped = 0;
   const std::vector<TaskItem> items = task_items(m, o, skipped);
   if (skipped > 0) info("skipped " + std::to_string(skipped) + " item(s), see the warnings above");
@@ -153,7 +166,7 @@ nlohmann::json run_tasks(const Model& m, const EvalOptions& o, const std::vector
          ", margin " + with_interval(r.margin, ci["margin"]) + " over " + std::to_string(r.items) +
          " items (bootstrap 95% intervals)");
   }
-  if (reference) out["paired"] = paired_json(r, *reference, o);
+  if (reference) out["paired"] = paired_json(r, items, *reference, o);
   if (is_directory(o.tasks)) out["split"] = o.split.empty() ? "test" : o.split;
   if (r.cloze_items > 0)
     out["cloze"] = {{"items", r.cloze_items}, {"greedy_acc", r.cloze_greedy}, {"ll", r.cloze_ll}};
@@ -203,7 +216,7 @@ Command add_eval(CLI::App& app, Common& common) {
               throw usage_error("--split needs --tasks to be a directory from rankrl data build");
             if (o->ctx < 0 || o->batch < 0 || o->limit < 0) throw usage_error("--ctx, --batch and --limit must be positive");
             if (!o->against.empty() && o->tasks.empty()) throw usage_error("--against needs --tasks");
-            std::vector<ItemOutcome> reference;
+            Reference reference;
             if (!o->against.empty()) reference = reference_outcomes(*o);
             Model m = load_model(o->model, o->tokenizer);
             nlohmann::json out = {{"model", o->model}};
