@@ -1,6 +1,8 @@
 // search --budget params|flops|latency, the latency table (eval/latency.h) and the speed fields of
 // results.json and eval --json. Timings are never asserted: the latency plumbing runs on injected
 // tables (a counting "measurement" or a table file), whose numbers the tests know.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include "core/error.h"
 #include "eval/latency.h"
 #include "model/model.h"
+#include "model/transformer.h"
 #include "search/budget.h"
 #include "test_util.h"
 
@@ -112,6 +115,72 @@ TEST(LatencyTable, MeasuresOnceCachesAndRefusesCorruptOrForeignFiles) {
   EXPECT_DOUBLE_EQ(f.seconds({64, 32, 0}), 64 * 32 * 1e-6);
   EXPECT_THROW(f.seconds({64, 32, 5}), Error);
   EXPECT_EQ(calls, 2);
+}
+
+// The Transformer's timer sees every Linear once a forward pass and changes nothing it computes.
+TEST(LatencyTable, TheForwardTimerSeesEachLinearOnceAndChangesNothing) {
+  if (!fs::exists(data_file(kBin))) GTEST_SKIP() << "shared data missing";
+  Model m = load_model(data_file(kBin), "");
+  const at::Tensor ids = at::arange(32, at::kLong).remainder_(m.config().vocab_size).reshape({2, 16});
+  const at::Tensor plain = m.net->forward(ids);
+  Transformer timed = *m.net;
+  std::map<std::string, int> calls;
+  timed.set_timer([&](const Linear& l, double seconds) {
+    EXPECT_GT(seconds, 0.0);
+    ++calls[l.name()];
+  });
+  EXPECT_TRUE(at::equal(timed.forward(ids), plain));
+  EXPECT_EQ(calls.size(), m.net->linears().size());
+  for (const auto& [name, n] : calls) EXPECT_EQ(n, 1) << name;
+  // One pass (no medians): the Linears' times lie inside the pass's.
+  const ForwardTimes t = time_forward_by_linear(*m.net, parse_workload("prefill:2x16"), 1);
+  ASSERT_EQ(t.linears.size(), m.net->linears().size());
+  double sum = 0.0;
+  for (double s : t.linears) {
+    EXPECT_GT(s, 0.0);
+    sum += s;
+  }
+  EXPECT_LT(sum, t.forward);
+}
+
+// measure_in_forward gives every shape of the model its dense time and a time at every grid rank,
+// and the rest of the pass; the model is left as it was; a complete table measures nothing more.
+TEST(LatencyTable, MeasuredInsideForwardPassesForEveryShapeAndGridRank) {
+  if (!fs::exists(data_file(kBin))) GTEST_SKIP() << "shared data missing";
+  test::TempDir dir;
+  Model m = load_model(data_file(kBin), "");
+  const at::Tensor ids = at::arange(32, at::kLong).remainder_(m.config().vocab_size).reshape({2, 16});
+  const at::Tensor before = m.net->forward(ids);
+  const Workload w = parse_workload("prefill:2x16");
+  const RanksOf grid = [](int64_t in, int64_t out) { return latency_grid(largest_saving_rank(out, in)); };
+  LatencyTable a("host", 1, w, "f32");
+  measure_in_forward(a, *m.net, "model", grid, 1);
+  int64_t expected = 0;
+  std::map<std::string, bool> shapes;
+  for (const Linear* l : m.net->linears()) {
+    EXPECT_FALSE(l->is_low_rank()) << l->name();
+    const int64_t in = l->in_features(), out = l->out_features();
+    if (shapes[LinearShape{in, out, 0}.key()]) continue;
+    shapes[LinearShape{in, out, 0}.key()] = true;
+    EXPECT_TRUE(a.has({in, out, 0}));
+    for (int64_t r : grid(in, out)) EXPECT_TRUE(a.has({in, out, r})) << in << "x" << out << " r" << r;
+    expected += 1 + int64_t(grid(in, out).size());
+  }
+  EXPECT_TRUE(at::equal(m.net->forward(ids), before));
+  ASSERT_NE(a.rest_seconds("model"), nullptr);
+  EXPECT_GE(*a.rest_seconds("model"), 0.0);
+  const std::string path = dir.file(a.file_name());
+  a.save(path);
+  const json saved = json::parse(test::read_text(path));
+  EXPECT_EQ(int64_t(saved["linear_seconds"].size()), expected);
+  // Loaded back, nothing is missing: nothing is measured again (the file stays byte for byte).
+  LatencyTable b("host", 1, w, "f32");
+  EXPECT_EQ(b.load(path), expected);
+  measure_in_forward(b, *m.net, "model", grid, 1);
+  b.save(path);
+  EXPECT_EQ(json::parse(test::read_text(path)), saved);
+  // A table without a measure function refuses a shape it lacks.
+  EXPECT_THROW(b.seconds({3, 5, 0}), Error);
 }
 
 TEST(LatencyWorkload, ParsesAndRefuses) {

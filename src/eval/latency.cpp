@@ -7,11 +7,16 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <utility>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "data/hashing.h"
 #include "model/linear.h"
 #include "model/transformer.h"
@@ -40,13 +45,6 @@ double median_seconds(F&& f, int repeats, int calls) {
     t.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls);
   }
   return median(t);
-}
-
-at::ScalarType dtype_of(const std::string& name) {
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "f16") return at::kHalf;
-  check(name == "f32", "", "unknown weight dtype '" + name + "'");
-  return at::kFloat;
 }
 
 // Deterministic, non-degenerate values (no draw from the global generator, which the search's
@@ -95,31 +93,63 @@ std::string LinearShape::key() const {
   return std::to_string(in) + "x" + std::to_string(out) + " r" + std::to_string(rank);
 }
 
-double time_linear(const LinearShape& s, const std::string& dtype, const Workload& w, int repeats) {
-  c10::InferenceMode guard;
-  const at::ScalarType type = dtype_of(dtype);
-  const Linear l = s.rank == 0 ? Linear::dense("t", fill({s.out, s.in}, type))
-                               : Linear::low_rank("t", fill({s.out, s.rank}, type), fill({s.rank, s.in}, type));
-  const at::Tensor x = w.decode ? fill({w.batch, 1, s.in}, at::kFloat) : fill({w.batch, w.tokens, s.in}, at::kFloat);
-  const int calls = w.decode ? 20 : 1;
-  return median_seconds([&] { (void)l.forward(x); }, repeats, calls);
-}
+namespace {
 
-double time_forward(const Transformer& net, const Workload& w, int repeats) {
-  c10::InferenceMode guard;
+// One step of the workload on `net` (a prefill forward, or one new token per sequence on a cache
+// that grows by one a step) and how many steps one timing averages over (decode steps are short).
+struct Steps {
+  std::function<void()> step;
+  int calls = 1;
+};
+
+Steps workload_steps(const Transformer& net, const Workload& w, int repeats) {
   const int64_t vocab = net.config().vocab_size, max_len = net.config().max_seq_len > 0 ? net.config().max_seq_len : 4096;
   if (!w.decode) {
     const at::Tensor ids = token_ids(w.batch, std::min(w.tokens, max_len), vocab);
-    return median_seconds([&] { (void)net.forward(ids); }, repeats, 1);
+    return {[&net, ids] { (void)net.forward(ids); }, 1};
   }
-  // Decode: a short cached context, then one token per sequence a pass (the cache grows by one).
-  const int64_t context = std::clamp<int64_t>(max_len - repeats * 20 - 8, 1, 64);
-  KVCache cache;
-  (void)net.forward(token_ids(w.batch, context, vocab), &cache);
-  const at::Tensor next = token_ids(w.batch, 1, vocab);
+  // Decode: a short cached context, then one token per sequence a step.
   const int calls = 10;
+  const int64_t context = std::clamp<int64_t>(max_len - repeats * 20 - 8, 1, 64);
   check(context + (repeats + 2) * calls <= max_len, "", "the model's context is too short to time decoding");
-  return median_seconds([&] { (void)net.forward(next, &cache); }, repeats, calls);
+  auto cache = std::make_shared<KVCache>();
+  (void)net.forward(token_ids(w.batch, context, vocab), cache.get());
+  const at::Tensor next = token_ids(w.batch, 1, vocab);
+  return {[&net, cache, next] { (void)net.forward(next, cache.get()); }, calls};
+}
+
+}  // namespace
+
+double time_forward(const Transformer& net, const Workload& w, int repeats) {
+  c10::InferenceMode guard;
+  const Steps s = workload_steps(net, w, repeats);
+  return median_seconds(s.step, repeats, s.calls);
+}
+
+ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats) {
+  c10::InferenceMode guard;
+  Transformer timed = net;  // shares the weights; only the copy carries the timer
+  const std::vector<const Linear*> linears = std::as_const(timed).linears();
+  std::unordered_map<const Linear*, size_t> index;
+  for (size_t i = 0; i < linears.size(); ++i) index[linears[i]] = i;
+  std::vector<double> pass(linears.size(), 0.0);
+  timed.set_timer([&](const Linear& l, double seconds) { pass[index.at(&l)] += seconds; });
+  const Steps s = workload_steps(timed, w, repeats);
+  s.step();
+  s.step();
+  std::vector<double> forward;
+  std::vector<std::vector<double>> per(linears.size());
+  for (int r = 0; r < std::max(repeats, 1); ++r) {
+    std::fill(pass.begin(), pass.end(), 0.0);
+    const auto start = Clock::now();
+    for (int c = 0; c < s.calls; ++c) s.step();
+    forward.push_back(std::chrono::duration<double>(Clock::now() - start).count() / s.calls);
+    for (size_t i = 0; i < pass.size(); ++i) per[i].push_back(pass[i] / s.calls);
+  }
+  ForwardTimes t;
+  t.forward = median(forward);
+  for (size_t i = 0; i < per.size(); ++i) t.linears.push_back(median(per[i]));
+  return t;
 }
 
 Workload default_prefill(const Transformer& net) {
@@ -161,7 +191,8 @@ LatencyTable::LatencyTable(std::string machine, int threads, Workload workload, 
     : machine_(std::move(machine)), threads_(threads), workload_(workload), dtype_(std::move(dtype)), measure_(std::move(measure)) {}
 
 std::string LatencyTable::file_name() const {
-  const std::string id = machine_ + "|" + std::to_string(threads_) + "|" + workload_.text() + "|" + dtype_;
+  // "in-forward": tables of Linears timed one at a time (before measure_in_forward) are not reused.
+  const std::string id = "in-forward|" + machine_ + "|" + std::to_string(threads_) + "|" + workload_.text() + "|" + dtype_;
   return "latency-" + sha256_hex(id).substr(0, 16) + ".json";
 }
 
@@ -197,7 +228,7 @@ int64_t LatencyTable::load(const std::string& path) {
 
 void LatencyTable::load_fixed(const std::string& path) {
   read(path, false);
-  fixed_ = true;
+  measure_ = {};  // an injected table is the whole truth: a missing entry is an error
 }
 
 void LatencyTable::save(const std::string& path) const { write_file_atomic(path, to_text()); }
@@ -206,7 +237,7 @@ double LatencyTable::seconds(const LinearShape& shape) {
   const std::string k = shape.key();
   auto it = entries_.find(k);
   if (it != entries_.end()) return it->second;
-  check(!fixed_, "", "the latency table lacks the Linear " + k);
+  check(bool(measure_), "", "the latency table lacks the Linear " + k);
   const double s = measure_(shape);
   check(s > 0.0, "", "measured a non-positive time for the Linear " + k);
   ++measured_;
@@ -216,6 +247,68 @@ double LatencyTable::seconds(const LinearShape& shape) {
 const double* LatencyTable::rest_seconds(const std::string& model) const {
   auto it = rest_.find(model);
   return it == rest_.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+// Sets each shape's median time over its Linears (key → shape and their times) unless present.
+void set_medians(LatencyTable& table, const std::map<std::string, std::pair<LinearShape, std::vector<double>>>& by_shape) {
+  for (const auto& [key, entry] : by_shape)
+    if (!table.has(entry.first)) table.set(entry.first, median(entry.second));
+}
+
+}  // namespace
+
+void measure_in_forward(LatencyTable& table, const Transformer& net, const std::string& model, const RanksOf& ranks,
+                        int repeats) {
+  c10::InferenceMode guard;
+  const std::vector<const Linear*> linears = net.linears();
+  bool dense_missing = table.rest_seconds(model) == nullptr;
+  size_t rank_steps = 0;  // how many factored copies are needed (the longest list with a gap)
+  for (const Linear* l : linears) {
+    const int64_t in = l->in_features(), out = l->out_features();
+    dense_missing = dense_missing || !table.has({in, out, 0});
+    const std::vector<int64_t> rs = ranks(in, out);
+    for (size_t k = 0; k < rs.size(); ++k)
+      if (!table.has({in, out, rs[k]})) rank_steps = std::max(rank_steps, k + 1);
+  }
+  if (dense_missing) {
+    info("latency table: timing the dense model's Linears inside " + table.workload().text() + " forward passes");
+    const ForwardTimes d = time_forward_by_linear(net, table.workload(), repeats);
+    std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
+    double linear_sum = 0.0;
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const LinearShape shape{linears[i]->in_features(), linears[i]->out_features(), 0};
+      by_shape.try_emplace(shape.key(), shape, std::vector<double>{}).first->second.second.push_back(d.linears[i]);
+      linear_sum += d.linears[i];
+    }
+    set_medians(table, by_shape);
+    table.set_rest_seconds(model, std::max(d.forward - linear_sum, 0.0));
+  }
+  const int64_t layers = std::min<int64_t>(net.config().n_layers, 2);
+  Progress bar("latency table: factored forward passes", int64_t(rank_steps), "pass");
+  for (size_t k = 0; k < rank_steps; ++k) {
+    Transformer copy = net;
+    for (int64_t layer = 0; layer < layers; ++layer)
+      for (Linear* l : copy.layer_linears(layer)) {
+        const std::vector<int64_t> rs = ranks(l->in_features(), l->out_features());
+        if (rs.empty()) continue;
+        const int64_t r = rs[std::min(k, rs.size() - 1)];
+        const at::ScalarType type = l->stored_type();
+        l->set_low_rank(fill({l->out_features(), r}, type), fill({r, l->in_features()}, type));
+      }
+    const ForwardTimes f = time_forward_by_linear(copy, table.workload(), repeats);
+    const std::vector<const Linear*> timed = std::as_const(copy).linears();
+    std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
+    for (size_t i = 0; i < timed.size(); ++i) {
+      if (!timed[i]->is_low_rank()) continue;
+      const LinearShape shape{timed[i]->in_features(), timed[i]->out_features(), timed[i]->rank()};
+      by_shape.try_emplace(shape.key(), shape, std::vector<double>{}).first->second.second.push_back(f.linears[i]);
+    }
+    set_medians(table, by_shape);
+    bar.advance();
+  }
+  bar.finish();
 }
 
 }  // namespace rankrl

@@ -1,5 +1,5 @@
-// Measured speed on this machine: the time of one Linear of a given shape (dense or at a rank) for
-// a stated workload, the time of a whole forward pass, and a table of Linear times cached on disk
+// Measured speed on this machine: the time of a whole forward pass for a stated workload, the time
+// of each Linear inside such passes, and a table of Linear times per shape and rank cached on disk
 // (as the factor store is) so that a latency budget (search --budget latency) can add up the
 // predicted time of a plan without timing every candidate.
 //
@@ -7,13 +7,14 @@
 // or `decode:B` (B sequences, one new token each, after a short cached context). A Linear sees
 // B·T input rows in prefill and B in decode.
 //
-// Times are medians over repeats after warm-up calls; they are noisy on a shared machine, so the
+// Times are medians over repeats after warm-up passes; they are noisy on a shared machine, so the
 // table is measured once per (machine, threads, workload, dtype) and reused.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace rankrl {
 
@@ -38,13 +39,20 @@ struct LinearShape {
   std::string key() const;  // "in x out r rank" (the table's entry name)
 };
 
-// Median seconds of one call of a Linear of `shape` (random weights of `dtype`) on the workload's
-// input, after warm-up. Decode calls are timed in batches of several calls (each is microseconds).
-double time_linear(const LinearShape& shape, const std::string& dtype, const Workload& w, int repeats = 7);
-
 // Median seconds of one forward pass of `net` on the workload (random token ids; decode: one
 // token per sequence after a cached context of up to 64 tokens, the cache growing by one a pass).
 double time_forward(const Transformer& net, const Workload& w, int repeats = 7);
+
+// The same forward passes with each Linear timed inside them: the median seconds of a pass and,
+// per Linear (net.linears() order), of its calls in one pass. A Linear timed inside the forward
+// sees the cache and allocator state of the real model, which isolated timings of one Linear at a
+// time do not: they put a plan of thin factor pairs at 0.835 of the dense forward where it
+// measured 0.908 (default model, prefill 8x256; README "Budget").
+struct ForwardTimes {
+  double forward = 0.0;
+  std::vector<double> linears;
+};
+ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats = 7);
 
 // Prefill and decode speed of `net` in tokens per second (1 / time_forward · tokens per pass).
 struct Speed {
@@ -63,12 +71,13 @@ std::string weight_dtype_name(const Transformer& net);
 std::string machine_identity();
 
 // Linear times (seconds) per shape for one (machine, threads, workload, dtype), plus the measured
-// time of the non-linear rest of the forward pass per model identity. Entries are measured on
-// first use through `measure` and kept; save() writes the file atomically.
+// time of the non-linear rest of the forward pass per model identity. Entries are set by
+// measure_in_forward() (or, when a `measure` function is given, measured on first use) and kept;
+// save() writes the file atomically.
 class LatencyTable {
  public:
   using Measure = std::function<double(const LinearShape&)>;
-  LatencyTable(std::string machine, int threads, Workload workload, std::string dtype, Measure measure);
+  LatencyTable(std::string machine, int threads, Workload workload, std::string dtype, Measure measure = {});
 
   // The cache file name inside a directory: latency-<hash of machine, threads, workload, dtype>.json.
   std::string file_name() const;
@@ -80,8 +89,11 @@ class LatencyTable {
   void load_fixed(const std::string& path);
   void save(const std::string& path) const;
 
-  double seconds(const LinearShape& shape);  // measured on first use (unless fixed)
+  // The entry of `shape`; a missing one is measured when the table has a `measure` function (not
+  // after load_fixed), else an error.
+  double seconds(const LinearShape& shape);
   bool has(const LinearShape& shape) const { return entries_.count(shape.key()) > 0; }
+  void set(const LinearShape& shape, double seconds) { entries_[shape.key()] = seconds; }
   int64_t measured() const { return measured_; }  // entries measured by this object
   // The rest of the forward pass (embedding, norms, attention, head) for a model identity.
   void set_rest_seconds(const std::string& model, double s) { rest_[model] = s; }
@@ -99,9 +111,19 @@ class LatencyTable {
   Workload workload_;
   std::string dtype_;
   Measure measure_;
-  bool fixed_ = false;
   std::map<std::string, double> entries_, rest_;
   int64_t measured_ = 0;
 };
+
+// Sets what `table` lacks for `net` (model identity `model`): each Linear shape's time measured
+// inside whole forward passes (time_forward_by_linear), the median over the Linears of that shape.
+// Dense times and the rest of the pass (forward minus its Linears) come from the model itself; the
+// time at the k-th rank of `ranks(in, out)` (k = 0, 1, ...; a shorter list repeats its last rank)
+// from a copy whose first two decoder layers have every projection replaced by factors of that
+// rank (deterministic values of the stored dtype): two layers give every shape a time in context
+// while the copy costs two layers' factors, not a second model.
+using RanksOf = std::function<std::vector<int64_t>(int64_t in, int64_t out)>;
+void measure_in_forward(LatencyTable& table, const Transformer& net, const std::string& model, const RanksOf& ranks,
+                        int repeats = 7);
 
 }  // namespace rankrl

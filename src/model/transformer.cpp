@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
@@ -136,7 +137,11 @@ Transformer::Transformer(const ModelConfig& config, const WeightMap& w) : config
 
 at::Tensor Transformer::run(const Linear& l, const at::Tensor& x) const {
   if (observer_) observer_(l, x);
-  return l.forward(x);
+  if (!timer_) return l.forward(x);
+  const auto start = std::chrono::steady_clock::now();
+  at::Tensor y = l.forward(x);
+  timer_(l, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return y;
 }
 
 // x: [B, heads, T, head_dim], positions pos0 .. pos0+T-1.

@@ -89,35 +89,27 @@ LatencyBudget measure_latency_budget(const Transformer& dense, const Workload& w
                                      const std::string& fixed_table) {
   LatencyBudget b;
   const std::string dtype = weight_dtype_name(dense);
-  b.table = std::make_unique<LatencyTable>(machine_identity(), at::get_num_threads(), w, dtype,
-                                           [w, dtype](const LinearShape& s) { return time_linear(s, dtype, w); });
+  b.table = std::make_unique<LatencyTable>(machine_identity(), at::get_num_threads(), w, dtype);
   const std::string model = model_identity(dense.config());
   if (!fixed_table.empty()) {
     b.table->load_fixed(fixed_table);
-    const double* rest = b.table->rest_seconds(model);
-    check(rest != nullptr, fixed_table, "the latency table lacks rest_seconds for this model (" + model + ")");
+    check(b.table->rest_seconds(model) != nullptr, fixed_table,
+          "the latency table lacks rest_seconds for this model (" + model + ")");
   } else {
     b.cache_path = cache_dir + "/" + b.table->file_name();
     try {
       if (int64_t n = b.table->load(b.cache_path); n > 0) info("latency table: " + std::to_string(n) + " Linear times from " + b.cache_path);
     } catch (const Error& e) {  // only lost time: measure again
       warn(std::string(e.what()) + "; measuring the Linear times again");
-      b.table = std::make_unique<LatencyTable>(machine_identity(), at::get_num_threads(), w, dtype,
-                                               [w, dtype](const LinearShape& s) { return time_linear(s, dtype, w); });
+      b.table = std::make_unique<LatencyTable>(machine_identity(), at::get_num_threads(), w, dtype);
     }
+    measure_in_forward(*b.table, dense, model,
+                       [](int64_t in, int64_t out) { return latency_grid(largest_saving_rank(out, in)); });
   }
   b.costs = weight_costs(dense, budgets::kLatency, &b);
   for (const WeightCost& c : b.costs) b.dense_linear_seconds += c.dense;
-  if (const double* rest = b.table->rest_seconds(model)) {
-    b.rest_seconds = *rest;
-  } else {
-    // The rest of the forward pass is what a measured dense forward spends outside the Linears.
-    const double forward = time_forward(dense, w);
-    b.rest_seconds = std::max(forward - b.dense_linear_seconds, 0.0);
-    b.table->set_rest_seconds(model, b.rest_seconds);
-  }
+  b.rest_seconds = *b.table->rest_seconds(model);
   b.dense_forward_seconds = b.rest_seconds + b.dense_linear_seconds;
-  if (b.table->measured() > 0) info("latency table: measured " + std::to_string(b.table->measured()) + " Linear times for " + w.text());
   return b;
 }
 
