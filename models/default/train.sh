@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model, in four
+# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model, in five
 # stages (MODEL_CARD.md "Training"):
 #   1. base: 5000 steps (10.2 M tokens) from random weights on the KJV + Jargon File corpus
 #      (CORPUS/base), with a tokenizer trained on that text;
@@ -8,11 +8,12 @@
 #   3. longer: from the stage-2 weights, 4000 more steps (8.2 M tokens) on the same corpus, lr 8e-4 ->
 #      5e-5 (stage 2's validation perplexity was still falling at its end);
 #   4. longer still: from the stage-3 weights, 4000 more steps, lr 5e-4 -> 2e-5 (a milder warm
-#      restart than stage 3's, whose first 1000 steps went to recovering from it).
+#      restart than stage 3's, whose first 1000 steps went to recovering from it);
+#   5. from the stage-4 weights, 4000 more steps, lr 4e-4 -> 2e-5 (stage 4's perplexity still fell).
 # Usage: models/default/train.sh            (from the repository root; ~5.5 h at one thread)
 #        RESUME=1 models/default/train.sh   continues an interrupted stage from its train_state.pt
-# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1-4, or
-# all four when unset).
+# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1-5, or
+# all five when unset).
 # The committed stage 1 was made in three legs on one thread while the machine did other work
 # (`train --resume` accepts a new --steps; the cosine then continues from the current step):
 #   steps 0-1000 with the binary of 4f622b5 (planned as 4000 steps), 1000-3000 with 7cff5c0 (the
@@ -57,13 +58,19 @@ if [ "${STAGE:-4}" = 4 ]; then
     --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model4" \
     --steps 4000 --lr 5e-4 --min-lr 2e-5 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
     --seed 4 "${COMMON[@]}"
-  cp "$WORK/model4/config.json" "$WORK/model4/model.safetensors" "$WORK/model4/tokenizer.json" \
-    "$WORK/model4/tokenizer_config.json" "$HERE/"
-  # Earlier stages' logs are committed; a STAGE=4 run alone keeps them.
-  for n in 1 2 3; do
+fi
+if [ "${STAGE:-5}" = 5 ]; then
+  "$RANKRL" train --init "$WORK/model4" --tokenizer "$WORK/model4" \
+    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model5" \
+    --steps 4000 --lr 4e-4 --min-lr 2e-5 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
+    --seed 5 "${COMMON[@]}"
+  cp "$WORK/model5/config.json" "$WORK/model5/model.safetensors" "$WORK/model5/tokenizer.json" \
+    "$WORK/model5/tokenizer_config.json" "$HERE/"
+  # Earlier stages' logs are committed; a STAGE=5 run alone keeps them.
+  for n in 1 2 3 4; do
     d="$WORK/model$n"; [ "$n" = 1 ] && d="$WORK/model"
     [ ! -f "$d/train_log.jsonl" ] || cp "$d/train_log.jsonl" "$HERE/train_log_stage$n.jsonl"
   done
-  cp "$WORK/model4/train_log.jsonl" "$HERE/train_log.jsonl"
+  cp "$WORK/model5/train_log.jsonl" "$HERE/train_log.jsonl"
   "$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json
 fi
