@@ -226,13 +226,15 @@ TEST_F(EnvFixture, LossAllocationFollowsTheSvdLlmV2Rule) {
 // plan, as decoded from its fractions); other requests shift the anchor in logit
 // space; both are scaled by what is left of the budget over what the anchor would still spend.
 TEST_F(EnvFixture, AnchoredRankActionAtKeepReproducesTheLossAllocationPlan) {
-  const EnvOptions o = dense_or_svdllm_at_keep_06();
-  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
-  const std::vector<double> anchor = env.loss_allocation(1);
+  EnvOptions o = dense_or_svdllm_at_keep_06();
+  SearchEnv plain(*model->net, *cache, calib_stats(*model), o);
+  const std::vector<double> anchor = plain.loss_allocation(1);
   std::vector<Action> actions;
   for (double f : anchor) actions.push_back(Action{1, f, 0});
-  const Plan svdllm2 = env.decode(actions);
-  env.anchor_to_loss_allocation();
+  const Plan svdllm2 = plain.decode(actions);
+  EXPECT_DOUBLE_EQ(plain.read_rank_action(0.3), 0.3);  // absolute: the fraction as asked
+  o.rank_action = "anchored";
+  SearchEnv env(*model->net, *cache, calib_stats(*model), o);
   env.reset();
   const auto& ws = env.weights();
   auto logit = [](double p) { return std::log(p / (1.0 - p)); };
@@ -242,11 +244,10 @@ TEST_F(EnvFixture, AnchoredRankActionAtKeepReproducesTheLossAllocationPlan) {
     for (size_t j = i; j < ws.size(); ++j) anchor_rest += anchor[j] * ws[j].cost.dense;
     const double scale = (env.budget() - asked) / anchor_rest;
     EXPECT_NEAR(scale, 1.0, 1e-9) << ws[i].name;  // the plan follows the anchor
-    EXPECT_NEAR(env.read_rank_action("anchored", 0.6), scale * anchor[i], 1e-9) << ws[i].name;
-    const double up = env.read_rank_action("anchored", 0.8) / scale;
+    EXPECT_NEAR(env.read_rank_action(0.6), scale * anchor[i], 1e-9) << ws[i].name;
+    const double up = env.read_rank_action(0.8) / scale;
     EXPECT_NEAR(logit(up) - logit(anchor[i]), logit(0.8) - logit(0.6), 1e-9) << ws[i].name;
-    EXPECT_DOUBLE_EQ(env.read_rank_action("absolute", 0.3), 0.3);
-    const double frac = env.read_rank_action("anchored", 0.6);
+    const double frac = env.read_rank_action(0.6);
     env.step(Action{1, frac, 0});
     asked += frac * ws[i].cost.dense;
   }
@@ -257,7 +258,7 @@ TEST_F(EnvFixture, AnchoredRankActionAtKeepReproducesTheLossAllocationPlan) {
   env.step(Action{0, 1.0, 0});
   double anchor_rest = 0.0;
   for (size_t j = 1; j < ws.size(); ++j) anchor_rest += anchor[j] * ws[j].cost.dense;
-  EXPECT_NEAR(env.read_rank_action("anchored", 0.6), anchor[1] * (env.budget() - ws[0].cost.dense) / anchor_rest, 1e-9);
+  EXPECT_NEAR(env.read_rank_action(0.6), anchor[1] * (env.budget() - ws[0].cost.dense) / anchor_rest, 1e-9);
 }
 
 TEST_F(EnvFixture, PriorMethodHasTheLowestMeanOutputError) {

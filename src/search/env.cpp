@@ -159,6 +159,10 @@ void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vec
   check(cheapest_after_[0] <= budget_ * 1.01, "",
         "keep " + std::to_string(opts_.keep) + " is below what factoring every weight at the smallest rank costs (" +
             opts_.budget + " budget)");
+  const std::string& mode = opts_.rank_action;
+  check(mode == "absolute" || mode == "relative" || mode == "anchored", "",
+        "unknown rank action '" + mode + "' (absolute, relative, anchored)");
+  if (mode == "anchored") anchor_to_loss_allocation();
 }
 
 const std::vector<std::string>& policy_roles() {
@@ -277,10 +281,9 @@ void SearchEnv::anchor_to_loss_allocation() {
   for (size_t i = weights_.size(); i-- > 0;) anchor_after_[i] = anchor_after_[i + 1] + anchor_[i] * weights_[i].cost.dense;
 }
 
-double SearchEnv::read_rank_action(const std::string& mode, double frac) const {
-  if (mode == "relative") return relative_rank_frac(frac);
-  if (mode != "anchored") return frac;
-  check(anchor_.size() == weights_.size(), "", "internal: anchored rank action without an anchor");
+double SearchEnv::read_rank_action(double frac) const {
+  if (opts_.rank_action == "relative") return relative_rank_frac(frac);
+  if (opts_.rank_action != "anchored") return frac;
   auto logit = [](double p) {
     p = std::clamp(p, 1e-6, 1.0 - 1e-6);
     return std::log(p / (1.0 - p));

@@ -66,6 +66,8 @@ struct EnvOptions {
   double min_rank_frac = 0.02;  // cheapest factored choice the clip may assume
   bool step_errors = false;     // compute last_error() every step (reward shaping)
   uint64_t seed = 0;
+  // How an agent's rank fraction is read (read_rank_action): absolute | relative | anchored.
+  std::string rank_action = "absolute";
 };
 
 struct WeightInfo {
@@ -144,17 +146,17 @@ class SearchEnv {
   // everywhere then spreads an earlier overspend (say a weight kept dense) over all later weights
   // instead of the budget clip dumping it on the last ones (rank 1 for the last layer).
   double relative_rank_frac(double frac) const;
-  // Anchored rank action (opt-in, search --rank-action anchored): `frac` read as a shift of the
-  // current weight's anchor fraction in logit space, logit(anchor_i) + logit(frac) − logit(keep),
-  // times (budget − cost asked for so far) / (what the anchor spends on the weights from i on), so a
-  // policy asking for `keep` everywhere reproduces the anchor plan, what it learns is where to
-  // deviate from it, and a deviation is paid for by all later weights. The anchor is loss_allocation() of the lowest-error method: a
-  // closed-form allocation computed the same way on every model, so a transferred policy starts
-  // from a strong plan rather than from uniform ranks.
-  void anchor_to_loss_allocation();
-  // The rank fraction the env takes for an agent's `frac` under --rank-action `mode` (absolute,
-  // relative or anchored), for the current weight.
-  double read_rank_action(const std::string& mode, double frac) const;
+  // The rank fraction the env takes for an agent's `frac` at the current weight, by
+  // options().rank_action: absolute → frac; relative → relative_rank_frac(frac); anchored
+  // (search --rank-action anchored) → `frac` read as a shift of the weight's anchor fraction in
+  // logit space, logit(anchor_i) + logit(frac) − logit(keep), times (budget − cost asked for so
+  // far) / (what the anchor spends on the weights from i on), so a policy asking for `keep`
+  // everywhere reproduces the anchor plan, what it learns is where to deviate from it, and a
+  // deviation is paid for by all later weights. The anchor, set when the env is built, is
+  // loss_allocation() of the lowest-error method: a closed-form allocation computed the same way
+  // on every model, so a transferred policy starts from a strong plan rather than from uniform
+  // ranks. (Random and evolutionary search decode absolute fractions: decode() reads none.)
+  double read_rank_action(double frac) const;
   // SVD-LLM v2-style allocation (Wang et al. 2025) of `method` (an index into methods): within
   // each weight role the removed fraction R_i = |G|·(1 − keep)·(1/log L_i) / Σ_j (1/log L_j), with
   // L_i the weight's closed-form truncation loss ‖(W − Ŵ)X‖² at the rank `keep` means (larger loss
@@ -176,6 +178,7 @@ class SearchEnv {
 
  private:
   void init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs);
+  void anchor_to_loss_allocation();  // --rank-action anchored: anchor_ and anchor_after_
   std::vector<float> state() const;
   WeightDecision clip(size_t i, const Action& a, Action& applied) const;
 
@@ -188,10 +191,10 @@ class SearchEnv {
   std::vector<std::map<int64_t, std::vector<double>>> exact_;  // per weight: WeightErrors::exact
   std::map<std::string, double> type_count_;  // weights per role
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
-  std::vector<double> anchor_;                        // per weight (anchor_to_loss_allocation)
+  std::vector<double> anchor_;                        // per weight (anchored rank action only)
   std::vector<double> anchor_after_;                  // Σ_{j ≥ i} anchor_j · dense cost_j
   double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;
-  double requested_ = 0.0;  // Σ cost of the fractions asked for (before clip and floor)
+  double requested_ = 0.0;  // Σ cost of the fractions asked for (before clip and floor): read by anchored
   size_t pos_ = 0;
   Plan plan_;
   std::vector<Action> applied_;

@@ -44,7 +44,7 @@ const std::vector<SearchOptionInfo>& search_option_table() {
       {"--rank-action",
        "Agent rank fraction: absolute (the env's own) | relative (to the average keep the remaining weights must meet) | "
        "anchored (a shift of the svdllm2-style loss allocation)",
-       FIELD(rank_action), E | F},
+       FIELD(env.rank_action), E | F},
       {"--surrogate", "What agents train on: kl (surrogate, default) | none (RkD reward)", FIELD(surrogate), E | F},
       {"--surrogate-tokens", "Calibration tokens the KL surrogate scores", FIELD(surrogate_tokens), E | F},
       {"--promote", "Agent plans (best by surrogate) scored on RkD", FIELD(promote), E | F},

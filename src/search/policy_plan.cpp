@@ -81,7 +81,7 @@ Plan decode(SearchEnv& env, Agent& agent, const PolicyInfo& p, std::mt19937_64& 
   while (!env.done()) {
     StepRecord rec;
     Action a = agent.act(s, rng, rec, greedy);
-    a.rank_frac = env.read_rank_action(p.rank_action, a.rank_frac);
+    a.rank_frac = env.read_rank_action(a.rank_frac);
     s = env.step(a);
   }
   return env.plan();
@@ -124,10 +124,10 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
   eo.keep = o.keep;
   eo.seed = o.seed;
   eo.step_errors = true;  // the plans' closed-form errors are read per rank (no Gram is held)
+  eo.rank_action = p.rank_action;
   ObtainedFactors factors = policy_factors(model, o, eo);
   SearchEnv env(*model.net, *factors.cache, factors.errors, eo);
   check(env.feature_names() == p.features, o.policy, "the policy's state features differ from the ones computed here");
-  if (p.rank_action == "anchored") env.anchor_to_loss_allocation();
   AgentOptions ao;
   ao.hidden = p.hidden;
   std::unique_ptr<Agent> agent = make_agent(p.agent, env.state_size(), p.methods.size(), p.selects.size(), ao, o.seed);

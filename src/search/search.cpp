@@ -304,7 +304,7 @@ class SearchRun {
 void SearchRun::load_inputs() {
   if (!o_.init_policy.empty()) {
     init_policy_ = read_policy_info(o_.init_policy);
-    check_policy_actions(*init_policy_, o_.env.methods, o_.env.selects, o_.rank_action, o_.init_policy);
+    check_policy_actions(*init_policy_, o_.env.methods, o_.env.selects, o_.env.rank_action, o_.init_policy);
   }
   model_ = load_model(o_.model, o_.tokenizer);
   const int64_t max_len = model_.config().max_seq_len;
@@ -390,7 +390,7 @@ void SearchRun::prepare_output_reader() {
 std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const EnvOptions& env) const {
   std::map<std::string, std::vector<int64_t>> ranks;
   const bool svdllm2 = std::find(o_.baselines.begin(), o_.baselines.end(), names::kSvdllm2) != o_.baselines.end();
-  if (!svdllm2 && o_.rank_action != "anchored") return ranks;
+  if (!svdllm2 && o_.env.rank_action != "anchored") return ranks;
   const std::vector<WeightCost> costs = costs_.empty() ? weight_costs(*model_.net, env.budget, nullptr) : costs_;
   const std::vector<const Linear*> linears = static_cast<const Transformer&>(*model_.net).linears();
   for (size_t i = 0; i < linears.size(); ++i) {
@@ -431,7 +431,6 @@ void SearchRun::setup() {
   }
   const WeightErrorMap& errors = factors.errors;
   env_ = std::make_unique<SearchEnv>(*model_.net, *cache_, errors, env, costs_);
-  if (o_.rank_action == "anchored") env_->anchor_to_loss_allocation();
   save_latency_table(latency_);
   evaluator_ = std::make_unique<PlanEvaluator>(*model_.net, *cache_, stats_, *model_.tokenizer, std::move(rkd_),
                                                std::move(vrkd_), std::move(test_), o_.reward, std::move(reward_text_),
@@ -488,7 +487,7 @@ void SearchRun::save_policy() const {
   p.features = env_->feature_names();
   p.methods = o_.env.methods;
   p.selects = o_.env.selects;
-  p.rank_action = o_.rank_action;
+  p.rank_action = o_.env.rank_action;
   for (const WeightInfo& w : env_->weights())
     if (std::find(p.roles.begin(), p.roles.end(), w.type) == p.roles.end()) p.roles.push_back(w.type);
   p.keep_min = first ? o_.env.keep : std::min(p.keep_min, o_.env.keep);
@@ -505,7 +504,7 @@ void SearchRun::save_policy() const {
 // keeps the sampled action's log-probability terms; its rank_frac is the absolute one the env takes).
 Action SearchRun::act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy) {
   Action a = agent.act(s, rng_, rec, greedy);
-  a.rank_frac = rec.action.rank_frac = env_->read_rank_action(o_.rank_action, a.rank_frac);
+  a.rank_frac = rec.action.rank_frac = env_->read_rank_action(a.rank_frac);
   return a;
 }
 
@@ -1076,8 +1075,9 @@ void validate_search_options(const SearchOptions& o) {
   validate_methods(o.env.methods, o.env.selects);
   if (o.reward.kind != "margin" && o.reward.kind != "acc" && o.reward.kind != "nll")
     throw usage_error("unknown --reward '" + o.reward.kind + "' (margin, acc, nll)");
-  if (o.rank_action != "relative" && o.rank_action != "absolute" && o.rank_action != "anchored")
-    throw usage_error("unknown --rank-action '" + o.rank_action + "' (absolute, relative, anchored)");
+  const std::string& ra = o.env.rank_action;
+  if (ra != "relative" && ra != "absolute" && ra != "anchored")
+    throw usage_error("unknown --rank-action '" + ra + "' (absolute, relative, anchored)");
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");

@@ -46,9 +46,6 @@ struct SearchOptions {
   // What agents train on: "kl" = the surrogate −KL(dense ‖ plan) on the first surrogate_tokens of
   // the calibration text (no RkD item; then their best `promote` plans by surrogate are scored on
   // the RkD reward), or "none" = the RkD reward every episode.
-  // How an agent's rank fraction is read: "relative" to the budget still to meet
-  // (SearchEnv::relative_rank_frac) or "absolute" (the env's own ρ).
-  std::string rank_action = "absolute";
   std::string surrogate = "kl";
   int64_t surrogate_tokens = 2048;
   int64_t promote = 12;
