@@ -10,8 +10,10 @@
 #      TARGETS ("default A B": models/default and the two small models this script trains),
 #      FT_TARGETS (where fine-tuning vs scratch is measured; default TARGETS), THREADS (1),
 #      SEARCH_ARGS (more flags for every search, e.g. "--rank-action anchored --methods dense,svdllm
-#      --selects top"; rankrl plan takes them from the policy). Every step is skipped when its
-#      output exists, so a rerun continues.
+#      --selects top"; rankrl plan takes them from the policy), SOURCE (the model policies learn on:
+#      stories260K, the default, or a model directory, which is then read with the default model's
+#      calibration, held-out and ranking files; "stories" is then a target too). Every step is
+#      skipped when its output exists, so a rerun continues.
 #
 # Per target and keep: the zero-shot plan (greedy), uniform svdllm and svdllm2 (the plans of the
 # from-scratch search, which runs both baselines) are each written by compress --plan and scored
@@ -31,6 +33,7 @@ TARGETS=${TARGETS:-"default A B"}
 FT_TARGETS=${FT_TARGETS:-$TARGETS}  # targets where fine-tuning is measured (others: baselines only)
 TAG=${TAG:-transfer}  # output name: WORK/TAG.md, WORK/TAG.json (parallel runs over other KEEPS use another)
 THREADS=${THREADS:-1}
+SOURCE=${SOURCE:-stories260K}
 DATA=$REPO/../shared/data
 SRC=$DATA/stories260K/stories260K.bin
 TOK=$DATA/stories260K/tok512.bin
@@ -61,7 +64,9 @@ PY
 # model, calibration text, held-out text, ranking split directory, ctx of a target
 target() {
   case $1 in
-    source) echo "$SRC $TS ts_held.txt ts-rank 256" ;;
+    source) if [ "$SOURCE" = stories260K ]; then target stories; else
+              echo "$SOURCE $REPO/models/default/calib.txt $REPO/models/default/heldout.txt $REPO/models/default/ranking 256"; fi ;;
+    stories) echo "$SRC $TS ts_held.txt ts-rank 256" ;;
     default) echo "$REPO/models/default $REPO/models/default/calib.txt $REPO/models/default/heldout.txt $REPO/models/default/ranking 256" ;;
     A) echo "$WORK/modelA ts_train.txt ts_held.txt ts-rank 256" ;;
     B) echo "$WORK/modelB ts_train.txt ts_held.txt ts-rank 256" ;;
