@@ -102,20 +102,27 @@ struct Steps {
   int calls = 1;
 };
 
-Steps workload_steps(const Transformer& net, const Workload& w, int repeats) {
+// `layers` > 0: each step runs the embedding and the first `layers` decoder layers only.
+Steps workload_steps(const Transformer& net, const Workload& w, int repeats, int64_t layers = 0) {
   const int64_t vocab = net.config().vocab_size, max_len = net.config().max_seq_len > 0 ? net.config().max_seq_len : 4096;
+  auto run = [&net, layers](const at::Tensor& ids, KVCache* cache) {
+    if (layers <= 0) return (void)net.forward(ids, cache);
+    const int64_t pos0 = cache ? cache->length() : 0;
+    at::Tensor x = net.embed(ids, pos0);
+    for (int64_t i = 0; i < layers; ++i) x = net.block(i, x, cache, pos0);
+  };
   if (!w.decode) {
     const at::Tensor ids = token_ids(w.batch, std::min(w.tokens, max_len), vocab);
-    return {[&net, ids] { (void)net.forward(ids); }, 1};
+    return {[run, ids] { run(ids, nullptr); }, 1};
   }
   // Decode: a short cached context, then one token per sequence a step.
   const int calls = 10;
   const int64_t context = std::clamp<int64_t>(max_len - repeats * 20 - 8, 1, 64);
   check(context + (repeats + 2) * calls <= max_len, "", "the model's context is too short to time decoding");
   auto cache = std::make_shared<KVCache>();
-  (void)net.forward(token_ids(w.batch, context, vocab), cache.get());
+  run(token_ids(w.batch, context, vocab), cache.get());
   const at::Tensor next = token_ids(w.batch, 1, vocab);
-  return {[&net, cache, next] { (void)net.forward(next, cache.get()); }, calls};
+  return {[run, cache, next] { run(next, cache.get()); }, calls};
 }
 
 }  // namespace
@@ -126,7 +133,7 @@ double time_forward(const Transformer& net, const Workload& w, int repeats) {
   return median_seconds(s.step, repeats, s.calls);
 }
 
-ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats) {
+ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats, int64_t layers) {
   c10::InferenceMode guard;
   Transformer timed = net;  // shares the weights; only the copy carries the timer
   const std::vector<const Linear*> linears = std::as_const(timed).linears();
@@ -134,7 +141,7 @@ ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, i
   for (size_t i = 0; i < linears.size(); ++i) index[linears[i]] = i;
   std::vector<double> pass(linears.size(), 0.0);
   timed.set_timer([&](const Linear& l, double seconds) { pass[index.at(&l)] += seconds; });
-  const Steps s = workload_steps(timed, w, repeats);
+  const Steps s = workload_steps(timed, w, repeats, layers);
   s.step();
   s.step();
   std::vector<double> forward;
@@ -297,7 +304,7 @@ void measure_in_forward(LatencyTable& table, const Transformer& net, const std::
         const at::ScalarType type = l->stored_type();
         l->set_low_rank(fill({l->out_features(), r}, type), fill({r, l->in_features()}, type));
       }
-    const ForwardTimes f = time_forward_by_linear(copy, table.workload(), repeats);
+    const ForwardTimes f = time_forward_by_linear(copy, table.workload(), repeats, layers);
     const std::vector<const Linear*> timed = std::as_const(copy).linears();
     std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
     for (size_t i = 0; i < timed.size(); ++i) {

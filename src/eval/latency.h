@@ -47,12 +47,13 @@ double time_forward(const Transformer& net, const Workload& w, int repeats = 7);
 // per Linear (net.linears() order), of its calls in one pass. A Linear timed inside the forward
 // sees the cache and allocator state of the real model, which isolated timings of one Linear at a
 // time do not: they put a plan of thin factor pairs at 0.835 of the dense forward where it
-// measured 0.908 (default model, prefill 8x256; README "Budget").
+// measured 0.908 (default model, prefill 8x256; README "Budget"). `layers` > 0: the passes stop
+// after the first `layers` decoder layers (the Linears of later layers then read 0).
 struct ForwardTimes {
   double forward = 0.0;
   std::vector<double> linears;
 };
-ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats = 7);
+ForwardTimes time_forward_by_linear(const Transformer& net, const Workload& w, int repeats = 7, int64_t layers = 0);
 
 // Prefill and decode speed of `net` in tokens per second (1 / time_forward · tokens per pass).
 struct Speed {
@@ -120,8 +121,10 @@ class LatencyTable {
 // Dense times and the rest of the pass (forward minus its Linears) come from the model itself; the
 // time at the k-th rank of `ranks(in, out)` (k = 0, 1, ...; a shorter list repeats its last rank)
 // from a copy whose first two decoder layers have every projection replaced by factors of that
-// rank (deterministic values of the stored dtype): two layers give every shape a time in context
-// while the copy costs two layers' factors, not a second model.
+// rank (deterministic values of the stored dtype), timed in passes that stop after those two
+// layers: every shape gets a time in context, while the copy costs two layers' factors rather
+// than a second model and a pass two layers' time rather than the whole model's (a 22-layer model
+// would otherwise spend 16 × 9 whole forward passes on the table).
 using RanksOf = std::function<std::vector<int64_t>(int64_t in, int64_t out)>;
 void measure_in_forward(LatencyTable& table, const Transformer& net, const std::string& model, const RanksOf& ranks,
                         int repeats = 7);
