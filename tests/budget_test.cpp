@@ -181,6 +181,11 @@ TEST(LatencyTable, MeasuredInsideForwardPassesForEveryShapeAndGridRank) {
   EXPECT_EQ(json::parse(test::read_text(path)), saved);
   // A table without a measure function refuses a shape it lacks.
   EXPECT_THROW(b.seconds({3, 5, 0}), Error);
+  // Decode passes (a KV cache through the truncated passes too) fill the same entries.
+  LatencyTable d("host", 1, parse_workload("decode:1"), "f32");
+  measure_in_forward(d, *m.net, "model", grid, 1);
+  d.save(path);
+  EXPECT_EQ(int64_t(json::parse(test::read_text(path))["linear_seconds"].size()), expected);
 }
 
 TEST(LatencyWorkload, ParsesAndRefuses) {
