@@ -10,7 +10,7 @@
 #   4. longer still: from the stage-3 weights, 4000 more steps, lr 5e-4 -> 2e-5 (a milder warm
 #      restart than stage 3's, whose first 1000 steps went to recovering from it);
 #   5. from the stage-4 weights, 4000 more steps, lr 4e-4 -> 2e-5 (stage 4's perplexity still fell).
-# Usage: models/default/train.sh            (from the repository root; ~5.5 h at one thread)
+# Usage: models/default/train.sh            (from the repository root; ~7 h at one thread)
 #        RESUME=1 models/default/train.sh   continues an interrupted stage from its train_state.pt
 # Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1-5, or
 # all five when unset).
