@@ -188,6 +188,22 @@ TEST(LatencyTable, MeasuredInsideForwardPassesForEveryShapeAndGridRank) {
   EXPECT_EQ(int64_t(json::parse(test::read_text(path))["linear_seconds"].size()), expected);
 }
 
+// The GPT-2 layout (fused qkv, biases, LayerNorm, one layer): every shape and grid rank too.
+TEST(LatencyTable, MeasuredInsideForwardPassesOfTheGpt2Layout) {
+  const std::string dir = data_file("gpt2-random-tiny");
+  if (!fs::exists(dir)) GTEST_SKIP() << "shared data missing";
+  Model m = load_model(dir, "");
+  const RanksOf grid = [](int64_t in, int64_t out) { return latency_grid(largest_saving_rank(out, in)); };
+  LatencyTable t("host", 1, parse_workload("prefill:2x8"), "f32");
+  measure_in_forward(t, *m.net, "gpt2", grid, 1);
+  for (const Linear* l : m.net->linears()) {
+    EXPECT_TRUE(t.has({l->in_features(), l->out_features(), 0})) << l->name();
+    for (int64_t r : grid(l->in_features(), l->out_features()))
+      EXPECT_TRUE(t.has({l->in_features(), l->out_features(), r})) << l->name() << " r" << r;
+  }
+  EXPECT_NE(t.rest_seconds("gpt2"), nullptr);
+}
+
 TEST(LatencyWorkload, ParsesAndRefuses) {
   const Workload p = parse_workload("prefill:8x256"), d = parse_workload("decode:3");
   EXPECT_EQ(p.rows(), 2048);
