@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <memory>
 #include <unordered_map>
 #include <utility>
@@ -247,7 +248,6 @@ double LatencyTable::seconds(const LinearShape& shape) {
   check(bool(measure_), "", "the latency table lacks the Linear " + k);
   const double s = measure_(shape);
   check(s > 0.0, "", "measured a non-positive time for the Linear " + k);
-  ++measured_;
   return entries_[k] = s;
 }
 
@@ -258,8 +258,17 @@ const double* LatencyTable::rest_seconds(const std::string& model) const {
 
 namespace {
 
-// Sets each shape's median time over its Linears (key → shape and their times) unless present.
-void set_medians(LatencyTable& table, const std::map<std::string, std::pair<LinearShape, std::vector<double>>>& by_shape) {
+// Sets, for each shape (rank included) of `linears` (only the low-rank ones with `factored_only`),
+// the median of their `times` (in linears order) unless the table has it.
+void set_shape_medians(LatencyTable& table, const std::vector<const Linear*>& linears, const std::vector<double>& times,
+                       bool factored_only) {
+  std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
+  for (size_t i = 0; i < linears.size(); ++i) {
+    const Linear& l = *linears[i];
+    if (factored_only && !l.is_low_rank()) continue;
+    const LinearShape shape{l.in_features(), l.out_features(), l.is_low_rank() ? l.rank() : 0};
+    by_shape.try_emplace(shape.key(), shape, std::vector<double>{}).first->second.second.push_back(times[i]);
+  }
   for (const auto& [key, entry] : by_shape)
     if (!table.has(entry.first)) table.set(entry.first, median(entry.second));
 }
@@ -282,14 +291,8 @@ void measure_in_forward(LatencyTable& table, const Transformer& net, const std::
   if (dense_missing) {
     info("latency table: timing the dense model's Linears inside " + table.workload().text() + " forward passes");
     const ForwardTimes d = time_forward_by_linear(net, table.workload(), repeats);
-    std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
-    double linear_sum = 0.0;
-    for (size_t i = 0; i < linears.size(); ++i) {
-      const LinearShape shape{linears[i]->in_features(), linears[i]->out_features(), 0};
-      by_shape.try_emplace(shape.key(), shape, std::vector<double>{}).first->second.second.push_back(d.linears[i]);
-      linear_sum += d.linears[i];
-    }
-    set_medians(table, by_shape);
+    set_shape_medians(table, linears, d.linears, false);
+    const double linear_sum = std::accumulate(d.linears.begin(), d.linears.end(), 0.0);
     table.set_rest_seconds(model, std::max(d.forward - linear_sum, 0.0));
   }
   const int64_t layers = std::min<int64_t>(net.config().n_layers, 2);
@@ -305,14 +308,8 @@ void measure_in_forward(LatencyTable& table, const Transformer& net, const std::
         l->set_low_rank(fill({l->out_features(), r}, type), fill({r, l->in_features()}, type));
       }
     const ForwardTimes f = time_forward_by_linear(copy, table.workload(), repeats, layers);
-    const std::vector<const Linear*> timed = std::as_const(copy).linears();
-    std::map<std::string, std::pair<LinearShape, std::vector<double>>> by_shape;
-    for (size_t i = 0; i < timed.size(); ++i) {
-      if (!timed[i]->is_low_rank()) continue;
-      const LinearShape shape{timed[i]->in_features(), timed[i]->out_features(), timed[i]->rank()};
-      by_shape.try_emplace(shape.key(), shape, std::vector<double>{}).first->second.second.push_back(f.linears[i]);
-    }
-    set_medians(table, by_shape);
+    // Only the factored layers ran: the dense Linears after them read 0.
+    set_shape_medians(table, std::as_const(copy).linears(), f.linears, true);
     bar.advance();
   }
   bar.finish();

@@ -95,7 +95,6 @@ class LatencyTable {
   double seconds(const LinearShape& shape);
   bool has(const LinearShape& shape) const { return entries_.count(shape.key()) > 0; }
   void set(const LinearShape& shape, double seconds) { entries_[shape.key()] = seconds; }
-  int64_t measured() const { return measured_; }  // entries measured by this object
   // The rest of the forward pass (embedding, norms, attention, head) for a model identity.
   void set_rest_seconds(const std::string& model, double s) { rest_[model] = s; }
   const double* rest_seconds(const std::string& model) const;
@@ -113,7 +112,6 @@ class LatencyTable {
   std::string dtype_;
   Measure measure_;
   std::map<std::string, double> entries_, rest_;
-  int64_t measured_ = 0;
 };
 
 // Sets what `table` lacks for `net` (model identity `model`): each Linear shape's time measured
