@@ -160,9 +160,14 @@ void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vec
         "keep " + std::to_string(opts_.keep) + " is below what factoring every weight at the smallest rank costs (" +
             opts_.budget + " budget)");
   const std::string& mode = opts_.rank_action;
-  check(mode == "absolute" || mode == "relative" || mode == "anchored", "",
+  check(std::find(rank_actions().begin(), rank_actions().end(), mode) != rank_actions().end(), "",
         "unknown rank action '" + mode + "' (absolute, relative, anchored)");
   if (mode == "anchored") anchor_to_loss_allocation();
+}
+
+const std::vector<std::string>& rank_actions() {
+  static const std::vector<std::string> modes = {"absolute", "relative", "anchored"};
+  return modes;
 }
 
 const std::vector<std::string>& policy_roles() {

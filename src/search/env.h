@@ -66,9 +66,12 @@ struct EnvOptions {
   double min_rank_frac = 0.02;  // cheapest factored choice the clip may assume
   bool step_errors = false;     // compute last_error() every step (reward shaping)
   uint64_t seed = 0;
-  // How an agent's rank fraction is read (read_rank_action): absolute | relative | anchored.
+  // How an agent's rank fraction is read (read_rank_action): one of rank_actions().
   std::string rank_action = "absolute";
 };
+
+// The rank-action modes, in the order help texts list them: absolute, relative, anchored.
+const std::vector<std::string>& rank_actions();
 
 struct WeightInfo {
   std::string name, type;

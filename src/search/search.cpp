@@ -1075,9 +1075,8 @@ void validate_search_options(const SearchOptions& o) {
   validate_methods(o.env.methods, o.env.selects);
   if (o.reward.kind != "margin" && o.reward.kind != "acc" && o.reward.kind != "nll")
     throw usage_error("unknown --reward '" + o.reward.kind + "' (margin, acc, nll)");
-  const std::string& ra = o.env.rank_action;
-  if (ra != "relative" && ra != "absolute" && ra != "anchored")
-    throw usage_error("unknown --rank-action '" + ra + "' (absolute, relative, anchored)");
+  if (!contains(rank_actions(), o.env.rank_action))
+    throw usage_error("unknown --rank-action '" + o.env.rank_action + "' (" + joined(rank_actions()) + ")");
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");
