@@ -39,31 +39,23 @@ if [ "${STAGE:-1}" = 1 ]; then
     --steps 5000 --lr 2e-3 --min-lr 2e-4 --warmup 30 --eval-every 50 --checkpoint-every 25 --val-tokens 8192 \
     --seed 1 "${COMMON[@]}"
 fi
+# Stages 2-5: from the previous stage's weights (train --init: fresh optimizer and schedule), 4000
+# steps on the full corpus, validated on valmix.txt. Usage: continue_stage FROM OUT LR MIN_LR SEED.
+continue_stage() {
+  "$RANKRL" train --init "$WORK/$1" --tokenizer "$WORK/$1" \
+    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/$2" \
+    --steps 4000 --lr "$3" --min-lr "$4" --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
+    --seed "$5" "${COMMON[@]}"
+}
 if [ "${STAGE:-2}" = 2 ]; then
-  # Validation of stages 2 and 3: every 10th held-out document (KJV, Jargon and dictionary text alike).
+  # Validation of stages 2-5: every 10th held-out document (KJV, Jargon and dictionary text alike).
   awk 'BEGIN { RS = ""; ORS = "\n\n" } NR % 10 == 1' "$CORPUS/val.txt" > "$WORK/valmix.txt"
-  "$RANKRL" train --init "$WORK/model" --tokenizer "$WORK/model" \
-    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model2" \
-    --steps 4000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
-    --seed 2 "${COMMON[@]}"
+  continue_stage model model2 1e-3 1e-4 2
 fi
-if [ "${STAGE:-3}" = 3 ]; then
-  "$RANKRL" train --init "$WORK/model2" --tokenizer "$WORK/model2" \
-    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model3" \
-    --steps 4000 --lr 8e-4 --min-lr 5e-5 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
-    --seed 3 "${COMMON[@]}"
-fi
-if [ "${STAGE:-4}" = 4 ]; then
-  "$RANKRL" train --init "$WORK/model3" --tokenizer "$WORK/model3" \
-    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model4" \
-    --steps 4000 --lr 5e-4 --min-lr 2e-5 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
-    --seed 4 "${COMMON[@]}"
-fi
+[ "${STAGE:-3}" != 3 ] || continue_stage model2 model3 8e-4 5e-5 3
+[ "${STAGE:-4}" != 4 ] || continue_stage model3 model4 5e-4 2e-5 4
 if [ "${STAGE:-5}" = 5 ]; then
-  "$RANKRL" train --init "$WORK/model4" --tokenizer "$WORK/model4" \
-    --corpus "$CORPUS/train.txt" --val "$WORK/valmix.txt" --out "$WORK/model5" \
-    --steps 4000 --lr 4e-4 --min-lr 2e-5 --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
-    --seed 5 "${COMMON[@]}"
+  continue_stage model4 model5 4e-4 2e-5 5
   cp "$WORK/model5/config.json" "$WORK/model5/model.safetensors" "$WORK/model5/tokenizer.json" \
     "$WORK/model5/tokenizer_config.json" "$HERE/"
   # Earlier stages' logs are committed; a STAGE=5 run alone keeps them.
