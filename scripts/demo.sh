@@ -4,8 +4,8 @@
 # `rankrl search` at keep 0.3 -- the PPO agent against every baseline (uniform per method,
 # svdllm2, sensitivity, random, evolution) on the model's own ranking sets -- and write the
 # report. Sized to finish in under 15 minutes on 2 cores (the run's budget: see README).
-# Keep 0.3: where plans differ most on this model (uniform svdllm: held-out perplexity +405% at
-# keep 0.3, +42% at 0.6; models/default/MODEL_CARD.md). Every item of the ranking sets (300 RkD,
+# Keep 0.3: where plans differ most on this model (uniform svdllm: held-out perplexity +485% at
+# keep 0.3, +49% at 0.6; models/default/MODEL_CARD.md). Every item of the ranking sets (300 RkD,
 # 300 VRkD, 1200 test): good plans differ by ~0.2 nats of test margin, which 300 test items cannot
 # resolve. The agent's rank actions are budget-relative (a policy asking for the keep everywhere
 # is the uniform plan, which is strong on this model); each approach's best plans by the 24-item

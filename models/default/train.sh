@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model, in five
+# Reproduces models/default from nothing but Debian packages: corpus -> tokenizer -> model, in six
 # stages (MODEL_CARD.md "Training"):
 #   1. base: 5000 steps (10.2 M tokens) from random weights on the KJV + Jargon File corpus
 #      (CORPUS/base), with a tokenizer trained on that text;
@@ -9,11 +9,13 @@
 #      5e-5 (stage 2's validation perplexity was still falling at its end);
 #   4. longer still: from the stage-3 weights, 4000 more steps, lr 5e-4 -> 2e-5 (a milder warm
 #      restart than stage 3's, whose first 1000 steps went to recovering from it);
-#   5. from the stage-4 weights, 4000 more steps, lr 4e-4 -> 2e-5 (stage 4's perplexity still fell).
-# Usage: models/default/train.sh            (from the repository root; ~7 h at one thread)
+#   5. from the stage-4 weights, 4000 more steps, lr 4e-4 -> 2e-5 (stage 4's perplexity still fell);
+#   6. from the stage-5 weights, the same again with seed 6 (stage 5's perplexity still fell).
+# Usage: models/default/train.sh            (from the repository root; ~8.5 h at one thread)
 #        RESUME=1 models/default/train.sh   continues an interrupted stage from its train_state.pt
-# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1-5, or
-# all five when unset).
+# Env: RANKRL (binary, default build/rankrl), CORPUS, WORK (scratch dirs under /tmp), STAGE (1-6, or
+# all six when unset). A stage N > 1 alone starts from WORK/model<N-1> of an earlier run (stage 1:
+# WORK/model); on a fresh machine, copy the committed weights there to continue from them.
 # The committed stage 1 was made in three legs on one thread while the machine did other work
 # (`train --resume` accepts a new --steps; the cosine then continues from the current step):
 #   steps 0-1000 with the binary of 4f622b5 (planned as 4000 steps), 1000-3000 with 7cff5c0 (the
@@ -47,22 +49,21 @@ continue_stage() {
     --steps 4000 --lr "$3" --min-lr "$4" --warmup 100 --eval-every 250 --checkpoint-every 50 --val-tokens 0 \
     --seed "$5" "${COMMON[@]}"
 }
-if [ "${STAGE:-2}" = 2 ]; then
-  # Validation of stages 2-5: every 10th held-out document (KJV, Jargon and dictionary text alike).
-  awk 'BEGIN { RS = ""; ORS = "\n\n" } NR % 10 == 1' "$CORPUS/val.txt" > "$WORK/valmix.txt"
-  continue_stage model model2 1e-3 1e-4 2
-fi
+# Validation of stages 2-6: every 10th held-out document (KJV, Jargon and dictionary text alike).
+awk 'BEGIN { RS = ""; ORS = "\n\n" } NR % 10 == 1' "$CORPUS/val.txt" > "$WORK/valmix.txt"
+[ "${STAGE:-2}" != 2 ] || continue_stage model model2 1e-3 1e-4 2
 [ "${STAGE:-3}" != 3 ] || continue_stage model2 model3 8e-4 5e-5 3
 [ "${STAGE:-4}" != 4 ] || continue_stage model3 model4 5e-4 2e-5 4
-if [ "${STAGE:-5}" = 5 ]; then
-  continue_stage model4 model5 4e-4 2e-5 5
-  cp "$WORK/model5/config.json" "$WORK/model5/model.safetensors" "$WORK/model5/tokenizer.json" \
-    "$WORK/model5/tokenizer_config.json" "$HERE/"
-  # Earlier stages' logs are committed; a STAGE=5 run alone keeps them.
-  for n in 1 2 3 4; do
+[ "${STAGE:-5}" != 5 ] || continue_stage model4 model5 4e-4 2e-5 5
+if [ "${STAGE:-6}" = 6 ]; then
+  continue_stage model5 model6 4e-4 2e-5 6
+  cp "$WORK/model6/config.json" "$WORK/model6/model.safetensors" "$WORK/model6/tokenizer.json" \
+    "$WORK/model6/tokenizer_config.json" "$HERE/"
+  # Earlier stages' logs are committed; a STAGE=6 run alone keeps them.
+  for n in 1 2 3 4 5; do
     d="$WORK/model$n"; [ "$n" = 1 ] && d="$WORK/model"
     [ ! -f "$d/train_log.jsonl" ] || cp "$d/train_log.jsonl" "$HERE/train_log_stage$n.jsonl"
   done
-  cp "$WORK/model5/train_log.jsonl" "$HERE/train_log.jsonl"
+  cp "$WORK/model6/train_log.jsonl" "$HERE/train_log.jsonl"
   "$RANKRL" eval --model "$HERE" --text "$CORPUS/test.txt" --ctx 256 --threads 1 --json
 fi
