@@ -22,6 +22,9 @@
 #   allocator tuning: same arithmetic, 15% faster), 3000-5000 with 990cd79 and --steps 5000 (the
 #   fused attention rounds differently in the last bits; the lr went from the 4000-step cosine's
 #   4.7e-4 up to the 5000-step cosine's 8.3e-4 at step 3000). Stage 2 ran in one leg.
+# The committed stage 6: steps 0-250 by this script (one thread, binary of 14aeea6), then the same
+# train command with --threads 2 --resume on an idle machine (steps 250-4000, 55 min); two threads
+# round differently from one, so a one-thread rerun is close to it but not bit-identical.
 # With one binary and one thread a run is bit-identical to itself (train --resume is exact).
 set -euo pipefail
 RANKRL=${RANKRL:-build/rankrl}
