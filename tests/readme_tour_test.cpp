@@ -20,6 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The tour's --text: a 40 KB head of the TinyStories validation text, written into the scratch
+// repository (where the tour runs).
+constexpr const char* kTourText = "head.txt";
+
 // The indented lines of the first code block after the "## A tour of the CLI" heading.
 std::vector<std::string> tour_lines(const std::string& readme) {
   std::istringstream in(readme);
@@ -50,9 +54,9 @@ std::string as_command(std::string line) {
   line = std::regex_replace(line, std::regex(R"(\s*\[[^\]]*\])"), "");
   // Whole-file perplexities of the 0.8 MB validation text take ~2 min each at one thread, too
   // long for a test that runs beside the suite: every --text reads the 40 KB head of it instead
-  // (head.txt, written beside the script); the commands and flags are otherwise as written.
+  // (kTourText, written beside the script); the commands and flags are otherwise as written.
   line = std::regex_replace(line, std::regex(R"(--text (FILE|\.\.\.|\$T|\.\./shared/data/tinystories/tinystories_val\.txt))"),
-                            "--text head.txt");
+                            std::string("--text ") + kTourText);
   line = std::regex_replace(line, std::regex(R"(^\s+|\s+$)"), "");
   return line.rfind('#', 0) == 0 ? "" : line;
 }
@@ -79,7 +83,7 @@ TEST(ReadmeTour, RunsAsWritten) {
   // to separate the models below.
   std::string text = read_text(data_file("tinystories/tinystories_val.txt")).substr(0, 40000);
   text.resize(text.rfind('\n') + 1);
-  const std::string T = repo + "/head.txt";
+  const std::string T = repo + "/" + kTourText;
   write_text(T, text);
 
   std::ostringstream script;

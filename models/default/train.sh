@@ -44,7 +44,7 @@ if [ "${STAGE:-1}" = 1 ]; then
     --steps 5000 --lr 2e-3 --min-lr 2e-4 --warmup 30 --eval-every 50 --checkpoint-every 25 --val-tokens 8192 \
     --seed 1 "${COMMON[@]}"
 fi
-# Stages 2-5: from the previous stage's weights (train --init: fresh optimizer and schedule), 4000
+# Stages 2-6: from the previous stage's weights (train --init: fresh optimizer and schedule), 4000
 # steps on the full corpus, validated on valmix.txt. Usage: continue_stage FROM OUT LR MIN_LR SEED.
 continue_stage() {
   "$RANKRL" train --init "$WORK/$1" --tokenizer "$WORK/$1" \
