@@ -16,7 +16,7 @@
 #      skipped when its output exists, so a rerun continues.
 #
 # Per target and keep: the zero-shot plan (greedy), uniform svdllm and svdllm2 (the plans of the
-# from-scratch search, which runs both baselines) are each written by compress --plan and scored
+# from-scratch search, which runs both baselines and kfac, the K-FAC allocation alone) are each written by compress --plan and scored
 # by eval: held-out perplexity (--text) and the test split's margin (--tasks). Fine-tuning: the
 # episodes the fine-tuned agent needs until its best surrogate KL is at most the from-scratch
 # run's best KL over all its E_FT episodes (log.jsonl; "-" when it never gets there).
@@ -118,11 +118,11 @@ for t in $TARGETS; do
     score_plan "$t/zero-k$keep-s$seed.plan.json" "$model" "$calib" "$held" "$tasks" "$ctx" "$t/zero-k$keep-s$seed"
     if [[ " $FT_TARGETS " == *" $t "* ]]; then
       run_search "$t/scratch-k$keep-s$seed" "$model" "$calib" "$held" "$tasks" "$ctx" "$keep" "$seed" "$E_FT" \
-        --baselines uniform,svdllm2
+        --baselines uniform,svdllm2,kfac
       run_search "$t/tuned-k$keep-s$seed" "$model" "$calib" "$held" "$tasks" "$ctx" "$keep" "$seed" "$E_FT" \
         --baselines uniform --init-policy "$WORK/$p"
     else  # the baselines' plans only (one agent episode)
-      run_search "$t/scratch-k$keep-s1" "$model" "$calib" "$held" "$tasks" "$ctx" "$keep" 1 1 --baselines uniform,svdllm2
+      run_search "$t/scratch-k$keep-s1" "$model" "$calib" "$held" "$tasks" "$ctx" "$keep" 1 1 --baselines uniform,svdllm2,kfac
     fi
   done
   # The baselines are deterministic (no seed enters them): scored once, from the first seed's run.
@@ -130,6 +130,7 @@ for t in $TARGETS; do
   [[ " $FT_TARGETS " == *" $t "* ]] || first=1
   score_plan "$t/scratch-k$keep-s$first/plans/uniform-svdllm.json" "$model" "$calib" "$held" "$tasks" "$ctx" "$t/svdllm-k$keep"
   score_plan "$t/scratch-k$keep-s$first/plans/svdllm2.json" "$model" "$calib" "$held" "$tasks" "$ctx" "$t/svdllm2-k$keep"
+  score_plan "$t/scratch-k$keep-s$first/plans/kfac.json" "$model" "$calib" "$held" "$tasks" "$ctx" "$t/kfac-k$keep"
   done
 done
 
@@ -149,11 +150,12 @@ def kl_curve(run):
     return curve
 
 rows, out = [], {}
-lines = ["| target | keep | seed | zero-shot ppl | svdllm ppl | svdllm2 ppl | zero-shot margin | svdllm margin | svdllm2 margin | beats both (ppl) | scratch best KL | tuned best KL | tuned episodes to scratch's best |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+lines = ["| target | keep | seed | zero-shot ppl | svdllm ppl | svdllm2 ppl | kfac ppl | zero-shot margin | svdllm margin | svdllm2 margin | kfac margin | beats both (ppl) | scratch best KL | tuned best KL | tuned episodes to scratch's best |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for t in targets:
     for k in keeps:
         u = json.load(open(f"{t}/svdllm-k{k}.json")); v = json.load(open(f"{t}/svdllm2-k{k}.json"))
+        q = json.load(open(f"{t}/kfac-k{k}.json"))
         wins = 0
         for s in seeds:
             z = json.load(open(f"{t}/zero-k{k}-s{s}.json"))
@@ -164,10 +166,10 @@ for t in targets:
                 sc, tu, reach = [float("nan")], [float("nan")], None
             beats = z["ppl"] < u["ppl"] and z["ppl"] < v["ppl"]
             wins += beats
-            out[f"{t}/k{k}/s{s}"] = {"zero": z, "svdllm": u, "svdllm2": v, "scratch_best_kl": sc[-1],
+            out[f"{t}/k{k}/s{s}"] = {"zero": z, "svdllm": u, "svdllm2": v, "kfac": q, "scratch_best_kl": sc[-1],
                                      "tuned_best_kl": tu[-1], "tuned_episodes_to_scratch_best": reach, "episodes": E}
-            lines.append(f"| {t} | {k} | {s} | {z['ppl']:.2f} | {u['ppl']:.2f} | {v['ppl']:.2f} | {z['margin']:.3f} | "
-                         f"{u['margin']:.3f} | {v['margin']:.3f} | {'yes' if beats else 'no'} | {sc[-1]:.4f} | {tu[-1]:.4f} | "
+            lines.append(f"| {t} | {k} | {s} | {z['ppl']:.2f} | {u['ppl']:.2f} | {v['ppl']:.2f} | {q['ppl']:.2f} | {z['margin']:.3f} | "
+                         f"{u['margin']:.3f} | {v['margin']:.3f} | {q['margin']:.3f} | {'yes' if beats else 'no'} | {sc[-1]:.4f} | {tu[-1]:.4f} | "
                          f"{reach if reach else '-'} of {E} |")
         out[f"{t}/k{k}/seeds_beating_both"] = wins
 open(tag + ".json", "w").write(json.dumps(out, indent=1) + "\n")

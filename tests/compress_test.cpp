@@ -129,6 +129,35 @@ TEST(Calibration, FisherAndStatsFileRoundTrip) {
   }
 }
 
+// The output-gradient Grams (LinearStats::out_gram) against the independent reference
+// (tests/reference/model_ref.py outgram: a zero probe on every projection output of its own
+// forward): first 512 tokens, windows of 128, Σ g·gᵀ / N² of the whole text's mean-NLL gradient.
+TEST(Calibration, OutputGradientGramsMatchTheReference) {
+  REQUIRE_STORIES();
+  Model m = stories();
+  const json ref = json::parse(test::read_text(std::string(RANKRL_SOURCE_DIR) + "/tests/expected/outgram_ref.json"));
+  const int64_t n = ref["tokens"], ctx = ref["ctx"];
+  std::vector<int32_t> ids(val_ids().begin(), val_ids().begin() + n);
+  CalibOptions opts{n, ctx, 8, false};
+  opts.output_grads = true;
+  const CalibStats s = calibrate(*m.net, ids, opts);
+  const std::vector<const Linear*> linears = static_cast<const Transformer&>(*m.net).linears();
+  for (const auto& [index, r] : ref["weights"].items()) {
+    const Linear& l = *linears.at(std::stoul(index));
+    const at::Tensor& g = s.stats.at(l.name()).out_gram;
+    ASSERT_TRUE(g.defined()) << l.name();
+    ASSERT_EQ(g.sizes(), at::IntArrayRef(r["shape"].get<std::vector<int64_t>>())) << l.name();
+    const double trace = r["trace"];
+    EXPECT_NEAR(g.trace().item<double>(), trace, 1e-4 * trace) << l.name();
+    EXPECT_NEAR(g.sum().item<double>(), r["sum"].get<double>(), 1e-4 * trace) << l.name();
+    // Entry by entry where rows are not reordered (rankrl permutes q and k rows for its RoPE layout).
+    if (l.name().find("q_proj") != std::string::npos) continue;
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 3; ++j)
+        EXPECT_NEAR(g[i][j].item<double>(), r["block"][i][j].get<double>(), 1e-4 * trace) << l.name() << " " << i << "," << j;
+  }
+}
+
 TEST(Calibration, TooFewTokensIsAnError) {
   REQUIRE_STORIES();
   Model m = stories();

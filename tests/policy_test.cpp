@@ -161,26 +161,36 @@ struct PolicyCli : ::testing::Test {
   test::TempDir dir;
 };
 
-// An anchored policy (its rank action read from the policy file; the env anchors itself to the
-// loss allocation it computes on the model) decodes on its own model to the search's greedy plan.
+// An anchored policy (its rank action and anchor read from the policy file; the env anchors
+// itself to the allocation it computes on the model: svdllm2's loss rule, or kfac's K-FAC loss
+// estimates from a backward pass in calibration) decodes on its own model to the search's greedy plan.
 TEST_F(PolicyCli, AnchoredPolicyPlansAsTheSearchDecodedIt) {
-  const std::string policy = dir.file("a.policy");
-  test::CliResult r = test::run_cli(search("run", "--rank-action anchored --selects top --save-policy " + policy, 4, "svdllm"));
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(read_policy_info(policy).rank_action, "anchored");
-  test::CliResult p = test::run_cli(plan(policy, "plan.json", "--keep 0.6"));
-  ASSERT_EQ(p.exit_code, 0) << p.err;
-  const Plan planned = read_plan(dir.file("plan.json"));
-  const json greedy = greedy_actions(dir.file("run/log.jsonl"));
-  Model m = load_model(data_file(test::kBin), data_file(test::kTok));
-  const auto linears = m.net->linears();
-  ASSERT_EQ(greedy.size(), linears.size());
-  for (size_t i = 0; i < linears.size(); ++i) {
-    const int64_t rows = linears[i]->out_features(), cols = linears[i]->in_features();
-    const WeightDecision& d = planned.weights.at(linears[i]->name());
-    EXPECT_EQ(d.method, "svdllm") << linears[i]->name();
-    EXPECT_EQ(d.rank, std::llround(greedy[i][1].get<double>() * double(rows * cols) / double(rows + cols))) << linears[i]->name();
+  for (const std::string anchor : {"svdllm2", "kfac"}) {
+    SCOPED_TRACE(anchor);
+    const std::string policy = dir.file(anchor + ".policy"), run = "run-" + anchor, planned_file = anchor + "-plan.json";
+    test::CliResult r = test::run_cli(
+        search(run, "--rank-action anchored --anchor " + anchor + " --selects top --save-policy " + policy, 4, "svdllm"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_policy_info(policy).rank_action, "anchored");
+    EXPECT_EQ(read_policy_info(policy).anchor, anchor);
+    test::CliResult p = test::run_cli(plan(policy, planned_file, "--keep 0.6"));
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    const Plan planned = read_plan(dir.file(planned_file));
+    const json greedy = greedy_actions(dir.file(run + "/log.jsonl"));
+    Model m = load_model(data_file(test::kBin), data_file(test::kTok));
+    const auto linears = m.net->linears();
+    ASSERT_EQ(greedy.size(), linears.size());
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const int64_t rows = linears[i]->out_features(), cols = linears[i]->in_features();
+      const WeightDecision& d = planned.weights.at(linears[i]->name());
+      EXPECT_EQ(d.method, "svdllm") << linears[i]->name();
+      EXPECT_EQ(d.rank, std::llround(greedy[i][1].get<double>() * double(rows * cols) / double(rows + cols))) << linears[i]->name();
+    }
   }
+  // Fine-tuning must keep the anchor the policy learned against.
+  expect_error(search("tune", "--rank-action anchored --anchor svdllm2 --selects top --init-policy " + dir.file("kfac.policy"), 2,
+                      "svdllm"),
+               1, "the policy was trained with --anchor kfac");
 }
 
 TEST_F(PolicyCli, SavedPolicyPlansWithoutEvaluationsAndFineTunes) {

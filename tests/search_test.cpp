@@ -51,6 +51,16 @@ const CalibStats& calib_stats(const Model& m) {
   return s;
 }
 
+// The same calibration with the output-gradient Grams the K-FAC loss estimates read.
+const CalibStats& grad_stats(const Model& m) {
+  static const CalibStats s = [&] {
+    CalibOptions opts{2048, 256, 8, false};
+    opts.output_grads = true;
+    return calibrate(*m.net, calibration_ids(*m.tokenizer, data_file(kVal), 2048), opts);
+  }();
+  return s;
+}
+
 TEST(RankingScorer, BatchedScoresEqualPerItemScores) {
   RANKRL_REQUIRE_DATA(kBin);
   Model m = stories();
@@ -161,6 +171,71 @@ TEST_F(EnvFixture, PerRankErrorsWithoutTheGramEqualTheDirectOnes) {
       EXPECT_NEAR(kept.relative_error(i, "svdllm", r), closed_form, 1e-4 + 1e-3 * closed_form) << w.name;
     }
   }
+}
+
+// The K-FAC loss estimates kept per rank (the expanded form through both Grams) against
+// multiplying out ½·tr(Eᵀ·G_out·E·G_in) with E = W − A_rB_r.
+TEST_F(EnvFixture, LossEstimatesEqualTheDirectKfacTrace) {
+  EnvOptions o;
+  o.methods = {"dense", "svd", "svdllm"};
+  o.loss_estimates = true;
+  const CalibStats& st = grad_stats(*model);
+  int checked = 0;
+  for (const Linear* l : model->net->linears()) {
+    if (checked++ % 4 != 0) continue;
+    const LinearStats& s = *st.find(l->name());
+    const WeightErrors e = weight_errors(*l, *cache, s, o);
+    ASSERT_EQ(e.loss_by_rank.size(), 2u);
+    const int64_t m = l->out_features(), n = l->in_features(), max_rank = (m * n - 1) / (m + n);
+    for (size_t k = 0; k < 2; ++k) {
+      const Factors& f = cache->get(l->name(), k == 0 ? "svd" : "svdllm", max_rank);
+      ASSERT_EQ(e.loss_by_rank[k].size(), size_t(max_rank + 1));
+      for (int64_t r : {int64_t(0), int64_t(1), max_rank / 2, max_rank}) {
+        at::Tensor E = l->dense_weight().to(at::kDouble);
+        if (r > 0) E = E - at::matmul(f.A.narrow(1, 0, r).to(at::kDouble), f.B.narrow(0, 0, r).to(at::kDouble));
+        const double direct = 0.5 * at::matmul(at::matmul(E.t(), s.out_gram), at::matmul(E, s.gram)).trace().item<double>();
+        EXPECT_NEAR(e.loss_by_rank[k][size_t(r)], direct, 1e-9 * e.loss_by_rank[k][0] + 1e-15) << l->name() << " r " << r;
+      }
+    }
+  }
+}
+
+// The kfac allocation fits the budget, leaves no next rank that would still fit unbought, and its
+// summed estimated loss is below that of the uniform and the svdllm2 allocations of the same budget.
+TEST_F(EnvFixture, KfacAllocationFitsTheBudgetAndLowersTheEstimatedLoss) {
+  EnvOptions o;
+  o.methods = {"dense", "svdllm"};
+  o.selects = {"top"};
+  o.keep = 0.5;
+  o.loss_estimates = true;
+  o.step_errors = true;  // svdllm2's allocation reads the per-rank output errors
+  std::map<std::string, WeightErrors> errors;
+  for (const Linear* l : model->net->linears()) errors[l->name()] = weight_errors(*l, *cache, *grad_stats(*model).find(l->name()), o);
+  SearchEnv env(*model->net, *cache, errors, o);
+  auto estimated = [&](const std::vector<double>& fractions, double& cost) {
+    std::vector<Action> actions(env.steps(), Action{1, 0.5, 0});
+    for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
+    const Plan plan = env.decode(actions);
+    double loss = 0.0;
+    cost = env.plan_cost(plan);
+    for (const WeightInfo& w : env.weights()) loss += errors.at(w.name).loss_by_rank[0][size_t(plan.weights.at(w.name).rank)];
+    return std::make_pair(loss, plan);
+  };
+  double kfac_cost = 0.0, uniform_cost = 0.0, svdllm2_cost = 0.0;
+  const std::vector<double> kfac = env.kfac_allocation(1);
+  const auto [kfac_loss, kfac_plan] = estimated(kfac, kfac_cost);
+  const auto [uniform_loss, uniform_plan] = estimated(std::vector<double>(env.steps(), 0.5), uniform_cost);
+  const auto [svdllm2_loss, svdllm2_plan] = estimated(env.loss_allocation(1), svdllm2_cost);
+  EXPECT_LE(kfac_cost, env.budget());
+  // The decoded plan keeps the allocation's ranks (the clip has nothing to correct).
+  for (size_t i = 0; i < env.steps(); ++i) {
+    const WeightInfo& w = env.weights()[i];
+    EXPECT_EQ(double(kfac_plan.weights.at(w.name).rank), std::round(kfac[i] * w.cost.dense / double(w.m + w.n))) << w.name;
+    if (kfac_plan.weights.at(w.name).rank < w.max_rank)
+      EXPECT_GT(kfac_cost + double(w.m + w.n), env.budget()) << w.name << ": a rank that fits was left";
+  }
+  EXPECT_LT(kfac_loss, uniform_loss);
+  EXPECT_LT(kfac_loss, svdllm2_loss);
 }
 
 // The agent's default prior: the factoring method with the lowest mean output error at half the

@@ -139,9 +139,15 @@ void calibrate_layers(const Transformer& net, const std::vector<int32_t>& ids, c
 
 namespace {
 
-// Diagonal empirical Fisher: Σ_windows (∂ mean-NLL(window) / ∂W)² for every projection weight,
-// through a copy of the network whose dense weights require grad.
-void accumulate_fisher(const Transformer& net, const at::Tensor& all, int64_t ctx, CalibStats& out) {
+// Gradient statistics through a copy of the network whose dense weights require grad, one
+// calibration window at a time (windows of fewer than 2 tokens predict nothing):
+// - fisher: diagonal empirical Fisher, Σ_windows (∂ mean-NLL(window) / ∂W)² for every weight;
+// - out_grams: Σ_tokens g·gᵀ per linear, g = ∂(mean NLL over all N predicted tokens)/∂(the
+//   linear's output at that token). A window's backward gives the gradient of its own mean, which
+//   is (len−1)/N of the whole mean's: so g·gᵀ is accumulated at the window's scale and divided by
+//   N² at the end (one backward serves both statistics).
+void accumulate_gradients(const Transformer& net, const at::Tensor& all, int64_t ctx, bool fisher, bool out_grams,
+                          CalibStats& out) {
   WeightMap w = net.weights();
   std::map<std::string, at::Tensor> params;
   for (const Linear* l : net.linears()) {
@@ -152,24 +158,46 @@ void accumulate_fisher(const Transformer& net, const at::Tensor& all, int64_t ct
     params[l->name()] = p;
   }
   Transformer grad_net(net.config(), w);
+  std::map<std::string, at::Tensor> outputs;  // this window's linear outputs, by weight name
+  if (out_grams) grad_net.set_output_observer([&outputs](const Linear& l, const at::Tensor& y) { outputs[l.name()] = y; });
   std::map<std::string, StatsAccumulator> acc;
   for (const auto& [name, p] : params) acc.emplace(name, StatsAccumulator(p.size(1), name));
-  Progress progress("fisher", all.numel(), "tok");
+  std::map<std::string, at::Tensor> grams;
+  int64_t predicted = 0;
+  Progress progress(fisher ? "fisher" : "gradients", all.numel(), "tok");
   for (const auto& [start, len] : windows_of(all.numel(), ctx)) {
     progress.advance(len);
     if (len < 2) continue;  // nothing to predict
     at::Tensor win = all.narrow(0, start, len).view({1, len});
+    outputs.clear();
     at::Tensor logits = grad_net.forward(win);
     at::Tensor loss = at::cross_entropy_loss(logits.narrow(1, 0, len - 1).reshape({len - 1, -1}),
                                              win.narrow(1, 1, len - 1).reshape({len - 1}));
     std::vector<at::Tensor> inputs;
-    for (const auto& [name, p] : params) inputs.push_back(p);
+    if (fisher)
+      for (const auto& [name, p] : params) inputs.push_back(p);
+    if (out_grams)
+      for (const auto& [name, y] : outputs) inputs.push_back(y);
     std::vector<at::Tensor> grads = torch::autograd::grad({loss}, inputs);
     size_t i = 0;
-    for (auto& [name, a] : acc) a.add_weight_grad(grads[i++]);
+    if (fisher)
+      for (auto& [name, a] : acc) a.add_weight_grad(grads[i++]);
+    if (out_grams)
+      for (const auto& [name, y] : outputs) {
+        at::Tensor g = grads[i++].reshape({-1, y.size(-1)}).to(at::kDouble).mul_(double(len - 1));
+        at::Tensor& gram = grams[name];
+        if (!gram.defined()) gram = at::zeros({g.size(1), g.size(1)}, at::kDouble);
+        gram.addmm_(g.t(), g);
+      }
+    predicted += len - 1;
   }
   progress.finish();
-  for (const auto& [name, a] : acc) out.stats.at(name).fisher = a.finish().fisher;
+  if (fisher)
+    for (const auto& [name, a] : acc) out.stats.at(name).fisher = a.finish().fisher;
+  if (out_grams) {
+    check(predicted > 0, "", "the calibration text has no window of 2 or more tokens to take gradients on");
+    for (auto& [name, gram] : grams) out.stats.at(name).out_gram = gram.div_(double(predicted) * double(predicted));
+  }
 }
 
 }  // namespace
@@ -207,9 +235,9 @@ CalibStats calibrate(const Transformer& net, const std::vector<int32_t>& ids, co
     out.stats.merge(layer.stats);
     out.shared_input.merge(layer.shared_input);
   });
-  if (opts.fisher) {
+  if (opts.fisher || opts.output_grads) {
     const at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids)).to(at::kLong);
-    accumulate_fisher(net, all, opts.ctx, out);
+    accumulate_gradients(net, all, opts.ctx, opts.fisher, opts.output_grads, out);
   }
   out.seconds = seconds_since(start);
   out.peak_rss_bytes = peak_rss_bytes();

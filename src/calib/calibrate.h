@@ -44,6 +44,9 @@ struct CalibOptions {
   int64_t ctx = 0;     // window length; a last partial window is KEPT so all N tokens count
   int64_t batch = 8;   // windows per forward pass
   bool fisher = false;
+  // Also LinearStats::out_gram of every linear (the gradient of the whole calibration text's mean
+  // NLL at each output token; whole-model backward like fisher).
+  bool output_grads = false;
 };
 
 // The first `n` token ids of `path` tokenized as one string (BOS first when the tokenizer adds
@@ -53,7 +56,8 @@ std::vector<int32_t> calibration_ids(const Tokenizer& tok, const std::string& pa
 // Runs the model (dense or not, as it is) over `ids` in windows of opts.ctx under InferenceMode
 // and accumulates the statistics of every linear's input, layer by layer. With opts.fisher, also
 // sums over windows the squared gradient of the window's mean next-token NLL w.r.t. every weight
-// (autograd on a grad-enabled clone of the dense weights; this part runs the whole model).
+// (autograd on a grad-enabled clone of the dense weights; this part runs the whole model). With
+// opts.output_grads, the same backward passes fill every LinearStats::out_gram.
 CalibStats calibrate(const Transformer& net, const std::vector<int32_t>& ids, const CalibOptions& opts);
 
 // The layer-streamed pass behind calibrate (no Fisher): `sink(layer, stats)` receives each decoder

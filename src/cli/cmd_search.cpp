@@ -38,6 +38,8 @@ const char* kDescription =
     "table + threshold search), random and evolution (as many RkD evaluations as the agents, at least\n"
     "--baseline-evaluations); evolution-kl (opt-in ablation) runs evolution on the agents' surrogate with as\n"
     "many surrogate evaluations as an agent's episodes and promotes its best plans like an agent.\n"
+    "kfac (opt-in) buys ranks greedily by the K-FAC estimate of each truncation's loss increase (output\n"
+    "error weighted by the loss gradient at the output; one backward pass per calibration window).\n"
     "Every approach's best plans are re-scored on all of RkD; the finalists are compared on VRkD; the test\n"
     "split is only reported, each approach's test margin and acc minus dense's and minus the best uniform\n"
     "plan's (the uniform one best on VRkD) with paired bootstrap 95% intervals over the test items (2000\n"

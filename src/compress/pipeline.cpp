@@ -107,17 +107,20 @@ void check_calib_source(const StatsSource& src) {
   if (src.ctx < 1) throw usage_error("calibration needs a window length of at least 1");
 }
 
-CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher) {
+CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher, bool want_output_grads) {
   if (!src.calib_file.empty() && !src.stats_file.empty())
     throw usage_error("give either --calib or --stats, not both");
   if (!src.stats_file.empty()) {
+    if (want_output_grads)
+      throw usage_error(src.stats_file + ": a statistics file holds no output-gradient statistics (the kfac "
+                        "allocation needs them): give --calib instead");
     const CalibStatsReader r = open_stats_file(model, src.stats_file, want_fisher);
     std::vector<std::string> names;
     for (const auto& [name, owner] : r.meta().shared_input) names.push_back(name);
     return r.read(names);
   }
   check_calib_source(src);
-  CalibOptions opts{src.calib_tokens, src.ctx, 8, src.fisher || want_fisher};
+  CalibOptions opts{src.calib_tokens, src.ctx, 8, src.fisher || want_fisher, want_output_grads};
   CalibStats s = calibrate(*model.net, calibration_ids(*model.tokenizer, src.calib_file, src.calib_tokens), opts);
   info("calibrated on " + std::to_string(s.tokens) + " tokens (" + std::to_string(s.windows) + " windows) in " +
        std::to_string(s.seconds) + " s, peak RSS " + std::to_string(s.peak_rss_bytes >> 20) + " MiB");

@@ -43,8 +43,9 @@ CalibStatsReader open_stats_file(const Model& model, const std::string& path, bo
 void check_calib_source(const StatsSource& src);
 
 // Calibrates `model` (or reads stats and checks they belong to it). `want_fisher` turns on
-// Fisher statistics even when `src.fisher` is off (a method needs them).
-CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher);
+// Fisher statistics even when `src.fisher` is off (a method needs them); `want_output_grads` the
+// output-gradient Grams (LinearStats::out_gram; from --calib only, not from a statistics file).
+CalibStats obtain_stats(const Model& model, const StatsSource& src, bool want_fisher, bool want_output_grads = false);
 
 // rankrl calibrate --out: statistics written layer by layer as they are complete (one layer's
 // statistics in memory); with Fisher statistics the whole model runs first. Returns the metadata

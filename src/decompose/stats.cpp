@@ -34,6 +34,7 @@ void validate_stats(const LinearStats& stats, int64_t m, int64_t n, const std::s
   check_tensor(stats.gram, "gram", {n, n}, at::kDouble, name);
   check_tensor(stats.abs_mean, "abs_mean", {n}, at::kFloat, name);
   if (m >= 0) check_tensor(stats.fisher, "fisher", {m, n}, at::kFloat, name);
+  if (m >= 0) check_tensor(stats.out_gram, "out_gram", {m, m}, at::kDouble, name);
 }
 
 StatsAccumulator::StatsAccumulator(int64_t in_features, std::string name)

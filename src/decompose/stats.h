@@ -14,6 +14,11 @@ struct LinearStats {
   at::Tensor abs_mean;  // [n] float32: mean |x| per input channel
   at::Tensor fisher;    // optional [m,n] float32: diagonal empirical Fisher of W (sum of
                         // squared gradients); undefined when absent
+  at::Tensor out_gram;  // optional [m,m] float64: Σ over calibration tokens of g·gᵀ, g = ∂(mean
+                        // next-token NLL over all calibration tokens)/∂(this linear's output at
+                        // that token); ½·tr(Eᵀ·out_gram·E·gram) is the K-FAC estimate of the mean
+                        // NLL increase when W becomes W − E (search/loss_estimate.h); undefined
+                        // when absent
   int64_t tokens = 0;
 };
 

@@ -137,6 +137,11 @@ Transformer::Transformer(const ModelConfig& config, const WeightMap& w) : config
 
 at::Tensor Transformer::run(const Linear& l, const at::Tensor& x) const {
   if (observer_) observer_(l, x);
+  if (output_observer_) {
+    at::Tensor y = l.forward(x);
+    output_observer_(l, y);
+    return y;
+  }
   if (!timer_) return l.forward(x);
   const auto start = std::chrono::steady_clock::now();
   at::Tensor y = l.forward(x);

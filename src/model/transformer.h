@@ -32,6 +32,9 @@ struct KVCache {
 
 // Called with each Linear and its input just before the Linear runs (calibration hooks).
 using LinearObserver = std::function<void(const Linear&, const at::Tensor& input)>;
+// Called with each Linear and its output just after the Linear ran (the calibration's gradient
+// statistics ask autograd for the gradient of the loss at these tensors).
+using LinearOutputObserver = std::function<void(const Linear&, const at::Tensor& output)>;
 // Called with each Linear and the wall-clock seconds its forward took (latency tables time the
 // Linears inside whole forward passes: eval/latency.h).
 using LinearTimer = std::function<void(const Linear&, double seconds)>;
@@ -70,6 +73,7 @@ class Transformer {
   Linear* find_linear(const std::string& name);
 
   void set_observer(LinearObserver observer) { observer_ = std::move(observer); }
+  void set_output_observer(LinearOutputObserver observer) { output_observer_ = std::move(observer); }
   void set_timer(LinearTimer timer) { timer_ = std::move(timer); }
 
   // The current weights under their checkpoint names (low-rank layers as <name>.lowrank_A/_B).
@@ -97,6 +101,7 @@ class Transformer {
   std::vector<Block> blocks_;
   at::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim / 2]
   LinearObserver observer_;
+  LinearOutputObserver output_observer_;
   LinearTimer timer_;
 };
 

@@ -27,13 +27,14 @@ std::string listed(const std::vector<std::string>& v) {
 
 void check_policy_actions(const PolicyInfo& info, const std::vector<std::string>& methods,
                           const std::vector<std::string>& selects, const std::string& rank_action,
-                          const std::string& path) {
+                          const std::string& anchor, const std::string& path) {
   for (const std::string& m : methods)
     check(std::find(info.methods.begin(), info.methods.end(), m) != info.methods.end(), path,
           "the policy does not know method '" + m + "' (it was trained on --methods " + listed(info.methods) + ")");
   check(methods == info.methods, path, "the policy was trained on --methods " + listed(info.methods) + ", not " + listed(methods));
   check(selects == info.selects, path, "the policy was trained on --selects " + listed(info.selects) + ", not " + listed(selects));
   check(rank_action == info.rank_action, path, "the policy was trained with --rank-action " + info.rank_action);
+  check(rank_action != "anchored" || anchor == info.anchor, path, "the policy was trained with --anchor " + info.anchor);
   check(std::find(known_agents().begin(), known_agents().end(), info.agent) != known_agents().end(), path,
         "unknown agent '" + info.agent + "'");
 }

@@ -77,6 +77,7 @@ struct PolicyInfo {
   std::vector<std::string> methods, selects;
   std::vector<std::string> roles;           // weight roles it acted on in training
   std::string rank_action = "absolute";
+  std::string anchor = "svdllm2";           // the anchored rank action's allocation (svdllm2 when absent)
   double keep_min = 0.0, keep_max = 0.0;    // the keeps it was trained at
   std::vector<nlohmann::json> trained_on;   // per training run: model path, identity, keep, episodes, seed
   int64_t episodes = 0;                     // training episodes in all
@@ -85,12 +86,12 @@ nlohmann::json policy_info_json(const PolicyInfo& info);
 // Reads and checks a policy file's description: a missing, truncated, corrupt or foreign file
 // (an agent checkpoint, another format) is an Error naming it.
 PolicyInfo read_policy_info(const std::string& path);
-// Checks that a policy can act in an environment with these methods, selections and rank action
-// (the same lists in the same order: the network's heads and state entries are laid out by them);
-// an Error naming `path` and the difference otherwise.
+// Checks that a policy can act in an environment with these methods, selections, rank action and
+// (anchored) anchor (the same lists in the same order: the network's heads and state entries are
+// laid out by them); an Error naming `path` and the difference otherwise.
 void check_policy_actions(const PolicyInfo& info, const std::vector<std::string>& methods,
                           const std::vector<std::string>& selects, const std::string& rank_action,
-                          const std::string& path);
+                          const std::string& anchor, const std::string& path);
 // How far --keep may lie outside the keeps a policy was trained at (plan and fine-tuning refuse beyond).
 inline constexpr double kPolicyKeepTolerance = 0.05;
 

@@ -102,6 +102,9 @@ struct SearchContext {
 // continues from `st` when resumed.
 void run_uniform(SearchContext& ctx, ApproachState& st, int method);
 void run_svdllm2(SearchContext& ctx, ApproachState& st, int method);
+// kfac: SearchEnv::kfac_allocation of `method` (ranks minimising the summed K-FAC loss estimates);
+// one plan, no search.
+void run_kfac(SearchContext& ctx, ApproachState& st, int method);
 void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t grid);
 void run_random(SearchContext& ctx, ApproachState& st);
 // surrogate: score on the KL surrogate for ctx.surrogate_units plans (else RkD, budget_units).

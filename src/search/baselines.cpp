@@ -4,6 +4,8 @@
 // - svdllm2           SVD-LLM v2-style allocation (Wang et al. 2025; SearchEnv::loss_allocation):
 //                     within each weight type, less removed from a weight with a larger
 //                     truncation loss at the uniform rank; 1 evaluation;
+// - kfac              (opt-in) ranks that minimise the summed K-FAC estimates of each
+//                     truncation's loss increase (SearchEnv::kfac_allocation); 1 evaluation;
 // - sensitivity       ASVD-style search (Yuan et al. 2023): the reward with one weight factored
 //                     at each of `grid` rank fractions and the rest dense (a sensitivity table),
 //                     then a binary search for the smallest tolerated reward drop τ whose
@@ -93,6 +95,18 @@ void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
   auto start = std::chrono::steady_clock::now();
   std::vector<Action> actions = uniform_actions(ctx.env, method);
   const std::vector<double> fractions = ctx.env.loss_allocation(method);
+  for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
+  ctx.score(st, actions);
+  st.units = 1;
+  elapsed_into(st, start);
+  finish(ctx, st);
+}
+
+void run_kfac(SearchContext& ctx, ApproachState& st, int method) {
+  if (st.done) return;
+  auto start = std::chrono::steady_clock::now();
+  std::vector<Action> actions = uniform_actions(ctx.env, method);
+  const std::vector<double> fractions = ctx.env.kfac_allocation(method);
   for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
   ctx.score(st, actions);
   st.units = 1;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <queue>
 
 #include "calib/calibrate.h"
 #include "compress/factor_cache.h"
@@ -37,13 +38,16 @@ double output_energy(const at::Tensor& E, const at::Tensor& gram) {
 // ‖(W − A_rB_r)X‖² for r = 0..k at once, in float64: with C = B·G·Wᵀ and P = (AᵀA) ⊙ (B·G·Bᵀ),
 // ‖(W − A_rB_r)X‖² = ‖WX‖² − 2·Σ_{i<r} A_{:,i}·C_{i,:} + Σ_{i,j<r} P_ij. The same values as
 // multiplying out every rank (which rounds W − A_rB_r to float32: they agree to ~1e-8 of ‖WX‖²)
-// for O(k·n² + k²·(m+n)) work.
+// for O(k·n² + k²·(m+n)) work. With an output Gram G_out ([m,m]) the same expansion gives
+// tr(Eᵀ·G_out·E·G) (AᵀA → Aᵀ·G_out·A and the cross term through G_out·A); `total` is then
+// tr(Wᵀ·G_out·W·G). Returned relative to `total`.
 std::vector<double> errors_by_rank(const at::Tensor& W, const at::Tensor& A, const at::Tensor& B, const at::Tensor& gram,
-                                   double total) {
+                                   double total, const at::Tensor& out_gram = at::Tensor()) {
   const at::Tensor w = W.to(at::kDouble), a = A.to(at::kDouble), b = B.to(at::kDouble);
+  const at::Tensor left = out_gram.defined() ? at::matmul(out_gram, a) : a;
   const at::Tensor bg = at::matmul(b, gram);
-  const at::Tensor cross = (at::matmul(bg, w.t()).t() * a).sum(0).contiguous();  // [k]
-  const at::Tensor p = (at::matmul(a.t(), a) * at::matmul(bg, b.t())).contiguous();  // [k,k]
+  const at::Tensor cross = (at::matmul(bg, w.t()).t() * left).sum(0).contiguous();  // [k]
+  const at::Tensor p = (at::matmul(a.t(), left) * at::matmul(bg, b.t())).contiguous();  // [k,k]
   const at::Tensor below = at::tril(p, -1).sum(1).contiguous(), diag = p.diagonal().contiguous();
   const int64_t k = a.size(1);
   std::vector<double> out(size_t(k + 1));
@@ -58,7 +62,24 @@ std::vector<double> errors_by_rank(const at::Tensor& W, const at::Tensor& A, con
   return out;
 }
 
+// WeightErrors::loss_by_rank of one factorization: ½·tr(Eᵀ·G_out·E·G) at r = 0..max_rank.
+std::vector<double> loss_estimates_by_rank(const std::string& name, const at::Tensor& W, const Factors& f, int64_t max_rank,
+                                   const LinearStats& st) {
+  check(st.out_gram.defined(), name, "the kfac allocation needs output-gradient statistics for every weight");
+  const at::Tensor w = W.to(at::kDouble);
+  const double total = at::matmul(at::matmul(st.out_gram, w), at::matmul(st.gram, w.t())).trace().item<double>();
+  std::vector<double> out =
+      errors_by_rank(W, f.A.narrow(1, 0, max_rank), f.B.narrow(0, 0, max_rank), st.gram, std::max(total, 1e-300), st.out_gram);
+  for (double& v : out) v *= 0.5 * std::max(total, 0.0);
+  return out;
+}
+
 }  // namespace
+
+const std::vector<std::string>& anchors() {
+  static const std::vector<std::string> all = {"svdllm2", "kfac"};
+  return all;
+}
 
 int64_t WeightInfo::rank_for(double rank_frac) const { return rank_for_fraction(cost, m, n, max_rank, rank_frac); }
 
@@ -88,6 +109,7 @@ WeightErrors weight_errors(const Linear& l, FactorCache& cache, const LinearStat
     e.curve.push_back(curve);
     if (opts.step_errors)
       e.by_rank.push_back(errors_by_rank(W, f.A.narrow(1, 0, max_rank), f.B.narrow(0, 0, max_rank), st.gram, total));
+    if (opts.loss_estimates) e.loss_by_rank.push_back(loss_estimates_by_rank(l.name(), W, f, max_rank, st));
     for (int64_t r : exact_ranks) {  // as SearchEnv::relative_error multiplies it out
       at::Tensor approx = at::matmul(f.A.narrow(1, 0, r), f.B.narrow(0, 0, r));
       e.exact[r].push_back(output_energy(W - approx, st.gram) / total);
@@ -137,6 +159,9 @@ void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vec
     check(stats_ != nullptr || !opts_.step_errors || it->second.by_rank.size() == w.curve.size(), w.name,
           "internal: no per-rank errors for step_errors");
     by_rank_.push_back(it->second.by_rank);
+    check(!opts_.loss_estimates || it->second.loss_by_rank.size() == w.curve.size(), w.name,
+          "internal: no loss estimates for the kfac allocation");
+    loss_by_rank_.push_back(it->second.loss_by_rank);
     exact_.push_back(it->second.exact);
     weights_.push_back(std::move(w));
   }
@@ -162,6 +187,9 @@ void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vec
   const std::string& mode = opts_.rank_action;
   check(std::find(rank_actions().begin(), rank_actions().end(), mode) != rank_actions().end(), "",
         "unknown rank action '" + mode + "' (absolute, relative, anchored)");
+  check(std::find(anchors().begin(), anchors().end(), opts_.anchor) != anchors().end(), "",
+        "unknown anchor '" + opts_.anchor + "' (svdllm2, kfac)");
+  check(opts_.anchor != "kfac" || opts_.loss_estimates, "", "internal: the kfac anchor needs loss estimates");
   if (mode == "anchored") anchor_to_loss_allocation();
 }
 
@@ -281,7 +309,7 @@ double SearchEnv::relative_rank_frac(double frac) const {
 void SearchEnv::anchor_to_loss_allocation() {
   const int method = lowest_error_method();
   check(method >= 0, "", "--rank-action anchored needs a factoring method among --methods");
-  anchor_ = loss_allocation(method);
+  anchor_ = opts_.anchor == "kfac" ? kfac_allocation(method) : loss_allocation(method);
   anchor_after_.assign(weights_.size() + 1, 0.0);
   for (size_t i = weights_.size(); i-- > 0;) anchor_after_[i] = anchor_after_[i + 1] + anchor_[i] * weights_[i].cost.dense;
 }
@@ -326,6 +354,41 @@ std::vector<double> SearchEnv::loss_allocation(int method) {
       fractions[idx[k]] = std::clamp(1.0 - r_k, opts_.min_rank_frac, 1.0);
     }
   }
+  return fractions;
+}
+
+std::vector<double> SearchEnv::kfac_allocation(int method) {
+  check(opts_.loss_estimates, "", "internal: the kfac allocation needs loss estimates");
+  const auto m = opts_.methods.begin() + method;
+  check(method >= 0 && size_t(method) < opts_.methods.size() && *m != kDense, "", "internal: kfac needs a factoring method");
+  const size_t factoring = size_t(std::count_if(opts_.methods.begin(), m, [](const std::string& s) { return s != kDense; }));
+  const size_t N = weights_.size();
+  std::vector<int64_t> rank(N, 1);
+  double spent = 0.0;
+  for (const WeightInfo& w : weights_) spent += w.cost.factored(1);
+  // Estimated loss saved per unit of budget cost by weight i's next rank (a rank that costs
+  // nothing more, as latency steps can, comes first).
+  auto gain = [&](size_t i) {
+    const std::vector<double>& loss = loss_by_rank_[i][factoring];
+    const int64_t r = rank[i];
+    const double step = std::max(weights_[i].cost.factored(r + 1) - weights_[i].cost.factored(r), 1e-12 * weights_[i].cost.dense);
+    return (loss[size_t(r)] - loss[size_t(r + 1)]) / step;
+  };
+  std::priority_queue<std::pair<double, size_t>> next;
+  for (size_t i = 0; i < N; ++i)
+    if (weights_[i].max_rank > 1) next.push({gain(i), i});
+  while (!next.empty()) {
+    const size_t i = next.top().second;
+    next.pop();
+    const double step = weights_[i].cost.factored(rank[i] + 1) - weights_[i].cost.factored(rank[i]);
+    if (spent + step > budget_) continue;  // this weight's next rank no longer fits; others may
+    spent += step;
+    if (++rank[i] < weights_[i].max_rank) next.push({gain(i), i});
+  }
+  std::vector<double> fractions(N);
+  // A hair above the rank's own fraction, so that rank_for() floors back to exactly this rank.
+  for (size_t i = 0; i < N; ++i)
+    fractions[i] = std::min(1.0, weights_[i].cost.factored(rank[i]) / weights_[i].cost.dense * (1.0 + 1e-9));
   return fractions;
 }
 

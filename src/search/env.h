@@ -68,7 +68,15 @@ struct EnvOptions {
   uint64_t seed = 0;
   // How an agent's rank fraction is read (read_rank_action): one of rank_actions().
   std::string rank_action = "absolute";
+  // The anchored rank action's anchor: one of anchors() (svdllm2: loss_allocation; kfac:
+  // kfac_allocation, which needs loss_estimates).
+  std::string anchor = "svdllm2";
+  // Keep WeightErrors::loss_by_rank (the statistics must hold LinearStats::out_gram).
+  bool loss_estimates = false;
 };
+
+// The anchors of the anchored rank action: svdllm2, kfac.
+const std::vector<std::string>& anchors();
 
 // The rank-action modes, in the order help texts list them: absolute, relative, anchored.
 const std::vector<std::string>& rank_actions();
@@ -98,6 +106,10 @@ struct WeightErrors {
   // rank → [factoring method]: relative output error multiplied out through the Gram, bit for bit
   // what an env holding the statistics computes (the ranks a baseline asks for: svdllm2's).
   std::map<int64_t, std::vector<double>> exact;
+  // [factoring method][r], r = 0..max_rank: the K-FAC estimate of the calibration text's mean NLL
+  // increase (nats) at rank r (top selection), ½·tr(Eᵀ·G_out·E·G_in) with E = W − Ŵ_r
+  // (LinearStats::out_gram and gram); only with EnvOptions::loss_estimates.
+  std::vector<std::vector<double>> loss_by_rank;
 };
 
 // The errors of `l` for every factoring method of opts.methods, from `st`'s Gram and the cache's
@@ -156,7 +168,8 @@ class SearchEnv {
   // far) / (what the anchor spends on the weights from i on), so a policy asking for `keep`
   // everywhere reproduces the anchor plan, what it learns is where to deviate from it, and a
   // deviation is paid for by all later weights. The anchor, set when the env is built, is
-  // loss_allocation() of the lowest-error method: a closed-form allocation computed the same way
+  // loss_allocation() (options().anchor svdllm2) or kfac_allocation() (kfac) of the lowest-error
+  // method: a closed-form allocation computed the same way
   // on every model, so a transferred policy starts from a strong plan rather than from uniform
   // ranks. (Random and evolutionary search decode absolute fractions: decode() reads none.)
   double read_rank_action(double frac) const;
@@ -165,6 +178,13 @@ class SearchEnv {
   // L_i the weight's closed-form truncation loss ‖(W − Ŵ)X‖² at the rank `keep` means (larger loss
   // → less removed); a role whose losses are ≤ 1 stays at `keep`. One rank fraction per weight.
   std::vector<double> loss_allocation(int method);
+  // The allocation that minimises the summed K-FAC loss estimates (WeightErrors::loss_by_rank) of
+  // `method` within the budget: every weight starts at rank 1, then one rank at a time goes to
+  // the weight whose next rank lowers its estimated loss most per unit of budget cost, while it
+  // fits. The estimate weights each truncation's output error by the loss gradient at that
+  // output (K-FAC, as EigenDamage, Wang et al. 2019, prunes with it), so it sees what the output
+  // error alone cannot: which weights the loss is sensitive to. One rank fraction per weight.
+  std::vector<double> kfac_allocation(int method);
   // A whole action sequence → plan (random and evolutionary search), with the same clip.
   Plan decode(const std::vector<Action>& actions);
   // Every weight dense (no budget clip): the start of single-weight probes.
@@ -192,6 +212,7 @@ class SearchEnv {
   std::vector<WeightInfo> weights_;
   std::vector<std::vector<std::vector<double>>> by_rank_;  // per weight: WeightErrors::by_rank
   std::vector<std::map<int64_t, std::vector<double>>> exact_;  // per weight: WeightErrors::exact
+  std::vector<std::vector<std::vector<double>>> loss_by_rank_;  // per weight: WeightErrors::loss_by_rank
   std::map<std::string, double> type_count_;  // weights per role
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
   std::vector<double> anchor_;                        // per weight (anchored rank action only)

@@ -73,6 +73,7 @@ void add_env(Fnv& f, const EnvOptions& env, const std::map<std::string, std::vec
   for (const std::string& s : env.methods) f.add(s);
   f.add(int64_t(wants_importance(env)));
   f.add(int64_t(env.step_errors));
+  if (env.loss_estimates) f.add(std::string("loss_estimates"));  // (absent from older keys, which stay valid)
   for (const auto& [name, ranks] : exact_ranks) {
     f.add(name);
     for (int64_t r : ranks) f.add(r);
@@ -132,6 +133,8 @@ void write_layer(const std::string& path, const std::string& key, int64_t layer,
     // Doubles print with 17 significant digits, so they read back bit for bit.
     weights[l->name()] = {{"output_energy", e.output_energy}, {"curve", e.curve}, {"exact", e.exact}};
     for (size_t k = 0; k < e.by_rank.size(); ++k) add(l->name() + ".by_rank." + std::to_string(k), f64_tensor(e.by_rank[k]), DType::F64);
+    for (size_t k = 0; k < e.loss_by_rank.size(); ++k)
+      add(l->name() + ".loss_by_rank." + std::to_string(k), f64_tensor(e.loss_by_rank[k]), DType::F64);
   }
   write_safetensors(path, tensors,
                     {{"key", key}, {"layer", std::to_string(layer)}, {"entries", entries.dump()}, {"weights", weights.dump()}});
@@ -171,6 +174,8 @@ int64_t read_layer(const std::string& path, const std::string& key, int64_t laye
       e.exact = w.at("exact").get<std::map<int64_t, std::vector<double>>>();
       for (size_t k = 0; k < e.curve.size() && env.step_errors; ++k)
         e.by_rank.push_back(doubles_of(f, l->name() + ".by_rank." + std::to_string(k)));
+      for (size_t k = 0; k < e.curve.size() && env.loss_estimates; ++k)
+        e.loss_by_rank.push_back(doubles_of(f, l->name() + ".loss_by_rank." + std::to_string(k)));
       errors[l->name()] = std::move(e);
     }
   } catch (const nlohmann::json::exception&) {
@@ -239,6 +244,7 @@ std::string factor_store_key(const Transformer& net, const CalibStats& stats, co
     f.add(s.gram);
     f.add(s.abs_mean);
     f.add(s.fisher);
+    if (s.out_gram.defined()) f.add(s.out_gram);  // (older keys, without it, stay valid)
   }
   add_env(f, env, exact_ranks);
   return f.key();

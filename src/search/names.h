@@ -10,6 +10,7 @@ namespace rankrl::names {
 // Baselines (--baselines). "uniform" runs one approach per factoring method, "uniform:<method>".
 inline constexpr const char* kUniform = "uniform";
 inline constexpr const char* kSvdllm2 = "svdllm2";
+inline constexpr const char* kKfac = "kfac";  // opt-in: needs the whole model's backward in calibration
 inline constexpr const char* kSensitivity = "sensitivity";
 inline constexpr const char* kRandom = "random";
 inline constexpr const char* kEvolution = "evolution";
@@ -21,7 +22,7 @@ inline constexpr const char* kReinforce = "reinforce";
 // Every baseline --baselines accepts, in the order they run (uniform first; then the agents run
 // between sensitivity and random).
 inline const std::vector<std::string>& all_baselines() {
-  static const std::vector<std::string> all = {kUniform, kSvdllm2, kSensitivity, kRandom, kEvolution, kEvolutionKl};
+  static const std::vector<std::string> all = {kUniform, kSvdllm2, kKfac, kSensitivity, kRandom, kEvolution, kEvolutionKl};
   return all;
 }
 

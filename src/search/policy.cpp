@@ -255,7 +255,7 @@ nlohmann::json policy_info_json(const PolicyInfo& i) {
           {"normalisation", "none beyond the features' own closed-form scaling (env.h: fractions, log-ratios, "
                             "relative depth, role one-hot, relative output errors); no running statistics"},
           {"methods", i.methods}, {"selects", i.selects}, {"roles", i.roles}, {"rank_action", i.rank_action},
-          {"keep_range", {i.keep_min, i.keep_max}}, {"trained_on", i.trained_on}, {"episodes", i.episodes}};
+          {"anchor", i.anchor}, {"keep_range", {i.keep_min, i.keep_max}}, {"trained_on", i.trained_on}, {"episodes", i.episodes}};
 }
 
 PolicyInfo read_policy_info(const std::string& path) {
@@ -282,6 +282,7 @@ PolicyInfo read_policy_info(const std::string& path) {
   i.selects = field<std::vector<std::string>>(j, "selects", path);
   i.roles = field<std::vector<std::string>>(j, "roles", path);
   i.rank_action = field<std::string>(j, "rank_action", path);
+  i.anchor = j.contains("anchor") ? field<std::string>(j, "anchor", path) : "svdllm2";  // policies before kfac
   const auto range = field<std::vector<double>>(j, "keep_range", path);
   check(range.size() == 2 && range[0] <= range[1], path, "policy file with a bad keep_range");
   i.keep_min = range[0], i.keep_max = range[1];

@@ -95,11 +95,11 @@ Plan decode(SearchEnv& env, Agent& agent, const PolicyInfo& p, std::mt19937_64& 
 // errors are taken. Only the errors are read, so factors not written to a store are not kept.
 ObtainedFactors policy_factors(const Model& model, const PolicyPlanOptions& o, const EnvOptions& eo) {
   const FactorStorePlace place{o.factor_cache, true, false};
-  if (streams_factor_store(!o.stats.calib_file.empty(), eo.methods, o.whole_model_setup)) {
+  if (streams_factor_store(!o.stats.calib_file.empty(), eo.methods, o.whole_model_setup || eo.loss_estimates)) {
     const std::vector<int32_t> ids = calibration_ids(*model.tokenizer, o.stats.calib_file, o.stats.calib_tokens);
     return obtain_factor_store(*model.net, {&ids, o.stats.ctx, nullptr}, eo, {}, place);
   }
-  const CalibStats stats = obtain_stats(model, o.stats, uses_fisher(eo.methods));
+  const CalibStats stats = obtain_stats(model, o.stats, uses_fisher(eo.methods), eo.loss_estimates);
   ObtainedFactors factors = obtain_factor_store(*model.net, {nullptr, 0, &stats}, eo, {}, place);
   factors.cache->set_stats(nullptr);  // the statistics go now
   return factors;
@@ -125,6 +125,10 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
   eo.seed = o.seed;
   eo.step_errors = true;  // the plans' closed-form errors are read per rank (no Gram is held)
   eo.rank_action = p.rank_action;
+  eo.anchor = p.anchor;
+  // A kfac anchor is computed on this model from its own output-gradient statistics (a backward
+  // pass over the calibration text; no evaluation of any plan).
+  eo.loss_estimates = p.rank_action == "anchored" && p.anchor == "kfac";
   ObtainedFactors factors = policy_factors(model, o, eo);
   SearchEnv env(*model.net, *factors.cache, factors.errors, eo);
   check(env.feature_names() == p.features, o.policy, "the policy's state features differ from the ones computed here");

@@ -214,6 +214,15 @@ RankMetrics metrics_from_json(const json& j) {
   return m;
 }
 
+}  // namespace
+
+bool needs_loss_estimates(const SearchOptions& o) {
+  return (o.env.rank_action == "anchored" && o.env.anchor == "kfac") ||
+         std::find(o.baselines.begin(), o.baselines.end(), names::kKfac) != o.baselines.end();
+}
+
+namespace {
+
 bool needs_fisher(const Plan& plan) {
   for (const auto& [name, d] : plan.weights)
     if (d.method != kDense && make_decomposer(d.method)->needs_fisher()) return true;
@@ -304,7 +313,7 @@ class SearchRun {
 void SearchRun::load_inputs() {
   if (!o_.init_policy.empty()) {
     init_policy_ = read_policy_info(o_.init_policy);
-    check_policy_actions(*init_policy_, o_.env.methods, o_.env.selects, o_.env.rank_action, o_.init_policy);
+    check_policy_actions(*init_policy_, o_.env.methods, o_.env.selects, o_.env.rank_action, o_.env.anchor, o_.init_policy);
   }
   model_ = load_model(o_.model, o_.tokenizer);
   const int64_t max_len = model_.config().max_seq_len;
@@ -408,11 +417,13 @@ std::map<std::string, std::vector<int64_t>> SearchRun::exact_error_ranks(const E
 // (as compress does).
 void SearchRun::setup() {
   auto start = std::chrono::steady_clock::now();
-  const bool fisher = uses_fisher(o_.env.methods);
-  const bool stream = streams_factor_store(!o_.stats.calib_file.empty(), o_.env.methods, o_.whole_model_setup);
+  const bool fisher = uses_fisher(o_.env.methods), kfac = needs_loss_estimates(o_);
+  // The K-FAC loss estimates need output gradients: a whole-model backward, so no streaming.
+  const bool stream = streams_factor_store(!o_.stats.calib_file.empty(), o_.env.methods, o_.whole_model_setup || kfac);
   if (stream) check_calib_source(o_.stats);
-  if (!o_.stats.calib_file.empty() && !stream) stats_ = obtain_stats(model_, o_.stats, fisher);
+  if (!o_.stats.calib_file.empty() && !stream) stats_ = obtain_stats(model_, o_.stats, fisher, kfac);
   EnvOptions env = o_.env;
+  env.loss_estimates = kfac;
   env.seed = o_.seed;
   env.step_errors = o_.shaping != 0.0;
   FactorStoreSource source;
@@ -488,6 +499,7 @@ void SearchRun::save_policy() const {
   p.methods = o_.env.methods;
   p.selects = o_.env.selects;
   p.rank_action = o_.env.rank_action;
+  p.anchor = o_.env.anchor;
   for (const WeightInfo& w : env_->weights())
     if (std::find(p.roles.begin(), p.roles.end(), w.type) == p.roles.end()) p.roles.push_back(w.type);
   p.keep_min = first ? o_.env.keep : std::min(p.keep_min, o_.env.keep);
@@ -627,6 +639,7 @@ void SearchRun::run_approaches(SearchContext& ctx) {
   info("best uniform method: " + methods[best_method] + " (reward on all of RkD " + std::to_string(best_uniform) + ")");
   // 2. Heuristic allocations with the best method.
   if (has(names::kSvdllm2)) run_svdllm2(ctx, state(names::kSvdllm2), best_method);
+  if (has(names::kKfac)) run_kfac(ctx, state(names::kKfac), best_method);
   if (has(names::kSensitivity)) run_sensitivity(ctx, state(names::kSensitivity), best_method, o_.sensitivity_grid);
   // 3. The agents (on the surrogate, then their best plans promoted to RkD; or RkD every episode).
   int64_t agent_evaluations = 0;
@@ -956,7 +969,7 @@ SearchResults SearchRun::run() {
   std::vector<std::string> order;
   for (const std::string& m : o_.env.methods)
     if (m != kDense) order.push_back(names::uniform_approach(m));
-  for (const char* b : {names::kSvdllm2, names::kSensitivity})
+  for (const char* b : {names::kSvdllm2, names::kKfac, names::kSensitivity})
     if (std::find(o_.baselines.begin(), o_.baselines.end(), b) != o_.baselines.end()) order.push_back(b);
   for (const std::string& a : o_.agents) order.push_back(a);
   for (const char* b : {names::kRandom, names::kEvolution, names::kEvolutionKl})
@@ -1077,6 +1090,11 @@ void validate_search_options(const SearchOptions& o) {
     throw usage_error("unknown --reward '" + o.reward.kind + "' (margin, acc, nll)");
   if (!contains(rank_actions(), o.env.rank_action))
     throw usage_error("unknown --rank-action '" + o.env.rank_action + "' (" + joined(rank_actions()) + ")");
+  if (!contains(anchors(), o.env.anchor))
+    throw usage_error("unknown --anchor '" + o.env.anchor + "' (" + joined(anchors()) + ")");
+  if (needs_loss_estimates(o) && o.stats.calib_file.empty())
+    throw usage_error("the kfac allocation (--anchor kfac with --rank-action anchored, or the kfac baseline) needs --calib: "
+                      "its output-gradient statistics are not in a --stats file");
   if (o.surrogate != "kl" && o.surrogate != "none") throw usage_error("unknown --surrogate '" + o.surrogate + "' (kl, none)");
   if (o.surrogate == "kl" && (o.promote < 1 || o.surrogate_tokens < 2))
     throw usage_error("--surrogate kl needs --promote >= 1 and --surrogate-tokens >= 2");

@@ -79,6 +79,10 @@ struct SearchOptions {
   int64_t abort_after_checkpoints = 0;
 };
 
+// True when the search needs the K-FAC loss estimates (the kfac baseline, or --rank-action
+// anchored with --anchor kfac): output-gradient statistics from a whole-model backward.
+bool needs_loss_estimates(const SearchOptions& o);
+
 // Every check of the flags alone (usage errors, exit code 2). run_search calls it first and then
 // reads and checks every input file before it writes anything, so a bad run leaves no OUT.
 void validate_search_options(const SearchOptions& opts);

@@ -251,24 +251,39 @@ def causal_attention(q, k, v):
     return att @ v
 
 
-@torch.no_grad()
-def llama_forward(cfg, w, ids):
+def llama_forward_recording(cfg, w, ids, record=None):
+    """The Llama forward; record(i, y), when given, sees every projection output y (i: its index
+    in layer-major q, k, v, o, gate (w1), up (w3), down (w2) order) and returns the tensor to use."""
     B, T = ids.shape
     H, KV = cfg["n_heads"], cfg["n_kv_heads"]
     hs = cfg["dim"] // H
+    seen = []
+
+    def lin(x, weight):
+        y = x @ weight.T
+        if record is not None:
+            y = record(len(seen), y)
+        seen.append(1)
+        return y
+
     x = w["tok_embeddings"][ids]
     for l in range(cfg["n_layers"]):
         h = rmsnorm(x, w["rms_att"][l])
-        q = rope_pairs((h @ w["wq"][l].T).view(B, T, H, hs))
-        k = rope_pairs((h @ w["wk"][l].T).view(B, T, KV, hs))
-        v = (h @ w["wv"][l].T).view(B, T, KV, hs)
+        q = rope_pairs(lin(h, w["wq"][l]).view(B, T, H, hs))
+        k = rope_pairs(lin(h, w["wk"][l]).view(B, T, KV, hs))
+        v = lin(h, w["wv"][l]).view(B, T, KV, hs)
         k = k.repeat_interleave(H // KV, dim=2)  # query head h uses kv head h // (H/KV)
         v = v.repeat_interleave(H // KV, dim=2)
         o = causal_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        x = x + o.transpose(1, 2).reshape(B, T, -1) @ w["wo"][l].T
+        x = x + lin(o.transpose(1, 2).reshape(B, T, -1), w["wo"][l])
         h = rmsnorm(x, w["rms_ffn"][l])
-        x = x + (torch.nn.functional.silu(h @ w["w1"][l].T) * (h @ w["w3"][l].T)) @ w["w2"][l].T
+        x = x + lin(torch.nn.functional.silu(lin(h, w["w1"][l])) * lin(h, w["w3"][l]), w["w2"][l])
     return rmsnorm(x, w["rms_final"]) @ w["wcls"].T
+
+
+@torch.no_grad()
+def llama_forward(cfg, w, ids):
+    return llama_forward_recording(cfg, w, ids)
 
 
 def layernorm(x, w, b, eps):
@@ -583,11 +598,46 @@ def cmd_rank(args):
     print(json.dumps(r))
 
 
+def cmd_outgram(args):
+    """Output-gradient Grams (rankrl calibrate's LinearStats::out_gram): the first 512 tokens (BOS
+    first) of tinystories_val in windows of 128; per window the gradient of its mean next-token NLL
+    at every projection output, times its predicted tokens (len-1), summed as g g^T over tokens and
+    divided by N^2 (N = all predicted tokens): the gradient of the whole text's mean NLL."""
+    m = Stories()
+    text = open(data_path("tinystories/tinystories_val.txt"), encoding="utf-8").read()
+    tokens = ([Llama2cTokenizer.BOS] + m.tok.encode(text))[:512]
+    ctx, n_pred, grams = 128, 0, {}
+    for s in range(0, len(tokens), ctx):
+        ids = torch.tensor([tokens[s:s + ctx]])
+        T = ids.shape[1]
+        outs = {}
+
+        def keep(i, y):  # a zero probe added to the output: its gradient is the output's
+            outs[i] = torch.zeros_like(y, requires_grad=True)
+            return y + outs[i]
+
+        with torch.enable_grad():
+            logits = llama_forward_recording(m.cfg, m.w, ids, keep)
+            loss = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:])
+            loss.backward()
+        for i, y in outs.items():
+            g = y.grad.reshape(-1, y.shape[-1]).double() * (T - 1)
+            grams[i] = grams.get(i, 0) + g.T @ g
+        n_pred += T - 1
+    out = dict(model=STORIES_BIN, tokens=len(tokens), ctx=ctx, predicted=n_pred, weights={})
+    for i in (0, 6, 11, 20, 34):  # L0 q, L0 down, L1 gate, L2 down, L4 down
+        G = grams[i] / (n_pred * n_pred)
+        out["weights"][str(i)] = dict(shape=list(G.shape), trace=float(G.trace()), sum=float(G.sum()),
+                                      block=[[float(G[r, c]) for c in range(3)] for r in range(3)])
+    write_json("outgram_ref.json", out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("selftest")
     sub.add_parser("gpt2")
+    sub.add_parser("outgram")
     s = sub.add_parser("stories")
     s.add_argument("--n", type=int, default=200, help="ranking items per task")
     a = sub.add_parser("all")
@@ -604,7 +654,7 @@ def main():
         cmd_gpt2(args)
         cmd_stories(args)
     else:
-        dict(selftest=cmd_selftest, gpt2=cmd_gpt2, stories=cmd_stories,
+        dict(selftest=cmd_selftest, gpt2=cmd_gpt2, stories=cmd_stories, outgram=cmd_outgram,
              ppl=cmd_ppl, rank=cmd_rank)[args.cmd](args)
 
 
