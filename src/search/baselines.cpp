@@ -20,6 +20,7 @@
 //                     evaluations as an agent's episodes, then its best plans promoted to RkD as
 //                     the agents' are: the ablation that says what the surrogate alone buys.
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "core/error.h"
@@ -90,11 +91,15 @@ void run_uniform(SearchContext& ctx, ApproachState& st, int method) {
   finish(ctx, st);
 }
 
-void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
+namespace {
+
+// One plan from a closed-form allocation of `method`'s ranks (rank fractions per weight), scored
+// once: the svdllm2 and kfac baselines.
+void run_allocation(SearchContext& ctx, ApproachState& st, int method, const std::function<std::vector<double>()>& allocate) {
   if (st.done) return;
   auto start = std::chrono::steady_clock::now();
   std::vector<Action> actions = uniform_actions(ctx.env, method);
-  const std::vector<double> fractions = ctx.env.loss_allocation(method);
+  const std::vector<double> fractions = allocate();
   for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
   ctx.score(st, actions);
   st.units = 1;
@@ -102,16 +107,14 @@ void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
   finish(ctx, st);
 }
 
+}  // namespace
+
+void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
+  run_allocation(ctx, st, method, [&] { return ctx.env.loss_allocation(method); });
+}
+
 void run_kfac(SearchContext& ctx, ApproachState& st, int method) {
-  if (st.done) return;
-  auto start = std::chrono::steady_clock::now();
-  std::vector<Action> actions = uniform_actions(ctx.env, method);
-  const std::vector<double> fractions = ctx.env.kfac_allocation(method);
-  for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
-  ctx.score(st, actions);
-  st.units = 1;
-  elapsed_into(st, start);
-  finish(ctx, st);
+  run_allocation(ctx, st, method, [&] { return ctx.env.kfac_allocation(method); });
 }
 
 void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t grid) {
