@@ -703,6 +703,32 @@ TEST_F(SearchCli, SurrogateNoneScoresEveryEpisodeOnRkd) {
   EXPECT_EQ(res["timing"]["surrogate_evaluations"], 0);
 }
 
+// The kfac baseline: one plan (one RkD evaluation) of svdllm ranks within the budget.
+TEST_F(SearchCli, KfacBaselineIsOnePlanAtTheBudget) {
+  test::CliResult r = test::run_cli(args("kfac", "--json -q --baselines uniform,kfac --methods dense,svdllm --selects top",
+                                         {{"--episodes", "2"}}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json res = json::parse(r.out);
+  int found = 0;
+  for (const auto& a : res["approaches"])
+    if (a["name"] == "kfac") {
+      ++found;
+      EXPECT_EQ(a["evaluations"], 1);
+    }
+  EXPECT_EQ(found, 1);
+  const Plan plan = read_plan(dir.file("kfac/plans/kfac.json"));
+  Model m = stories();
+  double kept = 0.0, dense = 0.0;
+  for (const Linear* l : m.net->linears()) {
+    const WeightDecision& d = plan.weights.at(l->name());
+    EXPECT_EQ(d.method, "svdllm") << l->name();
+    kept += double(d.rank * (l->out_features() + l->in_features()));
+    dense += double(l->out_features() * l->in_features());
+  }
+  EXPECT_LE(kept, 0.6 * dense);
+  EXPECT_GT(kept, 0.59 * dense);
+}
+
 // Random and evolution draw from their own seeded streams: the agents' episodes (their draws)
 // do not move them. Two runs that differ only in --episodes log the same first 4 units for both.
 TEST_F(SearchCli, BaselinesDrawFromTheirOwnStreams) {
