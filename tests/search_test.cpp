@@ -727,6 +727,10 @@ TEST_F(SearchCli, KfacBaselineIsOnePlanAtTheBudget) {
   }
   EXPECT_LE(kept, 0.6 * dense);
   EXPECT_GT(kept, 0.59 * dense);
+  // --anchor kfac beside a rank action that is not anchored is not read: no loss estimates needed.
+  test::CliResult unanchored =
+      test::run_cli(args("unanchored", "-q --baselines uniform --methods dense,svdllm --selects top --anchor kfac", {{"--episodes", "1"}}));
+  EXPECT_EQ(unanchored.exit_code, 0) << unanchored.err;
 }
 
 // Random and evolution draw from their own seeded streams: the agents' episodes (their draws)

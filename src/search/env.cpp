@@ -81,6 +81,8 @@ const std::vector<std::string>& anchors() {
   return all;
 }
 
+bool anchored_at_kfac(const EnvOptions& opts) { return opts.rank_action == "anchored" && opts.anchor == "kfac"; }
+
 int64_t WeightInfo::rank_for(double rank_frac) const { return rank_for_fraction(cost, m, n, max_rank, rank_frac); }
 
 double SearchEnv::smallest_keep(const Transformer& dense, double min_rank_frac) {
@@ -189,7 +191,7 @@ void SearchEnv::init(const std::map<std::string, WeightErrors>& errors, std::vec
         "unknown rank action '" + mode + "' (absolute, relative, anchored)");
   check(std::find(anchors().begin(), anchors().end(), opts_.anchor) != anchors().end(), "",
         "unknown anchor '" + opts_.anchor + "' (svdllm2, kfac)");
-  check(opts_.anchor != "kfac" || opts_.loss_estimates, "", "internal: the kfac anchor needs loss estimates");
+  check(!anchored_at_kfac(opts_) || opts_.loss_estimates, "", "internal: the kfac anchor needs loss estimates");
   if (mode == "anchored") anchor_to_loss_allocation();
 }
 

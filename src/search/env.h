@@ -77,6 +77,9 @@ struct EnvOptions {
 
 // The anchors of the anchored rank action: svdllm2, kfac.
 const std::vector<std::string>& anchors();
+// True when the env's rank action is anchored at the kfac allocation (it then needs
+// EnvOptions::loss_estimates); --anchor alone, with another rank action, is not read.
+bool anchored_at_kfac(const EnvOptions& opts);
 
 // The rank-action modes, in the order help texts list them: absolute, relative, anchored.
 const std::vector<std::string>& rank_actions();

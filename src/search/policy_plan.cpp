@@ -128,7 +128,7 @@ PolicyPlan plan_from_policy(const PolicyPlanOptions& o) {
   eo.anchor = p.anchor;
   // A kfac anchor is computed on this model from its own output-gradient statistics (a backward
   // pass over the calibration text; no evaluation of any plan).
-  eo.loss_estimates = p.rank_action == "anchored" && p.anchor == "kfac";
+  eo.loss_estimates = anchored_at_kfac(eo);
   ObtainedFactors factors = policy_factors(model, o, eo);
   SearchEnv env(*model.net, *factors.cache, factors.errors, eo);
   check(env.feature_names() == p.features, o.policy, "the policy's state features differ from the ones computed here");

@@ -217,7 +217,7 @@ RankMetrics metrics_from_json(const json& j) {
 }  // namespace
 
 bool needs_loss_estimates(const SearchOptions& o) {
-  return (o.env.rank_action == "anchored" && o.env.anchor == "kfac") ||
+  return anchored_at_kfac(o.env) ||
          std::find(o.baselines.begin(), o.baselines.end(), names::kKfac) != o.baselines.end();
 }
 
