@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <map>
+#include <numeric>
 #include <random>
 #include <set>
 
@@ -236,6 +237,53 @@ TEST_F(EnvFixture, KfacAllocationFitsTheBudgetAndLowersTheEstimatedLoss) {
   }
   EXPECT_LT(kfac_loss, uniform_loss);
   EXPECT_LT(kfac_loss, svdllm2_loss);
+}
+
+// Anchored at kfac, the state also holds what the anchor does to the weight:
+// logit(anchor fraction) − logit(keep), and the log of the K-FAC loss the anchor leaves at the
+// weight over the mean over weights (so Σ exp over weights is their count when nothing is
+// clamped). Recomputed here from the allocation and the loss estimates; not anchored, neither.
+TEST_F(EnvFixture, AnchoredStatesSeeTheAnchorAndItsEstimatedLoss) {
+  EnvOptions o;
+  o.methods = {"svdllm"};
+  o.selects = {"top"};
+  o.keep = 0.5;
+  o.loss_estimates = true;
+  std::map<std::string, WeightErrors> errors;
+  for (const Linear* l : model->net->linears()) errors[l->name()] = weight_errors(*l, *cache, *grad_stats(*model).find(l->name()), o);
+  const std::vector<std::string> plain_names = SearchEnv(*model->net, *cache, errors, o).feature_names();
+  o.rank_action = "anchored";
+  o.anchor = "kfac";
+  SearchEnv env(*model->net, *cache, errors, o);
+  const std::vector<std::string> names = env.feature_names();
+  ASSERT_EQ(names.size(), plain_names.size() + 2);
+  const size_t shift = size_t(std::find(names.begin(), names.end(), "anchor_shift") - names.begin());
+  ASSERT_LT(shift + 1, names.size());
+  EXPECT_EQ(names[shift + 1], "log_relative_anchor_loss");
+  EXPECT_EQ(std::count(plain_names.begin(), plain_names.end(), "anchor_shift"), 0);
+
+  const std::vector<double> anchor = env.kfac_allocation(0);
+  const auto logit = [](double p) { return std::log(p / (1.0 - p)); };
+  std::vector<double> loss;
+  for (size_t i = 0; i < env.steps(); ++i) {
+    const WeightInfo& w = env.weights()[i];
+    loss.push_back(errors.at(w.name).loss_by_rank[0][size_t(w.rank_for(anchor[i]))]);
+  }
+  const double mean = std::accumulate(loss.begin(), loss.end(), 0.0) / double(loss.size());
+  std::vector<float> s = env.reset();
+  double sum_exp = 0.0;
+  bool clamped = false;
+  for (size_t i = 0; i < env.steps(); ++i) {
+    ASSERT_EQ(s.size(), names.size());
+    const double expected_shift = std::clamp(logit(anchor[i]) - logit(o.keep), -3.0, 3.0);
+    const double expected_loss = std::log(loss[i] / mean);
+    EXPECT_NEAR(s[shift], expected_shift, 1e-5) << env.weights()[i].name;
+    EXPECT_NEAR(s[shift + 1], std::clamp(expected_loss, -3.0, 3.0), 1e-5) << env.weights()[i].name;
+    clamped = clamped || std::abs(expected_loss) > 3.0;
+    sum_exp += std::exp(double(s[shift + 1]));
+    s = env.step(Action{0, o.keep, 0});
+  }
+  if (!clamped) EXPECT_NEAR(sum_exp, double(env.steps()), 1e-4 * double(env.steps()));
 }
 
 // The agent's default prior: the factoring method with the lowest mean output error at half the

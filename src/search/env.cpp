@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <queue>
 
 #include "calib/calibrate.h"
@@ -220,6 +221,8 @@ std::vector<std::string> SearchEnv::feature_names() const {
     for (double frac : kCurveFractions) f.push_back("error:" + m + "@" + std::to_string(int(frac * 100)));
   }
   for (const char* n : {"log_relative_energy", "spent", "need", "keep"}) f.push_back(n);
+  if (opts_.rank_action == "anchored") f.push_back("anchor_shift");
+  if (anchored_at_kfac(opts_)) f.push_back("log_relative_anchor_loss");
   for (const std::string& m : opts_.methods) f.push_back("previous:" + m);
   f.push_back("previous_rank_frac");
   f.push_back("previous_select");
@@ -248,6 +251,8 @@ std::vector<float> SearchEnv::state() const {
   const double rest = dense_after_[pos_];
   s.push_back(float(std::clamp((budget_ - spent_) / std::max(rest, 1.0), 0.0, 2.0)));
   s.push_back(float(opts_.keep));
+  if (!anchor_shift_.empty()) s.push_back(float(anchor_shift_[pos_]));
+  if (!anchor_loss_.empty()) s.push_back(float(anchor_loss_[pos_]));
   for (size_t k = 0; k < opts_.methods.size(); ++k) s.push_back(pos_ > 0 && int(k) == previous_.method ? 1.f : 0.f);
   s.push_back(pos_ > 0 ? float(previous_.rank_frac) : 0.f);
   s.push_back(pos_ > 0 ? float(previous_.select) : 0.f);
@@ -303,6 +308,13 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
   return WeightDecision{method, rank, opts_.selects[applied.select]};
 }
 
+namespace {
+double logit(double p) {
+  p = std::clamp(p, 1e-6, 1.0 - 1e-6);
+  return std::log(p / (1.0 - p));
+}
+}  // namespace
+
 double SearchEnv::relative_rank_frac(double frac) const {
   const double need = (budget_ - spent_) / std::max(dense_after_[pos_], 1.0);
   return std::clamp(frac * need / opts_.keep, 1e-6, 1.0);
@@ -314,15 +326,38 @@ void SearchEnv::anchor_to_loss_allocation() {
   anchor_ = opts_.anchor == "kfac" ? kfac_allocation(method) : loss_allocation(method);
   anchor_after_.assign(weights_.size() + 1, 0.0);
   for (size_t i = weights_.size(); i-- > 0;) anchor_after_[i] = anchor_after_[i + 1] + anchor_[i] * weights_[i].cost.dense;
+  anchor_features(method);
+}
+
+// What the anchor does to each weight, size-free: how far its fraction lies from keep (in logit
+// space, the action's own scale), and, with loss estimates, the estimated loss it leaves at this
+// weight over the mean over weights (a second-order estimate: largest, and least trustworthy,
+// where the anchor cuts deepest into a sensitive weight — what a policy may learn to correct).
+void SearchEnv::anchor_features(int method) {
+  const size_t N = weights_.size();
+  anchor_shift_.resize(N);
+  for (size_t i = 0; i < N; ++i) anchor_shift_[i] = std::clamp(logit(anchor_[i]) - logit(opts_.keep), -3.0, 3.0);
+  if (!anchored_at_kfac(opts_)) return;
+  const size_t factoring = factoring_index(method);
+  std::vector<double> loss(N);
+  for (size_t i = 0; i < N; ++i) {
+    const std::vector<double>& by_rank = loss_by_rank_[i][factoring];
+    const int64_t rank = std::min<int64_t>(weights_[i].rank_for(anchor_[i]), int64_t(by_rank.size()) - 1);
+    loss[i] = std::max(by_rank[size_t(rank)], 0.0);
+  }
+  const double mean = std::accumulate(loss.begin(), loss.end(), 0.0) / double(N);
+  anchor_loss_.resize(N);
+  for (size_t i = 0; i < N; ++i) anchor_loss_[i] = std::clamp(std::log(std::max(loss[i] / std::max(mean, 1e-300), 1e-6)), -3.0, 3.0);
+}
+
+size_t SearchEnv::factoring_index(int method) const {
+  const auto m = opts_.methods.begin() + method;
+  return size_t(std::count_if(opts_.methods.begin(), m, [](const std::string& s) { return s != kDense; }));
 }
 
 double SearchEnv::read_rank_action(double frac) const {
   if (opts_.rank_action == "relative") return relative_rank_frac(frac);
   if (opts_.rank_action != "anchored") return frac;
-  auto logit = [](double p) {
-    p = std::clamp(p, 1e-6, 1.0 - 1e-6);
-    return std::log(p / (1.0 - p));
-  };
   const double z = logit(anchor_[pos_]) + logit(frac) - logit(opts_.keep);
   // Budget-relative as well: what is left of the budget after the fractions asked for so far
   // (not the floored ranks, so following the anchor keeps this at 1: the anchor spends keep of
@@ -363,7 +398,7 @@ std::vector<double> SearchEnv::kfac_allocation(int method) {
   check(opts_.loss_estimates, "", "internal: the kfac allocation needs loss estimates");
   const auto m = opts_.methods.begin() + method;
   check(method >= 0 && size_t(method) < opts_.methods.size() && *m != kDense, "", "internal: kfac needs a factoring method");
-  const size_t factoring = size_t(std::count_if(opts_.methods.begin(), m, [](const std::string& s) { return s != kDense; }));
+  const size_t factoring = factoring_index(method);
   const size_t N = weights_.size();
   std::vector<int64_t> rank(N, 1);
   double spent = 0.0;
@@ -442,7 +477,7 @@ double SearchEnv::relative_error(size_t i, const std::string& method, int64_t ra
   if (stats_ == nullptr) {  // from the errors computed with the Gram (the search's setup)
     const auto m = std::find(opts_.methods.begin(), opts_.methods.end(), method);
     check(m != opts_.methods.end() && *m != kDense, method, "not a factoring method of this search");
-    const size_t factoring = size_t(std::count_if(opts_.methods.begin(), m, [](const std::string& s) { return s != kDense; }));
+    const size_t factoring = factoring_index(int(m - opts_.methods.begin()));
     auto exact = exact_[i].find(rank);
     if (exact != exact_[i].end() && factoring < exact->second.size()) return exact->second[factoring];
     check(factoring < by_rank_[i].size() && rank >= 0 && size_t(rank) < by_rank_[i][factoring].size(), w.name,

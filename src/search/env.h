@@ -17,14 +17,19 @@
 // then a rank fraction ρ is a fraction of the weight's dense time, and the cost of a rank is the
 // table's, so "two thin products slower than one" is a cost the clip sees).
 //
-// State, feature version 2 (all entries roughly in [−1, 1] or [0, 1], and size-free: the same
+// State, feature version 3 (all entries roughly in [−1, 1] or [0, 1], and size-free: the same
 // meaning on every model, so a saved policy transfers): relative depth layer/(L−1), position in
 // the episode, a one-hot weight role over the fixed role list (policy_roles()), log(m/n), log of
 // the weight's dense cost over the mean projection's, for every enabled factoring method its
 // relative output error ‖(W − Ŵ_r)X‖²/‖WX‖² on the calibration data at 25/50/75% of the largest
 // saving rank (the closed-form truncation curve samples), log of its output energy over the mean
 // of its role's, the fraction of the budget spent, the average keep the remaining weights must
-// meet, the keep, and the previous action (method one-hot, rank fraction, selection).
+// meet, the keep, and the previous action (method one-hot, rank fraction, selection); with the
+// anchored rank action also anchor_shift, logit(anchor fraction) − logit(keep) (what the anchor
+// does to this weight, on the action's own scale), and, anchored at kfac,
+// log_relative_anchor_loss, log of the K-FAC estimated loss the anchor leaves at this weight over
+// the mean over weights (both clamped to [−3, 3]).
+// (Version 2 had neither anchor entry: a policy correcting an anchor could not see it.)
 // (Version 1 had the one-hot over the roles present, log m / log of the largest dimension, the
 // share of its role's energy and its cost over the total: all of these change with width, depth
 // or role set.)
@@ -46,7 +51,7 @@ class Linear;
 class Transformer;
 
 // The version of the state features (state()); a saved policy records it.
-inline constexpr int kFeatureVersion = 2;
+inline constexpr int kFeatureVersion = 3;
 
 // The weight roles the state's one-hot covers, from the weight-role table (io/weight_roles.h):
 // q, k, v, qkv, o, gate, up, down — the same columns on every architecture.
@@ -205,6 +210,10 @@ class SearchEnv {
  private:
   void init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs);
   void anchor_to_loss_allocation();  // --rank-action anchored: anchor_ and anchor_after_
+  void anchor_features(int method);  // anchor_shift_ and anchor_loss_
+  // Index of methods[method] among the factoring methods (the methods without dense): how
+  // WeightErrors' per-method vectors are laid out.
+  size_t factoring_index(int method) const;
   std::vector<float> state() const;
   WeightDecision clip(size_t i, const Action& a, Action& applied) const;
 
@@ -220,6 +229,7 @@ class SearchEnv {
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
   std::vector<double> anchor_;                        // per weight (anchored rank action only)
   std::vector<double> anchor_after_;                  // Σ_{j ≥ i} anchor_j · dense cost_j
+  std::vector<double> anchor_shift_, anchor_loss_;    // per weight: the anchored states' last entries
   double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;
   double requested_ = 0.0;  // Σ cost of the fractions asked for (before clip and floor): read by anchored
   size_t pos_ = 0;

@@ -142,8 +142,10 @@ void PolicyAgent::finish_episode(std::vector<StepRecord> episode) {
 void PolicyAgent::normalise_rewards(std::vector<std::vector<StepRecord>>& episodes) {
   for (const auto& e : episodes) reward_stats_.add(e.back().reward);
   const double scale = std::max(reward_stats_.stddev(), 1e-6);
-  for (auto& e : episodes)
+  for (auto& e : episodes) {
+    e.back().reward -= reward_stats_.mean;
     for (StepRecord& s : e) s.reward /= scale;
+  }
 }
 
 void PolicyAgent::optimise(const torch::Tensor& loss) {
