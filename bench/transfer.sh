@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Transfer experiment (issue 14, item 2): train a policy on stories260K, apply it zero-shot to other
+# Transfer experiment (issue 14, item 2): train a policy on stories260K (or SOURCE), apply it zero-shot to other
 # models (rankrl plan: no evaluation on the target), and fine-tune it there (search --init-policy)
 # against a from-scratch search. Writes WORK/TAG.md (a markdown table) and WORK/TAG.json.
 #
 # Usage: bench/transfer.sh [BUILD_DIR]            (from the repository root; default build)
 #        KEEPS=0.8 TAG=t08 bench/transfer.sh &   KEEPS=0.6 TAG=t06 bench/transfer.sh   (two at once)
 # Env: WORK (scratch, default /tmp/policy-transfer), SEEDS ("1 2 3"), KEEPS ("0.6 0.8"),
-#      E_TRAIN (source episodes, 300), E_FT (target episodes of scratch and fine-tuning, 150),
+#      E_TRAIN (source episodes, 200), E_FT (target episodes of scratch and fine-tuning, 100),
 #      TARGETS ("default A B": models/default and the two small models this script trains),
 #      FT_TARGETS (where fine-tuning vs scratch is measured; default TARGETS), THREADS (1),
 #      SEARCH_ARGS (more flags for every search, e.g. "--rank-action anchored --methods dense,svdllm
 #      --selects top"; rankrl plan takes them from the policy), SOURCE (the model policies learn on:
-#      stories260K, the default, or a model directory, which is then read with the default model's
-#      calibration, held-out and ranking files; "stories" is then a target too). Every step is
-#      skipped when its output exists, so a rerun continues.
+#      stories260K, C, or a model directory, which is then read with the default model's
+#      calibration, held-out and ranking files; "stories" is then a target too; C is a small model
+#      this script trains on the default model's corpus — another width and depth, the same text
+#      and tokenizer — from CORPUS, default /tmp/rankrl-default-corpus, written by
+#      models/default/build_corpus.sh). Every step is skipped when its output exists, so a rerun
+#      continues.
 #
 # Per target and keep: the zero-shot plan (greedy), uniform svdllm and svdllm2 (the plans of the
 # from-scratch search, which runs both baselines and kfac, the K-FAC allocation alone) are each written by compress --plan and scored
@@ -61,11 +64,21 @@ PY
   --ctx 256 --tokenizer "$TOK" --corpus ts_train.txt --val ts_held.txt --out modelB --steps 600 --batch 8 \
   --lr 2e-3 --warmup 50 --eval-every 0 --val-tokens 8192 --threads "$THREADS" --dtype f32 -q
 
+# C: d 128 × 4 layers on the default model's training text with its tokenizer (1500 steps of
+# 8 × 256 tokens; ~9 min at one thread, val ppl ~79 where the default model has ~12).
+CORPUS=${CORPUS:-/tmp/rankrl-default-corpus}
+[ "$SOURCE" != C ] || [ -f modelC/config.json ] || $T nice -n 10 "$R" train --d-model 128 --layers 4 --heads 4 --ffn 344 \
+  --ctx 256 --tokenizer "$REPO/models/default/tokenizer.json" --corpus "$CORPUS/train.txt" --val "$CORPUS/val.txt" \
+  --out modelC --steps 1500 --batch 8 --lr 2e-3 --warmup 50 --eval-every 0 --val-tokens 8192 --threads "$THREADS" \
+  --dtype f32 --seed 1 -q
+
 # model, calibration text, held-out text, ranking split directory, ctx of a target
 target() {
   case $1 in
-    source) if [ "$SOURCE" = stories260K ]; then target stories; else
+    source) if [ "$SOURCE" = stories260K ]; then target stories;
+            elif [ "$SOURCE" = C ]; then target C; else
               echo "$SOURCE $REPO/models/default/calib.txt $REPO/models/default/heldout.txt $REPO/models/default/ranking 256"; fi ;;
+    C) echo "$WORK/modelC $REPO/models/default/calib.txt $REPO/models/default/heldout.txt $REPO/models/default/ranking 256" ;;
     stories) echo "$SRC $TS ts_held.txt ts-rank 256" ;;
     default) echo "$REPO/models/default $REPO/models/default/calib.txt $REPO/models/default/heldout.txt $REPO/models/default/ranking 256" ;;
     A) echo "$WORK/modelA ts_train.txt ts_held.txt ts-rank 256" ;;
