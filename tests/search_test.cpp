@@ -201,42 +201,125 @@ TEST_F(EnvFixture, LossEstimatesEqualTheDirectKfacTrace) {
   }
 }
 
-// The kfac allocation fits the budget, leaves no next rank that would still fit unbought, and its
-// summed estimated loss is below that of the uniform and the svdllm2 allocations of the same budget.
-TEST_F(EnvFixture, KfacAllocationFitsTheBudgetAndLowersTheEstimatedLoss) {
+// The kfac allocation of `keep` with `methods` (dense among them: weights may stay dense), on
+// the estimated losses of the fixture's model: the env, the allocation, and each allocation's
+// decoded plan with its cost and summed estimated loss (0 for a dense weight).
+struct KfacCase {
+  std::map<std::string, WeightErrors> errors;
+  std::unique_ptr<SearchEnv> env;
+  RankAllocation kfac;
+  // The plan of an allocation (factoring method 1 or 0 when dense is not among the methods).
+  std::pair<double, Plan> estimated(const RankAllocation& a, double& cost) {
+    const int factoring = env->dense_method() >= 0 ? 1 : 0;
+    std::vector<Action> actions(env->steps(), Action{factoring, env->options().keep, 0});
+    for (size_t i = 0; i < actions.size(); ++i) {
+      actions[i].rank_frac = a.fractions[i];
+      if (a.is_dense(i)) actions[i].method = env->dense_method();
+    }
+    const Plan plan = env->decode(actions);
+    double loss = 0.0;
+    cost = env->plan_cost(plan);
+    for (const WeightInfo& w : env->weights()) {
+      const WeightDecision& d = plan.weights.at(w.name);
+      if (d.method != kDense) loss += errors.at(w.name).loss_by_rank[0][size_t(d.rank)];
+    }
+    return {loss, plan};
+  }
+};
+
+KfacCase kfac_case(EnvFixture& f, std::vector<std::string> methods, double keep) {
   EnvOptions o;
-  o.methods = {"dense", "svdllm"};
+  o.methods = std::move(methods);
   o.selects = {"top"};
-  o.keep = 0.5;
+  o.keep = keep;
   o.loss_estimates = true;
   o.step_errors = true;  // svdllm2's allocation reads the per-rank output errors
-  std::map<std::string, WeightErrors> errors;
-  for (const Linear* l : model->net->linears()) errors[l->name()] = weight_errors(*l, *cache, *grad_stats(*model).find(l->name()), o);
-  SearchEnv env(*model->net, *cache, errors, o);
-  auto estimated = [&](const std::vector<double>& fractions, double& cost) {
-    std::vector<Action> actions(env.steps(), Action{1, 0.5, 0});
-    for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
-    const Plan plan = env.decode(actions);
-    double loss = 0.0;
-    cost = env.plan_cost(plan);
-    for (const WeightInfo& w : env.weights()) loss += errors.at(w.name).loss_by_rank[0][size_t(plan.weights.at(w.name).rank)];
-    return std::make_pair(loss, plan);
-  };
-  double kfac_cost = 0.0, uniform_cost = 0.0, svdllm2_cost = 0.0;
-  const std::vector<double> kfac = env.kfac_allocation(1);
-  const auto [kfac_loss, kfac_plan] = estimated(kfac, kfac_cost);
-  const auto [uniform_loss, uniform_plan] = estimated(std::vector<double>(env.steps(), 0.5), uniform_cost);
-  const auto [svdllm2_loss, svdllm2_plan] = estimated(env.loss_allocation(1), svdllm2_cost);
-  EXPECT_LE(kfac_cost, env.budget());
-  // The decoded plan keeps the allocation's ranks (the clip has nothing to correct).
-  for (size_t i = 0; i < env.steps(); ++i) {
-    const WeightInfo& w = env.weights()[i];
-    EXPECT_EQ(double(kfac_plan.weights.at(w.name).rank), std::round(kfac[i] * w.cost.dense / double(w.m + w.n))) << w.name;
-    if (kfac_plan.weights.at(w.name).rank < w.max_rank)
-      EXPECT_GT(kfac_cost + double(w.m + w.n), env.budget()) << w.name << ": a rank that fits was left";
+  KfacCase c;
+  for (const Linear* l : f.model->net->linears())
+    c.errors[l->name()] = weight_errors(*l, *f.cache, *grad_stats(*f.model).find(l->name()), o);
+  c.env = std::make_unique<SearchEnv>(*f.model->net, *f.cache, c.errors, o);
+  c.kfac = c.env->kfac_allocation(o.methods.size() - 1);
+  return c;
+}
+
+// The kfac allocation fits the budget, leaves no step that would still fit untaken (neither a
+// weight's next rank nor keeping it dense), decodes to its own ranks, and its summed estimated
+// loss is below that of the uniform and the svdllm2 allocations of the same budget; where it
+// keeps weights dense (keep 0.9 here) its loss is below that of the same greedy without the dense
+// step (dense not among the methods), which factors those weights at their largest ranks.
+TEST_F(EnvFixture, KfacAllocationFitsTheBudgetAndLowersTheEstimatedLoss) {
+  for (const double keep : {0.5, 0.9}) {
+    KfacCase c = kfac_case(*this, {"dense", "svdllm"}, keep);
+    const SearchEnv& env = *c.env;
+    double kfac_cost = 0.0, uniform_cost = 0.0, svdllm2_cost = 0.0;
+    const auto [kfac_loss, kfac_plan] = c.estimated(c.kfac, kfac_cost);
+    const auto [uniform_loss, uniform_plan] =
+        c.estimated(RankAllocation{std::vector<double>(env.steps(), keep), {}}, uniform_cost);
+    const auto [svdllm2_loss, svdllm2_plan] = c.estimated(RankAllocation{c.env->loss_allocation(1), {}}, svdllm2_cost);
+    EXPECT_LE(kfac_cost, env.budget()) << keep;
+    int64_t kept_dense = 0;
+    for (size_t i = 0; i < env.steps(); ++i) {
+      const WeightInfo& w = env.weights()[i];
+      const WeightDecision& d = kfac_plan.weights.at(w.name);
+      if (c.kfac.is_dense(i)) {
+        EXPECT_EQ(d.method, kDense) << w.name;
+        ++kept_dense;
+        continue;
+      }
+      // The decoded plan keeps the allocation's ranks (the clip has nothing to correct).
+      EXPECT_EQ(double(d.rank), std::round(c.kfac.fractions[i] * w.cost.dense / double(w.m + w.n))) << w.name;
+      if (d.rank < w.max_rank) EXPECT_GT(kfac_cost + double(w.m + w.n), env.budget()) << w.name << ": a rank that fits was left";
+      EXPECT_GT(kfac_cost + w.cost.dense - w.cost.factored(d.rank), env.budget()) << w.name << ": dense fits and was left";
+    }
+    EXPECT_LT(kfac_loss, uniform_loss) << keep;
+    EXPECT_LT(kfac_loss, svdllm2_loss) << keep;
+    if (keep < 0.9) continue;
+    ASSERT_GT(kept_dense, 0) << "keep 0.9 keeps no weight dense: the comparison below says nothing";
+    KfacCase without = kfac_case(*this, {"svdllm"}, keep);
+    EXPECT_TRUE(without.kfac.dense.empty());
+    double without_cost = 0.0;
+    const double without_loss = without.estimated(without.kfac, without_cost).first;
+    EXPECT_LT(kfac_loss, without_loss);
+    for (size_t i = 0; i < env.steps(); ++i)
+      if (c.kfac.is_dense(i))
+        EXPECT_GE(without.estimated(without.kfac, without_cost).second.weights.at(env.weights()[i].name).rank,
+                  env.weights()[i].max_rank / 2)
+            << env.weights()[i].name << ": a weight kept dense is one the greedy without dense buys high ranks of";
   }
-  EXPECT_LT(kfac_loss, uniform_loss);
-  EXPECT_LT(kfac_loss, svdllm2_loss);
+}
+
+// Anchored at a kfac allocation that keeps weights dense, an agent asking for `keep` everywhere
+// reproduces the kfac plan, dense weights included (read_action makes a factoring action that
+// does not ask for less dense there); asking for less factors the weight.
+TEST_F(EnvFixture, AnchoredAtKfacFollowingTheAnchorKeepsItsDenseWeights) {
+  KfacCase c = kfac_case(*this, {"dense", "svdllm"}, 0.9);
+  double cost = 0.0;
+  const Plan kfac_plan = c.estimated(c.kfac, cost).second;
+  EnvOptions o = c.env->options();
+  o.rank_action = "anchored";
+  o.anchor = "kfac";
+  SearchEnv env(*model->net, *cache, c.errors, o);
+  env.reset();
+  while (!env.done()) {
+    Action a{1, o.keep, 0};
+    env.read_action(a);
+    env.step(a);
+  }
+  EXPECT_EQ(plan_to_json(env.plan()), plan_to_json(kfac_plan));
+  // Asking for less at the first weight the anchor keeps dense (a shift below it) factors it.
+  const size_t first = size_t(std::find(c.kfac.dense.begin(), c.kfac.dense.end(), 1) - c.kfac.dense.begin());
+  ASSERT_LT(first, env.steps());
+  env.reset();
+  for (size_t i = 0; !env.done(); ++i) {
+    Action a{1, i == first ? 0.5 : o.keep, 0};
+    env.read_action(a);
+    if (i == first) {
+      EXPECT_EQ(a.method, 1);
+      EXPECT_LT(a.rank_frac, c.kfac.fractions[i]);
+    }
+    env.step(a);
+  }
+  EXPECT_NE(env.plan().weights.at(env.weights()[first].name).method, kDense);
 }
 
 // Anchored at kfac, the state also holds what the anchor does to the weight:
@@ -262,7 +345,7 @@ TEST_F(EnvFixture, AnchoredStatesSeeTheAnchorAndItsEstimatedLoss) {
   EXPECT_EQ(names[shift + 1], "log_relative_anchor_loss");
   EXPECT_EQ(std::count(plain_names.begin(), plain_names.end(), "anchor_shift"), 0);
 
-  const std::vector<double> anchor = env.kfac_allocation(0);
+  const std::vector<double> anchor = env.kfac_allocation(0).fractions;
   const auto logit = [](double p) { return std::log(p / (1.0 - p)); };
   std::vector<double> loss;
   for (size_t i = 0; i < env.steps(); ++i) {
@@ -751,7 +834,8 @@ TEST_F(SearchCli, SurrogateNoneScoresEveryEpisodeOnRkd) {
   EXPECT_EQ(res["timing"]["surrogate_evaluations"], 0);
 }
 
-// The kfac baseline: one plan (one RkD evaluation) of svdllm ranks within the budget.
+// The kfac baseline: one plan (one RkD evaluation) of svdllm ranks, or dense weights, within the
+// budget.
 TEST_F(SearchCli, KfacBaselineIsOnePlanAtTheBudget) {
   test::CliResult r = test::run_cli(args("kfac", "--json -q --baselines uniform,kfac --methods dense,svdllm --selects top",
                                          {{"--episodes", "2"}}));
@@ -769,9 +853,14 @@ TEST_F(SearchCli, KfacBaselineIsOnePlanAtTheBudget) {
   double kept = 0.0, dense = 0.0;
   for (const Linear* l : m.net->linears()) {
     const WeightDecision& d = plan.weights.at(l->name());
-    EXPECT_EQ(d.method, "svdllm") << l->name();
-    kept += double(d.rank * (l->out_features() + l->in_features()));
-    dense += double(l->out_features() * l->in_features());
+    const double m_n = double(l->out_features() * l->in_features());
+    if (d.method == kDense) {
+      kept += m_n;
+    } else {
+      EXPECT_EQ(d.method, "svdllm") << l->name();
+      kept += double(d.rank * (l->out_features() + l->in_features()));
+    }
+    dense += m_n;
   }
   EXPECT_LE(kept, 0.6 * dense);
   EXPECT_GT(kept, 0.59 * dense);

@@ -4,8 +4,8 @@
 // - svdllm2           SVD-LLM v2-style allocation (Wang et al. 2025; SearchEnv::loss_allocation):
 //                     within each weight type, less removed from a weight with a larger
 //                     truncation loss at the uniform rank; 1 evaluation;
-// - kfac              (opt-in) ranks that minimise the summed K-FAC estimates of each
-//                     truncation's loss increase (SearchEnv::kfac_allocation); 1 evaluation;
+// - kfac              (opt-in) ranks, or dense, that minimise the summed K-FAC estimates of
+//                     each truncation's loss increase (SearchEnv::kfac_allocation); 1 evaluation;
 // - sensitivity       ASVD-style search (Yuan et al. 2023): the reward with one weight factored
 //                     at each of `grid` rank fractions and the rest dense (a sensitivity table),
 //                     then a binary search for the smallest tolerated reward drop τ whose
@@ -95,12 +95,15 @@ namespace {
 
 // One plan from a closed-form allocation of `method`'s ranks (rank fractions per weight), scored
 // once: the svdllm2 and kfac baselines.
-void run_allocation(SearchContext& ctx, ApproachState& st, int method, const std::function<std::vector<double>()>& allocate) {
+void run_allocation(SearchContext& ctx, ApproachState& st, int method, const std::function<RankAllocation()>& allocate) {
   if (st.done) return;
   auto start = std::chrono::steady_clock::now();
   std::vector<Action> actions = uniform_actions(ctx.env, method);
-  const std::vector<double> fractions = allocate();
-  for (size_t i = 0; i < actions.size(); ++i) actions[i].rank_frac = fractions[i];
+  const RankAllocation allocation = allocate();
+  for (size_t i = 0; i < actions.size(); ++i) {
+    actions[i].rank_frac = allocation.fractions[i];
+    if (allocation.is_dense(i)) actions[i].method = ctx.env.dense_method();
+  }
   ctx.score(st, actions);
   st.units = 1;
   elapsed_into(st, start);
@@ -110,7 +113,7 @@ void run_allocation(SearchContext& ctx, ApproachState& st, int method, const std
 }  // namespace
 
 void run_svdllm2(SearchContext& ctx, ApproachState& st, int method) {
-  run_allocation(ctx, st, method, [&] { return ctx.env.loss_allocation(method); });
+  run_allocation(ctx, st, method, [&] { return RankAllocation{ctx.env.loss_allocation(method), {}}; });
 }
 
 void run_kfac(SearchContext& ctx, ApproachState& st, int method) {

@@ -272,10 +272,10 @@ std::vector<float> SearchEnv::reset() {
   return state();
 }
 
-WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const {
+WeightDecision SearchEnv::clip(size_t i, const Action& a, double spent, Action& applied) const {
   const WeightInfo& w = weights_[i];
-  const double lo = budget_ - spent_ - dense_after_[i + 1];
-  const double hi = budget_ - spent_ - cheapest_after_[i + 1];
+  const double lo = budget_ - spent - dense_after_[i + 1];
+  const double hi = budget_ - spent - cheapest_after_[i + 1];
   applied = a;
   applied.method = std::clamp(a.method, 0, int(opts_.methods.size()) - 1);
   applied.select = std::clamp(a.select, 0, int(opts_.selects.size()) - 1);
@@ -293,8 +293,8 @@ WeightDecision SearchEnv::clip(size_t i, const Action& a, Action& applied) const
     rank = std::max<int64_t>(rank, w.cost.rank_at_least(lo));
     rank = std::min<int64_t>(rank, w.cost.rank_at_most(hi));
     // Even the largest saving rank spends too little: dense, if it is enabled and fits.
-    const int dense = int(std::find(opts_.methods.begin(), opts_.methods.end(), kDense) - opts_.methods.begin());
-    if (rank > w.max_rank && dense < int(opts_.methods.size()) && w.cost.dense <= hi) {
+    const int dense = dense_method();
+    if (rank > w.max_rank && dense >= 0 && w.cost.dense <= hi) {
       applied.method = dense;
       method = kDense;
     }
@@ -323,9 +323,13 @@ double SearchEnv::relative_rank_frac(double frac) const {
 void SearchEnv::anchor_to_loss_allocation() {
   const int method = lowest_error_method();
   check(method >= 0, "", "--rank-action anchored needs a factoring method among --methods");
-  anchor_ = opts_.anchor == "kfac" ? kfac_allocation(method) : loss_allocation(method);
+  RankAllocation a = opts_.anchor == "kfac" ? kfac_allocation(method) : RankAllocation{loss_allocation(method), {}};
+  anchor_ = a.fractions;
+  anchor_dense_.assign(weights_.size(), 0);
+  for (size_t i = 0; i < weights_.size(); ++i) anchor_dense_[i] = a.is_dense(i);
   anchor_after_.assign(weights_.size() + 1, 0.0);
-  for (size_t i = weights_.size(); i-- > 0;) anchor_after_[i] = anchor_after_[i + 1] + anchor_[i] * weights_[i].cost.dense;
+  for (size_t i = weights_.size(); i-- > 0;)
+    anchor_after_[i] = anchor_after_[i + 1] + (anchor_dense_[i] ? 1.0 : anchor_[i]) * weights_[i].cost.dense;
   anchor_features(method);
 }
 
@@ -345,7 +349,7 @@ void SearchEnv::anchor_features(int method) {
   for (size_t i = 0; i < N; ++i) {
     const std::vector<double>& by_rank = loss_by_rank_[i][factoring];
     const int64_t rank = std::min<int64_t>(weights_[i].rank_for(anchor_[i]), int64_t(by_rank.size()) - 1);
-    loss[i] = std::max(by_rank[size_t(rank)], 0.0);
+    loss[i] = anchor_dense_[i] ? 0.0 : std::max(by_rank[size_t(rank)], 0.0);
   }
   const double mean = std::accumulate(loss.begin(), loss.end(), 0.0) / double(N);
   anchor_loss_.resize(N);
@@ -368,6 +372,17 @@ double SearchEnv::read_rank_action(double frac) const {
   // onto the last ones.
   const double scale = (budget_ - requested_) / std::max(anchor_after_[pos_], 1e-300);
   return std::clamp(scale / (1.0 + std::exp(-z)), 1e-6, 1.0);
+}
+
+void SearchEnv::read_action(Action& a) const {
+  const bool shift_down = a.rank_frac < opts_.keep;
+  a.rank_frac = read_rank_action(a.rank_frac);
+  if (opts_.rank_action == "anchored" && anchor_dense_[pos_] && !shift_down) a.method = dense_method();
+}
+
+int SearchEnv::dense_method() const {
+  const auto it = std::find(opts_.methods.begin(), opts_.methods.end(), kDense);
+  return it == opts_.methods.end() ? -1 : int(it - opts_.methods.begin());
 }
 
 std::vector<double> SearchEnv::loss_allocation(int method) {
@@ -396,45 +411,105 @@ std::vector<double> SearchEnv::loss_allocation(int method) {
   return fractions;
 }
 
-std::vector<double> SearchEnv::kfac_allocation(int method) {
+RankAllocation SearchEnv::kfac_allocation(int method) {
   check(opts_.loss_estimates, "", "internal: the kfac allocation needs loss estimates");
   const auto m = opts_.methods.begin() + method;
   check(method >= 0 && size_t(method) < opts_.methods.size() && *m != kDense, "", "internal: kfac needs a factoring method");
   const size_t factoring = factoring_index(method);
+  const bool may_keep_dense = dense_method() >= 0;
   const size_t N = weights_.size();
   std::vector<int64_t> rank(N, 1);
+  std::vector<char> dense(N, 0);
   double spent = 0.0;
   for (const WeightInfo& w : weights_) spent += w.cost.factored(1);
-  // Estimated loss saved per unit of budget cost by weight i's next rank (a rank that costs
-  // nothing more, as latency steps can, comes first).
-  auto gain = [&](size_t i) {
+  // A step of weight i from its current rank: to the next rank, or to dense (loss 0).
+  auto step_cost = [&](size_t i, bool to_dense) {
+    const WeightCost& c = weights_[i].cost;
+    return (to_dense ? c.dense : c.factored(rank[i] + 1)) - c.factored(rank[i]);
+  };
+  struct Step {
+    double gain;  // estimated loss saved per unit of budget cost (a step that costs nothing more first)
+    size_t i;
+    int64_t from;  // the weight's rank when the step was offered: stale once it moved on
+    bool to_dense;
+    bool operator<(const Step& o) const { return gain < o.gain; }
+  };
+  std::priority_queue<Step> next;
+  auto offer = [&](size_t i) {
     const std::vector<double>& loss = loss_by_rank_[i][factoring];
     const int64_t r = rank[i];
-    const double step = std::max(weights_[i].cost.factored(r + 1) - weights_[i].cost.factored(r), 1e-12 * weights_[i].cost.dense);
-    return (loss[size_t(r)] - loss[size_t(r + 1)]) / step;
+    const double floor = 1e-12 * weights_[i].cost.dense;
+    if (r < weights_[i].max_rank) next.push({(loss[size_t(r)] - loss[size_t(r + 1)]) / std::max(step_cost(i, false), floor), i, r, false});
+    if (may_keep_dense) next.push({loss[size_t(r)] / std::max(step_cost(i, true), floor), i, r, true});
   };
-  std::priority_queue<std::pair<double, size_t>> next;
-  for (size_t i = 0; i < N; ++i)
-    if (weights_[i].max_rank > 1) next.push({gain(i), i});
-  while (!next.empty()) {
-    const size_t i = next.top().second;
-    next.pop();
-    const double step = weights_[i].cost.factored(rank[i] + 1) - weights_[i].cost.factored(rank[i]);
-    if (spent + step > budget_) continue;  // this weight's next rank no longer fits; others may
-    spent += step;
-    if (++rank[i] < weights_[i].max_rank) next.push({gain(i), i});
+  // Takes every step that fits, best first, from the current ranks.
+  auto fill = [&] {
+    for (size_t i = 0; i < N; ++i)
+      if (!dense[i]) offer(i);
+    while (!next.empty()) {
+      const Step s = next.top();
+      next.pop();
+      if (dense[s.i] || rank[s.i] != s.from) continue;
+      const double cost = step_cost(s.i, s.to_dense);
+      if (spent + cost > budget_) continue;  // this step no longer fits; others may
+      spent += cost;
+      if (s.to_dense) {
+        dense[s.i] = 1;
+        continue;
+      }
+      ++rank[s.i];
+      offer(s.i);
+    }
+  };
+  // The clip may change the allocation: what the greedy leaves unspent, less than any step, goes
+  // to the weight before a run of dense ones, which then may not fit and are factored at their
+  // largest rank, leaving more unspent; the greedy goes on from there until the clip agrees.
+  for (int pass = 0;; ++pass) {
+    fill();
+    RankAllocation a = clipped_allocation(method, rank, dense);
+    bool agrees = true;
+    spent = 0.0;
+    for (size_t i = 0; i < N; ++i) {
+      const WeightInfo& w = weights_[i];
+      const int64_t r = a.is_dense(i) ? rank[i] : w.rank_for(a.fractions[i]);
+      agrees = agrees && a.is_dense(i) == bool(dense[i]) && (dense[i] || r == rank[i]);
+      dense[i] = a.is_dense(i);
+      rank[i] = r;
+      spent += dense[i] ? w.cost.dense : w.cost.factored(r);
+    }
+    if (agrees || pass == 3) return a;  // (two passes in practice)
   }
-  std::vector<double> fractions(N);
-  // A hair above the rank's own fraction, so that rank_for() floors back to exactly this rank.
-  for (size_t i = 0; i < N; ++i)
-    fractions[i] = std::min(1.0, weights_[i].cost.factored(rank[i]) / weights_[i].cost.dense * (1.0 + 1e-9));
-  return fractions;
+}
+
+// A hair above a rank's own fraction, so that rank_for() floors back to exactly this rank.
+double SearchEnv::fraction_of_rank(size_t i, int64_t rank) const {
+  const WeightCost& c = weights_[i].cost;
+  return std::min(1.0, c.factored(rank) / c.dense * (1.0 + 1e-9));
+}
+
+RankAllocation SearchEnv::clipped_allocation(int method, const std::vector<int64_t>& rank, const std::vector<char>& dense) const {
+  const size_t N = weights_.size();
+  RankAllocation a;
+  a.fractions.resize(N);
+  a.dense.assign(N, 0);
+  double spent = 0.0;
+  for (size_t i = 0; i < N; ++i) {
+    const WeightInfo& w = weights_[i];
+    Action applied;
+    const WeightDecision d = clip(i, Action{dense[i] ? dense_method() : method, fraction_of_rank(i, rank[i]), 0}, spent, applied);
+    a.dense[i] = d.method == kDense;
+    spent += a.dense[i] ? w.cost.dense : w.cost.factored(d.rank);
+    // A dense weight's fraction is its largest saving rank's, below 1 so that its logit is finite.
+    a.fractions[i] = a.dense[i] ? std::min(0.999, fraction_of_rank(i, w.max_rank)) : fraction_of_rank(i, d.rank);
+  }
+  if (std::count(a.dense.begin(), a.dense.end(), 1) == 0) a.dense.clear();
+  return a;
 }
 
 std::vector<float> SearchEnv::step(const Action& requested) {
   check(pos_ < weights_.size(), "", "episode already finished");
   Action applied;
-  WeightDecision d = clip(pos_, requested, applied);
+  WeightDecision d = clip(pos_, requested, spent_, applied);
   const WeightInfo& w = weights_[pos_];
   spent_ += d.method == kDense ? w.cost.dense : w.cost.factored(d.rank);
   const bool asked_dense = opts_.methods.at(size_t(requested.method)) == kDense;

@@ -126,6 +126,15 @@ struct WeightErrors {
 WeightErrors weight_errors(const Linear& l, FactorCache& cache, const LinearStats& st, const EnvOptions& opts,
                            const std::vector<int64_t>& exact_ranks = {});
 
+// A closed-form allocation: per weight a rank fraction, and (kfac, when dense is among the
+// methods) whether the weight stays dense instead; a dense weight's fraction is that of its
+// largest saving rank, capped below 1 (the anchor's logit stays finite).
+struct RankAllocation {
+  std::vector<double> fractions;
+  std::vector<char> dense;  // empty: none dense
+  bool is_dense(size_t i) const { return i < dense.size() && dense[i] != 0; }
+};
+
 class SearchEnv {
  public:
   // `cache` must be built on `dense` (it supplies every factorization); `stats` holds the Gram
@@ -181,18 +190,29 @@ class SearchEnv {
   // on every model, so a transferred policy starts from a strong plan rather than from uniform
   // ranks. (Random and evolutionary search decode absolute fractions: decode() reads none.)
   double read_rank_action(double frac) const;
+  // The agent's action as the env takes it: rank_frac through read_rank_action, and, anchored at an
+  // allocation that keeps the current weight dense, a factoring action that does not ask for less
+  // (rank_frac ≥ keep: a shift ≥ 0) made dense, so following the anchor reproduces its plan; its
+  // largest rank would cost about as much and lose something. Search and plan call this.
+  void read_action(Action& a) const;
   // SVD-LLM v2-style allocation (Wang et al. 2025) of `method` (an index into methods): within
   // each weight role the removed fraction R_i = |G|·(1 − keep)·(1/log L_i) / Σ_j (1/log L_j), with
   // L_i the weight's closed-form truncation loss ‖(W − Ŵ)X‖² at the rank `keep` means (larger loss
   // → less removed); a role whose losses are ≤ 1 stays at `keep`. One rank fraction per weight.
   std::vector<double> loss_allocation(int method);
   // The allocation that minimises the summed K-FAC loss estimates (WeightErrors::loss_by_rank) of
-  // `method` within the budget: every weight starts at rank 1, then one rank at a time goes to
-  // the weight whose next rank lowers its estimated loss most per unit of budget cost, while it
-  // fits. The estimate weights each truncation's output error by the loss gradient at that
-  // output (K-FAC, as EigenDamage, Wang et al. 2019, prunes with it), so it sees what the output
-  // error alone cannot: which weights the loss is sensitive to. One rank fraction per weight.
-  std::vector<double> kfac_allocation(int method);
+  // `method` within the budget: every weight starts at rank 1, then one step at a time goes to
+  // the weight whose step lowers its estimated loss most per unit of budget cost, while it fits.
+  // A step is the next rank or, when dense is among the methods, keeping the weight dense (no
+  // loss, at the dense cost): near the largest saving rank the factors cost about what the dense
+  // weight does and still lose something, and under a latency budget a factored pair can be
+  // slower than the dense product (README "Budget"). The estimate weights each truncation's
+  // output error by the loss gradient at that output (K-FAC, as EigenDamage, Wang et al. 2019,
+  // prunes with it), so it sees what the output error alone cannot: which weights the loss is
+  // sensitive to. Returned as the budget clip applies it in weight order (which spends what the
+  // greedy leaves, less than one rank step, on an earlier weight, and may so factor a last dense
+  // weight at its largest rank), so that a plan decoded from it keeps its ranks.
+  RankAllocation kfac_allocation(int method);
   // A whole action sequence → plan (random and evolutionary search), with the same clip.
   Plan decode(const std::vector<Action>& actions);
   // Every weight dense (no budget clip): the start of single-weight probes.
@@ -206,16 +226,22 @@ class SearchEnv {
   // the largest saving rank, −1 if none: the agent's default prior, because a uniform first
   // policy spends most early episodes on methods that are plainly worse (no RkD evaluation).
   int lowest_error_method() const;
+  // Index of dense among the methods, −1 when it is not one.
+  int dense_method() const;
 
  private:
   void init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs);
   void anchor_to_loss_allocation();  // --rank-action anchored: anchor_ and anchor_after_
   void anchor_features(int method);  // anchor_shift_ and anchor_loss_
+  double fraction_of_rank(size_t i, int64_t rank) const;
+  // The allocation (per weight a rank of `method`, or dense) as the budget clip applies it.
+  RankAllocation clipped_allocation(int method, const std::vector<int64_t>& rank, const std::vector<char>& dense) const;
   // Index of methods[method] among the factoring methods (the methods without dense): how
   // WeightErrors' per-method vectors are laid out.
   size_t factoring_index(int method) const;
   std::vector<float> state() const;
-  WeightDecision clip(size_t i, const Action& a, Action& applied) const;
+  // Weight i's decision for action `a` after `spent` of the budget went to the weights before it.
+  WeightDecision clip(size_t i, const Action& a, double spent, Action& applied) const;
 
   const Transformer& dense_;
   FactorCache& cache_;
@@ -228,7 +254,8 @@ class SearchEnv {
   std::map<std::string, double> type_count_;  // weights per role
   std::vector<double> cheapest_after_, dense_after_;  // suffix sums over weights > i
   std::vector<double> anchor_;                        // per weight (anchored rank action only)
-  std::vector<double> anchor_after_;                  // Σ_{j ≥ i} anchor_j · dense cost_j
+  std::vector<char> anchor_dense_;                    // per weight: the anchor keeps it dense
+  std::vector<double> anchor_after_;                  // Σ_{j ≥ i} anchor cost_j (dense ones at 1)
   std::vector<double> anchor_shift_, anchor_loss_;    // per weight: the anchored states' last entries
   double budget_ = 0.0, dense_params_ = 0.0, spent_ = 0.0, last_error_ = 0.0;
   double requested_ = 0.0;  // Σ cost of the fractions asked for (before clip and floor): read by anchored

@@ -81,7 +81,7 @@ Plan decode(SearchEnv& env, Agent& agent, const PolicyInfo& p, std::mt19937_64& 
   while (!env.done()) {
     StepRecord rec;
     Action a = agent.act(s, rng, rec, greedy);
-    a.rank_frac = env.read_rank_action(a.rank_frac);
+    env.read_action(a);
     s = env.step(a);
   }
   return env.plan();

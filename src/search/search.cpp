@@ -512,11 +512,13 @@ void SearchRun::save_policy() const {
   info("wrote the policy " + o_.save_policy);
 }
 
-// The agent's action for state `s`, its rank fraction made budget-relative when asked (the record
-// keeps the sampled action's log-probability terms; its rank_frac is the absolute one the env takes).
+// The agent's action for state `s` as the env takes it (SearchEnv::read_action: the rank fraction
+// made budget-relative or anchored when asked; the record keeps the sampled action's method and
+// log-probability terms, its rank_frac is the absolute one the env takes).
 Action SearchRun::act(Agent& agent, const std::vector<float>& s, StepRecord& rec, bool greedy) {
   Action a = agent.act(s, rng_, rec, greedy);
-  a.rank_frac = rec.action.rank_frac = env_->read_rank_action(a.rank_frac);
+  env_->read_action(a);
+  rec.action.rank_frac = a.rank_frac;
   return a;
 }
 
@@ -544,16 +546,15 @@ void SearchRun::run_agent(SearchContext& ctx, ApproachState& st, const std::stri
   while (st.units < o_.episodes) {
     auto start = std::chrono::steady_clock::now();
     std::vector<StepRecord> episode;
+    std::vector<Action> requested;  // as the env took them (read_action), to score the same plan
     std::vector<float> s = env.reset();
     while (!env.done()) {
       StepRecord rec;
-      Action a = act(agent, s, rec, false);
-      s = env.step(a);
+      requested.push_back(act(agent, s, rec, false));
+      s = env.step(requested.back());
       rec.reward = -o_.shaping * env.last_error();
       episode.push_back(std::move(rec));
     }
-    std::vector<Action> requested;
-    for (const StepRecord& r : episode) requested.push_back(r.action);
     json extra = {{"update", agent.last_update()}};
     episode.back().reward += surrogate ? ctx.score_surrogate(st, requested, extra) : ctx.score(st, requested, extra);
     agent.finish_episode(std::move(episode));
