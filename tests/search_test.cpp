@@ -210,13 +210,7 @@ struct KfacCase {
   RankAllocation kfac;
   // The plan of an allocation (factoring method 1 or 0 when dense is not among the methods).
   std::pair<double, Plan> estimated(const RankAllocation& a, double& cost) {
-    const int factoring = env->dense_method() >= 0 ? 1 : 0;
-    std::vector<Action> actions(env->steps(), Action{factoring, env->options().keep, 0});
-    for (size_t i = 0; i < actions.size(); ++i) {
-      actions[i].rank_frac = a.fractions[i];
-      if (a.is_dense(i)) actions[i].method = env->dense_method();
-    }
-    const Plan plan = env->decode(actions);
+    const Plan plan = env->decode(env->actions_of(a, env->dense_method() >= 0 ? 1 : 0));
     double loss = 0.0;
     cost = env->plan_cost(plan);
     for (const WeightInfo& w : env->weights()) {
@@ -278,12 +272,11 @@ TEST_F(EnvFixture, KfacAllocationFitsTheBudgetAndLowersTheEstimatedLoss) {
     KfacCase without = kfac_case(*this, {"svdllm"}, keep);
     EXPECT_TRUE(without.kfac.dense.empty());
     double without_cost = 0.0;
-    const double without_loss = without.estimated(without.kfac, without_cost).first;
+    const auto [without_loss, without_plan] = without.estimated(without.kfac, without_cost);
     EXPECT_LT(kfac_loss, without_loss);
     for (size_t i = 0; i < env.steps(); ++i)
       if (c.kfac.is_dense(i))
-        EXPECT_GE(without.estimated(without.kfac, without_cost).second.weights.at(env.weights()[i].name).rank,
-                  env.weights()[i].max_rank / 2)
+        EXPECT_GE(without_plan.weights.at(env.weights()[i].name).rank, env.weights()[i].max_rank / 2)
             << env.weights()[i].name << ": a weight kept dense is one the greedy without dense buys high ranks of";
   }
 }

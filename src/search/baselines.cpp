@@ -98,13 +98,7 @@ namespace {
 void run_allocation(SearchContext& ctx, ApproachState& st, int method, const std::function<RankAllocation()>& allocate) {
   if (st.done) return;
   auto start = std::chrono::steady_clock::now();
-  std::vector<Action> actions = uniform_actions(ctx.env, method);
-  const RankAllocation allocation = allocate();
-  for (size_t i = 0; i < actions.size(); ++i) {
-    actions[i].rank_frac = allocation.fractions[i];
-    if (allocation.is_dense(i)) actions[i].method = ctx.env.dense_method();
-  }
-  ctx.score(st, actions);
+  ctx.score(st, ctx.env.actions_of(allocate(), method));
   st.units = 1;
   elapsed_into(st, start);
   finish(ctx, st);
@@ -124,9 +118,8 @@ void run_sensitivity(SearchContext& ctx, ApproachState& st, int method, int64_t 
   if (st.done) return;
   SearchEnv& env = ctx.env;
   const size_t N = env.steps();
-  int dense = int(std::find(env.options().methods.begin(), env.options().methods.end(), kDense) -
-                  env.options().methods.begin());
-  check(dense < int(env.options().methods.size()), "", "the sensitivity baseline needs 'dense' among --methods");
+  const int dense = env.dense_method();
+  check(dense >= 0, "", "the sensitivity baseline needs 'dense' among --methods");
   Progress progress(names::kSensitivity, int64_t(N), "weights");
   progress.advance(st.units);
   // One unit = one weight's row of the table: its reward drop at each grid fraction.

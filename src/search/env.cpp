@@ -463,22 +463,21 @@ RankAllocation SearchEnv::kfac_allocation(int method) {
   };
   // The clip may change the allocation: what the greedy leaves unspent, less than any step, goes
   // to the weight before a run of dense ones, which then may not fit and are factored at their
-  // largest rank, leaving more unspent; the greedy goes on from there until the clip agrees.
-  for (int pass = 0;; ++pass) {
+  // largest rank, leaving more unspent; the greedy goes on from there until the clip agrees
+  // (two passes in practice; at most four).
+  for (int pass = 0; pass < 4; ++pass) {
     fill();
-    RankAllocation a = clipped_allocation(method, rank, dense);
-    bool agrees = true;
+    if (!clip_allocation(method, rank, dense)) break;
     spent = 0.0;
-    for (size_t i = 0; i < N; ++i) {
-      const WeightInfo& w = weights_[i];
-      const int64_t r = a.is_dense(i) ? rank[i] : w.rank_for(a.fractions[i]);
-      agrees = agrees && a.is_dense(i) == bool(dense[i]) && (dense[i] || r == rank[i]);
-      dense[i] = a.is_dense(i);
-      rank[i] = r;
-      spent += dense[i] ? w.cost.dense : w.cost.factored(r);
-    }
-    if (agrees || pass == 3) return a;  // (two passes in practice)
+    for (size_t i = 0; i < N; ++i) spent += dense[i] ? weights_[i].cost.dense : weights_[i].cost.factored(rank[i]);
   }
+  RankAllocation a;
+  a.fractions.resize(N);
+  // A dense weight's fraction is its largest saving rank's, below 1 so that its logit is finite.
+  for (size_t i = 0; i < N; ++i)
+    a.fractions[i] = dense[i] ? std::min(0.999, fraction_of_rank(i, weights_[i].max_rank)) : fraction_of_rank(i, rank[i]);
+  if (std::count(dense.begin(), dense.end(), 1) > 0) a.dense = std::move(dense);
+  return a;
 }
 
 // A hair above a rank's own fraction, so that rank_for() floors back to exactly this rank.
@@ -487,23 +486,28 @@ double SearchEnv::fraction_of_rank(size_t i, int64_t rank) const {
   return std::min(1.0, c.factored(rank) / c.dense * (1.0 + 1e-9));
 }
 
-RankAllocation SearchEnv::clipped_allocation(int method, const std::vector<int64_t>& rank, const std::vector<char>& dense) const {
-  const size_t N = weights_.size();
-  RankAllocation a;
-  a.fractions.resize(N);
-  a.dense.assign(N, 0);
+bool SearchEnv::clip_allocation(int method, std::vector<int64_t>& rank, std::vector<char>& dense) const {
+  bool changed = false;
   double spent = 0.0;
-  for (size_t i = 0; i < N; ++i) {
-    const WeightInfo& w = weights_[i];
+  for (size_t i = 0; i < weights_.size(); ++i) {
     Action applied;
     const WeightDecision d = clip(i, Action{dense[i] ? dense_method() : method, fraction_of_rank(i, rank[i]), 0}, spent, applied);
-    a.dense[i] = d.method == kDense;
-    spent += a.dense[i] ? w.cost.dense : w.cost.factored(d.rank);
-    // A dense weight's fraction is its largest saving rank's, below 1 so that its logit is finite.
-    a.fractions[i] = a.dense[i] ? std::min(0.999, fraction_of_rank(i, w.max_rank)) : fraction_of_rank(i, d.rank);
+    const bool now_dense = d.method == kDense;
+    changed = changed || now_dense != bool(dense[i]) || (!now_dense && d.rank != rank[i]);
+    dense[i] = now_dense;
+    if (!now_dense) rank[i] = d.rank;
+    spent += now_dense ? weights_[i].cost.dense : weights_[i].cost.factored(d.rank);
   }
-  if (std::count(a.dense.begin(), a.dense.end(), 1) == 0) a.dense.clear();
-  return a;
+  return changed;
+}
+
+std::vector<Action> SearchEnv::actions_of(const RankAllocation& a, int method) const {
+  std::vector<Action> actions(weights_.size(), Action{method, opts_.keep, 0});
+  for (size_t i = 0; i < actions.size(); ++i) {
+    actions[i].rank_frac = a.fractions[i];
+    if (a.is_dense(i)) actions[i].method = dense_method();
+  }
+  return actions;
 }
 
 std::vector<float> SearchEnv::step(const Action& requested) {

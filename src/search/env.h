@@ -228,14 +228,18 @@ class SearchEnv {
   int lowest_error_method() const;
   // Index of dense among the methods, −1 when it is not one.
   int dense_method() const;
+  // The actions that decode to an allocation: `method` (a factoring one) at its fractions, dense
+  // where it keeps a weight dense.
+  std::vector<Action> actions_of(const RankAllocation& a, int method) const;
 
  private:
   void init(const std::map<std::string, WeightErrors>& errors, std::vector<WeightCost> costs);
   void anchor_to_loss_allocation();  // --rank-action anchored: anchor_ and anchor_after_
   void anchor_features(int method);  // anchor_shift_ and anchor_loss_
   double fraction_of_rank(size_t i, int64_t rank) const;
-  // The allocation (per weight a rank of `method`, or dense) as the budget clip applies it.
-  RankAllocation clipped_allocation(int method, const std::vector<int64_t>& rank, const std::vector<char>& dense) const;
+  // Replays an allocation (per weight a rank of `method`, or dense) through the budget clip in
+  // weight order and leaves in `rank` and `dense` what it applies; returns whether it changed any.
+  bool clip_allocation(int method, std::vector<int64_t>& rank, std::vector<char>& dense) const;
   // Index of methods[method] among the factoring methods (the methods without dense): how
   // WeightErrors' per-method vectors are laid out.
   size_t factoring_index(int method) const;
